@@ -7,8 +7,9 @@ counters  COUNTERS: the IB counter schema table, legacy saturation, reset masks
 
 from .counters import COUNTER_NAMES, COUNTER_ROW, COUNTERS, Counter, legacy_view, reset_mask_rows
 from .index import NODE_TYPE, SPEED_NAMES, WIDTH_NAMES, Fabric, compile_fabric
-from .state import ACTIVE, ARMED, DOWN, INIT, LINKUP, NO_ROUTE, PHYS, POLLING, STATE, FabricState
+from .state import ACTIVE, ARMED, DISABLED, DOWN, INIT, LINKUP, NO_ROUTE, PHYS, POLLING, STATE, FabricState
 
 __all__ = ["Fabric", "FabricState", "compile_fabric", "COUNTERS", "COUNTER_NAMES", "COUNTER_ROW",
            "Counter", "legacy_view", "reset_mask_rows", "NODE_TYPE", "SPEED_NAMES", "WIDTH_NAMES",
-           "STATE", "PHYS", "DOWN", "INIT", "ARMED", "ACTIVE", "LINKUP", "POLLING", "NO_ROUTE"]
+           "STATE", "PHYS", "DOWN", "INIT", "ARMED", "ACTIVE", "LINKUP", "POLLING", "DISABLED",
+           "NO_ROUTE"]

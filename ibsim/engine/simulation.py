@@ -1,0 +1,657 @@
+"""Simulation: the clock, the only writer of fabric state, and its tick pipeline.
+
+Per tick, in this order (loops over hops or counters only; never over ports
+or flows):
+
+1. apply due fault actions and injected commands; run a due subnet-manager
+   sweep (Init ports become Active, routes are recomputed);
+2. if flows, link states or routes changed: rebuild aggregates, walk the
+   LFTs, allocate max-min fair rates and precompute per-port per-tick
+   increments (this is the only expensive step, and it runs only on change);
+3. advance the traffic counters by one tick: one in-place add over the seven
+   contiguous traffic rows of the counter array, with a fractional carry so
+   no word or packet is lost between ticks;
+4. draw bit errors on cables with a bit-error rate;
+5. advance the clock and notify observers whose interval has come round.
+
+May import: fabric, routing, traffic, faults, engine.* (never exporters).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time as _time
+
+import numpy as np
+
+from ..errors import ScenarioError, TopologyError
+from ..fabric.counters import COUNTER_ROW
+from ..fabric.state import ACTIVE, DISABLED, INIT, LINKUP, POLLING
+from ..faults import Action, Fault, expand
+from ..routing import compute_lfts
+from ..traffic import Job, resolve_pattern
+from ..units import parse_duration
+from .allocation import max_min_allocate
+from .flows import build_flowset, walk_paths
+from .snapshot import TRAPS, Event, Snapshot
+
+__all__ = ["Simulation", "TRAFFIC_ROWS", "xmit_wait_rate"]
+
+log = logging.getLogger(__name__)
+
+# the traffic counters are contiguous rows of the schema (asserted below)
+_R0 = COUNTER_ROW["port_xmit_data"]
+TRAFFIC_ROWS = ("port_xmit_data", "port_rcv_data", "port_xmit_packets", "port_rcv_packets",
+                "port_xmit_wait", "unicast_xmit_packets", "unicast_rcv_packets")
+assert [COUNTER_ROW[n] - _R0 for n in TRAFFIC_ROWS] == list(range(len(TRAFFIC_ROWS)))
+_TRAFFIC = slice(_R0, _R0 + len(TRAFFIC_ROWS))
+
+
+def xmit_wait_rate(capacity: np.ndarray, offered: np.ndarray, carried: np.ndarray) -> np.ndarray:
+    """PortXmitWait increments per second.
+
+    A port waits when the traffic offered to it exceeds what leaves it (it is
+    the bottleneck, or credits are held back by a bottleneck downstream).
+    One XmitWait tick is the time to send one 4-octet word at the port's
+    active rate, so a port stalled all the time counts ``capacity / 4`` per
+    second, like ``port_xmit_data`` at line rate::
+
+        xmit_wait/s = capacity/4 * clip((offered - carried) / capacity, 0, 1)
+
+    Parameters
+    ----------
+    capacity, offered, carried : ndarray of float64
+        Bytes/s per port.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stall = np.where(capacity > 0, (offered - carried) / capacity, 0.0)
+    return capacity / 4.0 * np.clip(stall, 0.0, 1.0)
+
+
+class Simulation:
+    """Drive a fabric's counters with traffic and faults, tick by tick.
+
+    Parameters
+    ----------
+    fabric : Fabric
+        Compiled fabric; the simulation becomes the only writer of its state.
+    tick : float or str
+        Simulated time per tick (seconds or ``"100ms"``).
+    seed : int, optional
+        Seed of every random choice; drawn from the OS and recorded when None.
+    routing : str
+        Routing engine of the embedded subnet manager (``minhop``, ``updn``,
+        ``ftree``).
+    routing_options : dict, optional
+        Passed to :func:`ibsim.routing.compute_lfts` (e.g. ``roots``).
+    mtu : int
+        Bytes per packet for the packet counters.
+    sweep_delay : float or str
+        Seconds between a link change and the subnet manager's sweep that
+        activates ports and reroutes (OpenSM sweeps every 10 s).
+    max_iter : int
+        Bound on max-min freezing rounds per reallocation.
+    port_buffer : int
+        Bytes buffered per port: what is in flight, and discarded, when its
+        link goes down.
+
+    Examples
+    --------
+    >>> from ibsim import compile_fabric, fat_tree
+    >>> from ibsim.traffic import Job
+    >>> sim = Simulation(compile_fabric(fat_tree(4, 2)), seed=1)
+    >>> sim.add_job(Job("a2a", "all_to_all", load=0.5))
+    >>> sim.run(until="1s")
+    >>> int(sim.time_s)
+    1
+    """
+
+    def __init__(self, fabric, *, tick=0.1, seed: int | None = None, routing: str = "minhop",
+                 routing_options: dict | None = None, mtu: int = 4096, sweep_delay=10.0,
+                 max_iter: int = 32, port_buffer=1 << 20):
+        self.fabric = fabric
+        self.state = fabric.state
+        self.tick_s = parse_duration(tick)
+        if self.tick_s <= 0:
+            raise ScenarioError(f"tick must be positive, got {tick!r}")
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % (2**63))
+        self.seed = int(seed)
+        self._seedseq = np.random.SeedSequence(self.seed)
+        self.rng = np.random.default_rng(self._seedseq.spawn(1)[0])
+        self.routing = routing
+        self.routing_options = dict(routing_options or {})
+        self.mtu = int(mtu)
+        if self.mtu <= 0:
+            raise ScenarioError(f"mtu must be positive, got {mtu}")
+        self.sweep_delay_s = parse_duration(sweep_delay)
+        self.max_iter = int(max_iter)
+        self.port_buffer = float(port_buffer)
+        self.ticks = 0
+        self.events: list[Event] = []
+        self.jobs: list[Job] = []
+        self._job_state: list[dict] = []
+        self._actions: list[Action] = []
+        self._observers: list[dict] = []
+        n = fabric.n_ports
+        self._held = np.zeros(n, dtype=np.int16)      # faults holding this end down
+        self._disabled = np.zeros(n, dtype=np.int16)  # port_disable holds (phys Disabled)
+        self._ber: dict[int, dict] = {}               # port (one end) -> {rate, down_above, ...}
+        self._acc = np.zeros((len(TRAFFIC_ROWS), n), dtype=np.float64)
+        self._per_tick = np.zeros_like(self._acc)
+        self._whole = np.zeros_like(self._acc)
+        self._whole_u = np.zeros(self._acc.shape, dtype=np.uint64)
+        self.xmit_rate = np.zeros(n)
+        self.rcv_rate = np.zeros(n)
+        self._flows = None
+        self._paths = None
+        self._path_ok = None
+        self._need_flows = True
+        self._need_paths = True
+        self._need_alloc = True
+        self._sweep_at: float | None = None
+        self._stop = False
+        self.stats = {"reallocations": 0, "reroutes": 0, "alloc_iterations": 0,
+                      "alloc_unconverged": 0, "aggregates": 0, "realloc_s": 0.0, "reroute_s": 0.0,
+                      "behind_s": 0.0}
+        self._t0_wall = _time.time()
+        self.reroute(reason="initial")
+
+    # ------------------------------------------------------------ building
+    @property
+    def topology(self):
+        """The :class:`~ibsim.topology.Topology` (its ``.graph`` is networkx)."""
+        return self.fabric.topology
+
+    @property
+    def time_s(self) -> float:
+        """Simulated seconds since the start."""
+        return self.ticks * self.tick_s
+
+    def add_job(self, job: Job) -> None:
+        """Add a traffic job (resolves its hosts now, with the seed)."""
+        ports, names = self._resolve_hosts(job)
+        rng = np.random.default_rng(self._seedseq.spawn(1)[0])
+        self.jobs.append(job)
+        self._job_state.append({"ports": ports, "names": names, "rng": rng, "running": False,
+                                "pattern": None, "drawn_at": None})
+        self._need_flows = True
+
+    def _resolve_hosts(self, job: Job):
+        f = self.fabric
+        ca_nodes = np.flatnonzero(f.node_type == 1)
+        first_cabled = {}
+        cabled = np.flatnonzero((~f.is_switch) & (f.peer_of_port >= 0))
+        for p in cabled[::-1]:
+            first_cabled[int(f.node_of_port[p])] = int(p)
+        hosts = job.hosts
+        if hosts == "all" or hosts is None:
+            nodes = [int(x) for x in ca_nodes if int(x) in first_cabled]
+        elif isinstance(hosts, (int, np.integer)) and not isinstance(hosts, bool):
+            pool = [int(x) for x in ca_nodes if int(x) in first_cabled]
+            if not 1 <= hosts <= len(pool):
+                raise ScenarioError(f"job {job.name!r}: hosts={hosts} but the fabric has {len(pool)} "
+                                    f"cabled CAs")
+            pick = np.random.default_rng(self._seedseq.spawn(1)[0]).choice(len(pool), hosts, replace=False)
+            nodes = [pool[i] for i in sorted(pick)]
+        else:
+            nodes = []
+            for name in hosts:
+                try:
+                    nd = f.find_node(str(name))
+                except TopologyError as exc:
+                    raise ScenarioError(f"job {job.name!r}: {exc}") from None
+                if nd not in first_cabled:
+                    raise ScenarioError(f"job {job.name!r}: host {name!r} is not a cabled CA")
+                nodes.append(nd)
+        if len(nodes) < 2:
+            raise ScenarioError(f"job {job.name!r} needs at least 2 hosts, got {len(nodes)}")
+        ports = np.array([first_cabled[n] for n in nodes], dtype=np.int64)
+        names = {}
+        for i, n in enumerate(nodes):
+            names[f.node_desc[n]] = i
+            names[f"0x{int(f.node_guid[n]):016x}"] = i
+            names[str(int(f.node_guid[n]))] = i
+        return ports, names
+
+    def schedule(self, fault: Fault) -> None:
+        """Schedule a fault (its actions apply at the first tick boundary at or after their time)."""
+        for a in expand(fault):
+            self._check_target(a)
+            self._actions.append(a)
+        self._actions.sort(key=lambda a: a.at_s)
+
+    def inject(self, kind: str, target: str, **params) -> None:
+        """Inject a fault now (applied at the next tick boundary).
+
+        Durations may be given as ``for_s=10`` or ``for_="10s"``.
+        """
+        params = {k.rstrip("_"): v for k, v in params.items()}
+        norm = {}
+        for k, v in params.items():
+            key = {"for": "for_s", "period": "period_s"}.get(k, k)
+            norm[key] = parse_duration(v) if key.endswith("_s") else v
+        self.schedule(Fault(kind, str(target), self.time_s, norm))
+
+    def observe(self, every, callback) -> None:
+        """Call ``callback(snapshot)`` every ``every`` simulated seconds (and at the end)."""
+        every_s = parse_duration(every)
+        if every_s <= 0:
+            raise ScenarioError(f"observer interval must be positive, got {every!r}")
+        self._observers.append({"every": every_s, "cb": callback, "next": self.time_s + every_s,
+                                "ev": len(self.events)})
+
+    # ------------------------------------------------------------ targets
+    def _ports_of(self, scope: str, target: str) -> np.ndarray:
+        f = self.fabric
+        try:
+            if scope in ("node", "switch"):
+                nd = f.find_node(target)
+                if scope == "switch" and f.node_type[nd] != 2:
+                    raise ScenarioError(f"{target!r} is not a switch")
+                ports = f.ports_of_node(nd)
+                return ports[f.peer_of_port[ports] >= 0]
+            p = f.find_port(target)
+        except TopologyError as exc:
+            raise ScenarioError(str(exc)) from None
+        if scope == "link":
+            if f.peer_of_port[p] < 0:
+                raise ScenarioError(f"link {target!r}: port {f.port_label(p)} is not cabled")
+            return np.array([p, f.peer_of_port[p]])
+        return np.array([p])
+
+    def _check_target(self, a: Action) -> None:
+        self._ports_of(a.scope, a.target)
+
+    # ------------------------------------------------------------ events
+    def _event(self, kind: str, port: int | None = None, details: dict | None = None,
+               trap: int | None = None) -> Event:
+        f = self.fabric
+        kw = {}
+        if port is not None:
+            n = int(f.node_of_port[port])
+            kw = {"node_guid": int(f.node_guid[n]), "node_desc": f.node_desc[n], "port": int(f.port_num[port])}
+            q = int(f.peer_of_port[port])
+            if q >= 0:
+                m = int(f.node_of_port[q])
+                kw.update(peer_guid=int(f.node_guid[m]), peer_desc=f.node_desc[m], peer_port=int(f.port_num[q]))
+        ev = Event(self.time_s, kind, trap=trap, details=details or {},
+                   wall_time=self._t0_wall + self.time_s, **kw)
+        self.events.append(ev)
+        return ev
+
+    # ------------------------------------------------------------ link state
+    def _physically_up(self, ports: np.ndarray) -> np.ndarray:
+        f = self.fabric
+        q = f.peer_of_port[ports]
+        return (q >= 0) & (self._held[ports] == 0) & (self._held[np.maximum(q, 0)] == 0)
+
+    def _apply(self, a: Action) -> None:
+        ports = self._ports_of(a.scope, a.target)
+        if a.op == "ber":
+            p = int(ports[0])
+            if a.params["rate"] > 0:
+                self._ber[p] = {"rate": a.params["rate"], "down_above": a.params["down_above"],
+                                "last_event": -math.inf, "pending": 0}
+                self._event("fault", p, {"fault": "ber", "rate": a.params["rate"]})
+                if a.params["rate"] >= a.params["down_above"]:
+                    self._hold(ports, 1, reason="ber")
+                    self._ber[p]["holding"] = True
+            else:
+                info = self._ber.pop(p, None)
+                if info and info.get("holding"):
+                    self._hold(ports, -1, reason="ber")
+                self._event("fault", p, {"fault": "ber", "rate": 0.0})
+            return
+        delta = 1 if a.op == "hold" else -1
+        if a.op == "release" and not (self._held[ports] > 0).any():
+            return
+        if a.scope == "port":
+            self._disabled[ports] += delta
+        if a.scope in ("node", "switch", "port"):
+            # the node's (or port's) own ends; their peers go Polling
+            self._hold(ports, delta, reason=a.reason)
+        else:
+            self._hold(ports[:1], delta, reason=a.reason)
+
+    def _hold(self, ports: np.ndarray, delta: int, reason: str) -> None:
+        """Change the hold count of ports and bring links down or up accordingly."""
+        f = self.fabric
+        st = self.state
+        ports = np.asarray(ports, dtype=np.int64)
+        ends = np.unique(np.concatenate([ports, f.peer_of_port[ports]]))
+        ends = ends[ends >= 0]
+        was_up = self._physically_up(ends)
+        np.add.at(self._held, ports, delta)
+        np.maximum(self._held, 0, out=self._held)
+        now_up = self._physically_up(ends)
+        going_down = ends[was_up & ~now_up]
+        coming_up = ends[~was_up & now_up]
+        if going_down.size:
+            self._link_down(going_down, reason)
+        if coming_up.size:
+            self._link_up(coming_up, reason)
+        # a disabled port reports phys Disabled even while its peer polls
+        dis = ends[(self._disabled[ends] > 0)]
+        st.phys_state[dis] = DISABLED
+
+    def _link_down(self, ends: np.ndarray, reason: str) -> None:
+        f = self.fabric
+        st = self.state
+        # packets in flight on the dying links (up to one port buffer) are discarded
+        # at the sending port
+        inflight_bytes = np.minimum(self.xmit_rate[ends] * self.tick_s, self.port_buffer)
+        inflight = np.rint(inflight_bytes / self.mtu).astype(np.uint64)
+        st.counters[COUNTER_ROW["port_xmit_discards"], ends] += inflight
+        st.counters[COUNTER_ROW["link_downed"], ends] += np.uint64(1)
+        st.set_ports_down(ends, POLLING)
+        seen = set()
+        for p in ends.tolist():           # one event per cable (events are few)
+            q = int(f.peer_of_port[p])
+            key = (min(p, q), max(p, q))
+            if key in seen:
+                continue
+            seen.add(key)
+            lost = int(inflight[(ends == p) | (ends == q)].sum())
+            self._event("link_down", p, {"reason": reason, "discarded_packets": lost},
+                        TRAPS["link_down"])
+        self._need_alloc = True
+        if not f.is_switch[ends].all() or not f.is_switch[f.peer_of_port[ends]].all():
+            self._need_flows = True         # a host lost its link: its demands go
+        self._request_sweep()
+
+    def _link_up(self, ends: np.ndarray, reason: str) -> None:
+        f = self.fabric
+        st = self.state
+        st.set_ports_up(ends, INIT)           # trained (LinkUp) but not yet Active
+        seen = set()
+        for p in ends.tolist():
+            q = int(f.peer_of_port[p])
+            key = (min(p, q), max(p, q))
+            if key in seen:
+                continue
+            seen.add(key)
+            self._event("link_up", p, {"reason": reason, "state": "Init"}, TRAPS["link_up"])
+        self._request_sweep()
+
+    def _request_sweep(self) -> None:
+        due = self.time_s + self.sweep_delay_s
+        if self._sweep_at is None or due < self._sweep_at:
+            self._sweep_at = due
+
+    def _sweep(self) -> None:
+        """The embedded subnet manager's sweep: activate trained ports, reroute."""
+        st = self.state
+        f = self.fabric
+        init = np.flatnonzero((st.port_state == INIT) & (st.phys_state == LINKUP))
+        if init.size:
+            st.port_state[init] = ACTIVE
+            seen = set()
+            for p in init.tolist():
+                q = int(f.peer_of_port[p])
+                key = (min(p, q), max(p, q))
+                if key in seen:
+                    continue
+                seen.add(key)
+                self._event("port_state_change", p, {"from": "Init", "to": "Active"},
+                            TRAPS["port_state_change"])
+            st.version += 1
+            if not f.is_switch[init].all():
+                self._need_flows = True     # a host is back: its demands return
+        self.reroute(reason="sweep")
+
+    def reroute(self, reason: str = "manual") -> None:
+        """Recompute the LFTs on the current link states (the SM's routing step)."""
+        t = _time.perf_counter()
+        lft = compute_lfts(self.fabric, self.routing, **self.routing_options)
+        self.state.lft = lft
+        self.state.version += 1
+        dt = _time.perf_counter() - t
+        self.stats["reroutes"] += 1
+        self.stats["reroute_s"] += dt
+        self._need_paths = True
+        self._need_alloc = True
+        if reason != "initial":
+            self._event("reroute", None, {"engine": self.routing, "reason": reason,
+                                          "seconds": round(dt, 4)})
+
+    # ------------------------------------------------------------ rates
+    def _host_demands(self) -> list[tuple]:
+        """(ports, demand bytes/s, pattern) of each running job, host links capped."""
+        f = self.fabric
+        active = []
+        for job, js in zip(self.jobs, self._job_state):
+            if not js["running"]:
+                continue
+            ports = js["ports"]
+            cap = f.capacity_bytes(f.cable_width[ports], f.cable_speed[ports])
+            dem = cap * job.load if job.load is not None else np.full(ports.size, float(job.rate))
+            if js["pattern"] is None:
+                js["pattern"] = resolve_pattern(job, ports.size, js["rng"], js["names"])
+                js["drawn_at"] = self.time_s
+            active.append([ports, dem, js["pattern"]])
+        if not active:
+            return []
+        # cap each host's total offered load at its link rate, proportionally over its jobs
+        allp = np.concatenate([a[0] for a in active])
+        alld = np.concatenate([a[1] for a in active])
+        tot = np.bincount(allp, weights=alld, minlength=f.n_ports)
+        cap = f.capacity_bytes(f.cable_width, f.cable_speed)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(tot > cap, cap / tot, 1.0)
+        for a in active:
+            a[1] = a[1] * scale[a[0]]
+        return [tuple(a) for a in active]
+
+    def _reallocate(self) -> None:
+        t = _time.perf_counter()
+        f = self.fabric
+        st = self.state
+        up = st.link_up_mask()
+        if self._need_flows:
+            self._flows = build_flowset(f, up, self._host_demands())
+            self._need_flows = False
+            self._need_paths = True
+        fs = self._flows
+        if self._need_paths:
+            self._paths, self._path_ok = walk_paths(f, st.lft, st.lid, fs.src_switch, fs.dst_port)
+            self._need_paths = False
+        paths = self._paths
+        n = f.n_ports
+        if fs.n:
+            # loops below run over hops only
+            H = paths.shape[0]
+            up_ext = np.append(up, True)          # the padding link is always up
+            blocked = ~self._path_ok
+            for h in range(H):
+                blocked |= ~up_ext[paths[h]]
+            demand = np.where(blocked, 0.0, fs.demand)
+            alloc = max_min_allocate(paths, fs.weight, demand, st.capacity, max_iter=self.max_iter)
+            rate = alloc.rate
+            self.stats["alloc_iterations"] += alloc.iterations
+            self.stats["alloc_unconverged"] += int(not alloc.converged)
+            sw_carried = np.zeros(n + 1)
+            sw_offered = np.zeros(n + 1)
+            for h in range(H):
+                sw_carried += np.bincount(paths[h], weights=rate, minlength=n + 1)
+                sw_offered += np.bincount(paths[h], weights=demand, minlength=n + 1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                phi = np.where(fs.demand > 0, rate / fs.demand, 0.0)
+            inj_carried, inj_offered = fs.injection(phi, n)
+            xmit = sw_carried[:n] + inj_carried
+            offered = sw_offered[:n] + inj_offered
+        else:
+            xmit = np.zeros(n)
+            offered = np.zeros(n)
+        xmit[~up] = 0.0
+        peer = f.peer_of_port
+        rcv = np.where(peer >= 0, xmit[np.maximum(peer, 0)], 0.0)
+        self.xmit_rate, self.rcv_rate = xmit, rcv
+        wait = xmit_wait_rate(st.capacity, offered, xmit)
+        dt = self.tick_s
+        pt = self._per_tick
+        pt[0] = xmit * dt / 4.0
+        pt[1] = rcv * dt / 4.0
+        pt[2] = xmit * dt / self.mtu
+        pt[3] = rcv * dt / self.mtu
+        pt[4] = wait * dt
+        pt[5] = pt[2]
+        pt[6] = pt[3]
+        self._need_alloc = False
+        self.stats["reallocations"] += 1
+        self.stats["aggregates"] = fs.n
+        self.stats["realloc_s"] += _time.perf_counter() - t
+
+    # ------------------------------------------------------------ the tick
+    def _update_jobs(self) -> None:
+        t = self.time_s
+        for job, js in zip(self.jobs, self._job_state):
+            run = job.active(t)
+            if run != js["running"]:
+                js["running"] = run
+                js["pattern"] = None
+                self._need_flows = True
+                self._event("job_start" if run else "job_stop", None,
+                            {"job": job.name, "pattern": job.pattern, "hosts": int(js["ports"].size)})
+            elif run and job.pattern == "uniform":
+                interval = parse_duration(job.params.get("interval", 1.0))
+                if js["drawn_at"] is not None and t - js["drawn_at"] >= interval - 1e-9:
+                    js["pattern"] = None
+                    self._need_flows = True
+
+    def step(self) -> None:
+        """Advance one tick."""
+        t = self.time_s
+        while self._actions and self._actions[0].at_s <= t + 1e-9:
+            self._apply(self._actions.pop(0))
+        if self._sweep_at is not None and self._sweep_at <= t + 1e-9:
+            self._sweep_at = None
+            self._sweep()
+        self._update_jobs()
+        if self._need_flows or self._need_paths or self._need_alloc:
+            self._reallocate()
+        # traffic counters: loops over counter rows only, never ports
+        acc, whole = self._acc, self._whole
+        np.add(acc, self._per_tick, out=acc)
+        np.floor(acc, out=whole)
+        np.subtract(acc, whole, out=acc)
+        np.copyto(self._whole_u, whole, casting="unsafe")
+        ctr = self.state.counters[_TRAFFIC]
+        np.add(ctr, self._whole_u, out=ctr)
+        if self._ber:
+            self._bit_errors()
+        self.ticks += 1
+        self._notify()
+
+    def _bit_errors(self) -> None:
+        """Symbol errors grow with the bits received on a cable with a bit-error rate."""
+        f = self.fabric
+        c = self.state.counters
+        for p, info in self._ber.items():   # loops over faulty cables only
+            q = int(f.peer_of_port[p])
+            for src, dst in ((p, q), (q, p)):
+                bits = self.xmit_rate[src] * 8 * self.tick_s
+                n_err = int(self.rng.poisson(bits * info["rate"])) if bits > 0 else 0
+                if not n_err:
+                    continue
+                pkts = self.xmit_rate[src] * self.tick_s / self.mtu
+                c[COUNTER_ROW["symbol_error"], dst] += np.uint64(n_err)
+                c[COUNTER_ROW["port_rcv_errors"], dst] += np.uint64(min(n_err, int(pkts)))
+                # roughly one error burst in a hundred needs link error recovery
+                ler = int(self.rng.binomial(n_err, 0.01))
+                if ler:
+                    c[COUNTER_ROW["link_error_recovery"], dst] += np.uint64(ler)
+                info["pending"] += n_err
+            if info["pending"] and self.time_s - info["last_event"] >= 10.0:
+                self._event("symbol_errors", p, {"errors": info["pending"], "ber": info["rate"]},
+                            TRAPS["symbol_errors"])
+                info["pending"] = 0
+                info["last_event"] = self.time_s
+
+    # ------------------------------------------------------------ observers
+    def snapshot(self, events=()) -> Snapshot:
+        """An immutable copy of the current state."""
+        st = self.state
+        return Snapshot(self.time_s, self.ticks, self._t0_wall + self.time_s, self.fabric,
+                        st.counters.copy(), st.port_state.copy(), st.phys_state.copy(),
+                        st.width.copy(), st.speed.copy(), st.lid.copy(), self.xmit_rate.copy(),
+                        self.rcv_rate.copy(), tuple(events))
+
+    def _notify(self, final: bool = False) -> None:
+        if not self._observers:
+            return
+        snap = None
+        t = self.time_s
+        for ob in self._observers:
+            if final or t + 1e-9 >= ob["next"]:
+                if snap is None:
+                    snap = self.snapshot()
+                evs = self.events[ob["ev"]:]
+                ob["ev"] = len(self.events)
+                while ob["next"] <= t + 1e-9:
+                    ob["next"] += ob["every"]
+                ob["cb"](snap.with_events(evs))
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to stop after the current tick."""
+        self._stop = True
+
+    def run(self, until=None, *, realtime: float | None = None, progress=None) -> None:
+        """Run until simulated time ``until`` (seconds or ``"30s"``).
+
+        Parameters
+        ----------
+        until : float or str
+            End time in simulated seconds (absolute, from the start).
+        realtime : float, optional
+            Pace at this factor (1.0 = one simulated second per wall second);
+            warns once per 10 s of wall time when it falls behind.
+        progress : callable, optional
+            Called as ``progress(sim)`` after every tick.
+        """
+        end = parse_duration(until) if until is not None else math.inf
+        if realtime is not None and realtime <= 0:
+            raise ScenarioError(f"realtime factor must be positive, got {realtime}")
+        self._stop = False
+        wall0 = _time.monotonic()
+        sim0 = self.time_s
+        last_warn = -math.inf
+        n_ticks = math.ceil((end - sim0) / self.tick_s - 1e-9) if math.isfinite(end) else None
+        done = 0
+        try:
+            while not self._stop and (n_ticks is None or done < n_ticks):
+                self.step()
+                done += 1
+                if progress is not None:
+                    progress(self)
+                if realtime:
+                    target = wall0 + (self.time_s - sim0) / realtime
+                    lag = _time.monotonic() - target
+                    if lag < 0:
+                        _time.sleep(-lag)
+                    elif lag > self.tick_s / realtime and _time.monotonic() - last_warn > 10:
+                        self.stats["behind_s"] = lag
+                        log.warning("real-time pacing is %.2f s behind at t=%.1f s", lag, self.time_s)
+                        last_warn = _time.monotonic()
+        finally:
+            self.finish()
+
+    def finish(self) -> None:
+        """Give every observer a final snapshot (so exporters hold the final values)."""
+        self._notify(final=True)
+
+    # ------------------------------------------------------------ tables
+    def counters_table(self) -> dict:
+        """Final-state table of connected ports as columns (see ``counters.csv``)."""
+        from .table import counters_table
+        return counters_table(self.snapshot())
+
+    def counters(self):
+        """Counters of every connected port as a pandas DataFrame (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover
+            raise ImportError("sim.counters() needs pandas: pip install 'ibsim[pandas]'") from exc
+        return pd.DataFrame(self.counters_table())
+

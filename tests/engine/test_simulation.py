@@ -1,0 +1,210 @@
+"""Engine invariants: conservation, saturation, capacity, determinism, faults and reroutes."""
+
+import numpy as np
+import pytest
+
+from ibsim import compile_fabric, fat_tree
+from ibsim.engine import Simulation
+from ibsim.engine.simulation import xmit_wait_rate
+from ibsim.errors import ScenarioError
+from ibsim.fabric import ACTIVE, COUNTER_ROW, DISABLED, DOWN, INIT, POLLING, legacy_view
+from ibsim.faults import Fault
+from ibsim.topology import single_switch
+from ibsim.traffic import Job
+
+R = COUNTER_ROW
+
+
+def make(radix=8, levels=2, routing="ftree", **kw):
+    f = compile_fabric(fat_tree(radix, levels))
+    return Simulation(f, seed=kw.pop("seed", 3), routing=routing, sweep_delay=kw.pop("sweep_delay", 2.0), **kw)
+
+
+def test_what_one_end_sends_the_other_receives_every_tick():
+    sim = make()
+    sim.add_job(Job("a2a", "all_to_all", load=0.7))
+    sim.add_job(Job("perm", "permutation", hosts=12, load=0.9, start_s=0.5, stop_s=1.5))
+    sim.schedule(Fault("flap", "leaf1:5", 0.3, {"period_s": 0.4, "count": 2}))
+    f = sim.fabric
+    cab = np.flatnonzero(f.peer_of_port >= 0)
+    peer = f.peer_of_port[cab]
+    prev = sim.state.counters.copy()
+    checks = 0
+
+    def check(snap):
+        nonlocal prev, checks
+        c = snap.counters
+        for tx, rx in (("port_xmit_data", "port_rcv_data"), ("port_xmit_packets", "port_rcv_packets")):
+            d_tx = c[R[tx]] - prev[R[tx]]
+            d_rx = c[R[rx]] - prev[R[rx]]
+            assert np.array_equal(d_tx[cab], d_rx[peer])
+        assert (c >= prev).all()                         # counters never decrease
+        assert (snap.xmit_rate <= f.state.capacity * (1 + 1e-9) + 1e-6).all()   # no link above capacity
+        prev = c.copy()
+        checks += 1
+
+    sim.observe(sim.tick_s, check)
+    sim.run(until="3s")
+    assert checks >= 30
+    assert prev[R["port_xmit_data"]].sum() > 0
+
+
+def test_legacy_counters_saturate_and_extended_keep_counting():
+    sim = make(radix=4)
+    sim.add_job(Job("perm", "shift", load=1.0, params={"k": 2}))
+    sim.run(until="3s")             # 4x EDR at full rate fills 32-bit PortXmitData in ~1.4 s
+    c = sim.state.counters
+    busy = np.argmax(c[R["port_xmit_data"]])
+    assert c[R["port_xmit_data"], busy] > 2**32
+    assert legacy_view(c)[R["port_xmit_data"], busy] == 2**32 - 1
+
+
+def test_same_seed_same_counters():
+    def once():
+        sim = make(seed=11)
+        sim.add_job(Job("u", "uniform", hosts=20, load=0.5, params={"interval": 0.5}))
+        sim.add_job(Job("p", "permutation", hosts=10, load=0.8))
+        sim.schedule(Fault("ber", "leaf2:5", 0.2, {"rate": 1e-9}))
+        sim.run(until="2s")
+        return sim.state.counters.copy()
+    assert np.array_equal(once(), once())
+
+
+def test_incast_gets_max_min_share_and_xmit_wait():
+    sim = make(radix=8)
+    sim.add_job(Job("inc", "incast", hosts=9, load=1.0, params={"targets": 1}))
+    sim.run(until="1s")
+    f = sim.fabric
+    port = sim._job_state[0]["ports"][-1]          # the target CA port
+    sw_port = f.peer_of_port[port]
+    cap = f.state.capacity[port]
+    assert sim.xmit_rate[sw_port] == pytest.approx(cap, rel=1e-9)     # the target link is full
+    src = sim._job_state[0]["ports"][:-1]
+    np.testing.assert_allclose(sim.xmit_rate[src], cap / 8, rtol=1e-9)  # 8 sources share it
+    assert sim.state.counters[R["port_xmit_wait"], sw_port] > 0
+
+
+def test_shift_on_ftree_fat_tree_is_contention_free():
+    sim = make(radix=8, routing="ftree")
+    sim.add_job(Job("shift", "shift", load=1.0, params={"k": 4}))
+    sim.run(until="0.5s")
+    f = sim.fabric
+    hosts = sim._job_state[0]["ports"]
+    np.testing.assert_allclose(sim.xmit_rate[hosts], f.state.capacity[hosts], rtol=1e-9)
+    assert sim.state.counters[R["port_xmit_wait"]].sum() == 0
+
+
+def test_link_down_carries_nothing_then_reroute_restores_delivery():
+    sim = make(radix=8, sweep_delay=1.0)
+    sim.add_job(Job("a2a", "all_to_all", load=0.5))
+    sim.run(until="0.5s")
+    total_before = sim.xmit_rate[~sim.fabric.is_switch].sum()
+    p = sim.fabric.find_port("leaf1:5")
+    q = int(sim.fabric.peer_of_port[p])
+    sim.inject("link_down", "leaf1:5", for_="5s")
+    sim.run(until="0.7s")
+    st = sim.state
+    assert st.port_state[p] == DOWN and st.phys_state[p] == POLLING and st.port_state[q] == DOWN
+    assert sim.xmit_rate[p] == 0 and sim.xmit_rate[q] == 0
+    assert st.counters[R["link_downed"], p] == 1 and st.counters[R["link_downed"], q] == 1
+    frozen = st.counters[:, [p, q]].copy()
+    assert sim.xmit_rate[~sim.fabric.is_switch].sum() < total_before      # some flows blocked
+    sim.run(until="2s")                                                     # sweep at 1.5 s reroutes
+    assert np.array_equal(st.counters[R["port_xmit_data"], [p, q]], frozen[R["port_xmit_data"]])
+    assert sim.xmit_rate[~sim.fabric.is_switch].sum() == pytest.approx(total_before, rel=1e-9)
+    kinds = [e.kind for e in sim.events]
+    assert "link_down" in kinds and "reroute" in kinds
+    down = next(e for e in sim.events if e.kind == "link_down")
+    assert down.trap == 128 and down.node_desc == "leaf1" and down.port == 5 and down.peer_port == 1
+    sim.run(until="7s")                    # link back at 5.5 s: Init, Active after the next sweep
+    assert st.port_state[p] == ACTIVE
+    ev = [e.kind for e in sim.events]
+    assert ev.index("link_up") < ev.index("port_state_change")
+
+
+def test_link_comes_back_in_init_until_the_sweep():
+    sim = make(radix=4, sweep_delay=1.0)
+    sim.inject("link_down", "leaf1:3", for_="0.3s")
+    sim.run(until="0.5s")
+    p = sim.fabric.find_port("leaf1:3")
+    assert sim.state.port_state[p] == INIT
+    sim.run(until="1.6s")
+    assert sim.state.port_state[p] == ACTIVE
+
+
+def test_unplug_takes_all_links_of_a_node_and_replug_restores():
+    sim = make(radix=4, sweep_delay=0.5)
+    sim.add_job(Job("a2a", "all_to_all", load=0.5))
+    sim.schedule(Fault("unplug", "node003 HCA-1", 0.2, {"for_s": 1.0}))
+    sim.run(until="0.5s")
+    f = sim.fabric
+    hp = f.port_index(int(f.node_guid[f.find_node("node003 HCA-1")]), 1)
+    assert sim.state.port_state[hp] == DOWN
+    assert sim.xmit_rate[hp] == 0 and sim.rcv_rate[hp] == 0
+    sim.run(until="2s")
+    assert sim.state.port_state[hp] == ACTIVE and sim.xmit_rate[hp] > 0
+
+
+def test_port_disable_shows_disabled():
+    sim = make(radix=4)
+    sim.inject("port_disable", "leaf1:3")
+    sim.step()
+    p = sim.fabric.find_port("leaf1:3")
+    assert sim.state.phys_state[p] == DISABLED
+    assert sim.state.phys_state[sim.fabric.peer_of_port[p]] == POLLING
+
+
+def test_ber_symbol_errors_grow_with_traffic_only():
+    sim = make(radix=4)
+    sim.schedule(Fault("ber", "leaf1:1", 0.0, {"rate": 1e-8}))
+    sim.run(until="1s")
+    p = sim.fabric.find_port("leaf1:1")
+    q = sim.fabric.peer_of_port[p]
+    assert sim.state.counters[R["symbol_error"], [p, q]].sum() == 0        # no traffic, no errors
+    sim.add_job(Job("pair", "pairs", hosts=["node001 HCA-1", "node003 HCA-1"], load=1.0,
+                    params={"pairs": [["node003 HCA-1", "node001 HCA-1"]]}))
+    sim.run(until="2s")
+    # 12.5 GB/s * 8 bit * 1e-8 = 1000 errors/s at the receiving end (node001)
+    assert 600 < sim.state.counters[R["symbol_error"], q] < 1400
+    assert any(e.kind == "symbol_errors" and e.trap == 129 for e in sim.events)
+
+
+def test_ber_above_threshold_takes_the_link_down():
+    sim = make(radix=4)
+    sim.schedule(Fault("ber", "leaf1:3", 0.0, {"rate": 1e-4, "down_above": 1e-6}))
+    sim.run(until="0.2s")
+    p = sim.fabric.find_port("leaf1:3")
+    assert sim.state.port_state[p] == DOWN
+
+
+def test_unknown_target_and_kind_are_clear():
+    sim = make(radix=4)
+    with pytest.raises(ScenarioError, match="no node"):
+        sim.inject("unplug", "node999")
+    with pytest.raises(ScenarioError, match="did you mean 'unplug'"):
+        sim.inject("unplgu", "node001 HCA-1")
+    with pytest.raises(ScenarioError, match="not cabled"):
+        Simulation(compile_fabric(single_switch(8, hosts=4)), seed=1).inject("link_down", "switch01:8")
+
+
+def test_job_host_count_uses_the_seed():
+    a = make(seed=5)
+    a.add_job(Job("j", "permutation", hosts=5, load=0.5))
+    b = make(seed=5)
+    b.add_job(Job("j", "permutation", hosts=5, load=0.5))
+    assert np.array_equal(a._job_state[0]["ports"], b._job_state[0]["ports"])
+
+
+def test_overlapping_jobs_cap_the_host_link():
+    sim = make(radix=4)
+    sim.add_job(Job("a", "shift", load=0.8, params={"k": 2}))
+    sim.add_job(Job("b", "shift", load=0.8, params={"k": 2}))
+    sim.run(until="0.2s")
+    hosts = sim._job_state[0]["ports"]
+    np.testing.assert_allclose(sim.xmit_rate[hosts], sim.state.capacity[hosts], rtol=1e-9)
+
+
+def test_xmit_wait_formula():
+    cap = np.array([100.0, 100.0, 0.0])
+    np.testing.assert_allclose(xmit_wait_rate(cap, np.array([150.0, 50.0, 5.0]), np.array([100.0, 50.0, 0.0])),
+                               [25 * 0.5, 0.0, 0.0])
