@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The test command: install everything the tests need, then run pytest.
+#   bash tests/run.sh [pytest args]
+# Debian packages (installed when missing; needs root or sudo):
+#   ibsim-utils libumad2sim0 infiniband-diags  - linux-rdma's C ibsim, umad2sim and ibnetdiscover
+#   opensm                                     - the real subnet manager the routing tests compare with
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEB_PKGS=(ibsim-utils libumad2sim0 infiniband-diags opensm)
+missing=()
+for p in "${DEB_PKGS[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "tests/run.sh: installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+PY="${PYTHON:-python3}"
+"$PY" -m pip install -q --disable-pip-version-check -e ".[test]"
+exec "$PY" -m pytest "$@"
