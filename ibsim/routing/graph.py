@@ -1,0 +1,340 @@
+"""The switch-level view every routing engine works on, and the shared kernels.
+
+:class:`SwitchGraph` turns a compiled fabric plus a link-up mask into dense
+``(n_switches, n_slots)`` arrays: slot *k* of switch row *s* is physical port
+*k* (slot 0 is the management port), ``nbr[s, k]`` is the switch row across
+that port's link when the link is usable. It also lists the destination LIDs
+with the switch and port through which each one leaves the fabric.
+
+Kernels here are vectorised over switches; the only Python loops run over
+BFS levels, port slots, destination switches or single destination LIDs
+(never over ports or flows). May import: numpy, errors, fabric.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..errors import RoutingError
+from ..fabric.state import NO_ROUTE
+
+__all__ = ["SwitchGraph", "INF", "bfs_levels", "distances", "min_plus_one",
+           "assign_least_loaded", "candidates_toward"]
+
+#: "unreachable" in the int16 distance matrices (far above any fabric diameter)
+INF = np.int16(0x3FFF)
+#: column budget of one distance chunk, in matrix entries (bounds memory at ~64 MB)
+_CHUNK_ENTRIES = 1 << 25
+
+
+class SwitchGraph:
+    """Switch-to-switch adjacency and destination table of a fabric.
+
+    Parameters
+    ----------
+    fabric : Fabric
+        The compiled fabric (read only; nothing is mutated).
+    up : ndarray of bool, shape (n_ports,), optional
+        Ports whose link may carry traffic. A link is usable only when both
+        of its ends are up. Default: ``fabric.state.link_up_mask()``.
+
+    Attributes
+    ----------
+    n_sw, n_slots : int
+        Switch rows and port slots (largest switch port count + 1).
+    port : ndarray of int64, (n_sw, n_slots)
+        Port index of each slot, -1 past the switch's last port.
+    nbr : ndarray of int32, (n_sw, n_slots)
+        Switch row across a usable switch-to-switch link, else -1.
+    cabled_nbr : ndarray of int32, (n_sw, n_slots)
+        Same over every cable, whatever its state (fabric structure).
+    ca_port : ndarray of int64, (n_sw, n_slots)
+        CA/router port index cabled to this slot, else -1.
+    dest_lid, dest_port, dest_target, dest_exit : ndarray, (n_dest,)
+        Every assigned LID (ascending), the port that owns it, the switch row
+        where it leaves the switch fabric (-1 when it cannot be reached:
+        a CA whose own link is down or cabled to another CA) and the output
+        port there (0 for a switch's own LID).
+    dest_is_switch : ndarray of bool, (n_dest,)
+    """
+
+    def __init__(self, fabric, up: np.ndarray | None = None):
+        f = fabric
+        self.fabric = f
+        if up is None:
+            up = f.state.link_up_mask()
+        up = np.asarray(up)
+        if up.dtype != bool or up.shape != (f.n_ports,):
+            raise RoutingError(f"up mask must be a bool array of shape ({f.n_ports},) "
+                               f"(one entry per port), got {up.dtype} {up.shape}")
+        self.up = up
+        n_sw = f.n_switches
+        self.n_sw = n_sw
+        sw_nodes = f.node_of_switch.astype(np.int64)
+        nports = f.node_nports[sw_nodes].astype(np.int64)
+        self.nports = nports
+        n_slots = int(nports.max()) + 1 if n_sw else 1
+        self.n_slots = n_slots
+        k = np.arange(n_slots, dtype=np.int64)
+        valid = k[None, :] <= nports[:, None]
+        port = np.where(valid, f.first_port[sw_nodes][:, None] + k[None, :], -1)
+        pp = np.maximum(port, 0)
+        peer = np.where(valid, f.peer_of_port[pp], -1).astype(np.int64)
+        cabled = peer >= 0
+        pe = np.maximum(peer, 0)
+        usable = cabled & up[pp] & up[pe]
+        peer_node = f.node_of_port[pe]
+        peer_is_sw = f.node_is_switch[peer_node]
+        cabled_nbr = np.where(cabled & peer_is_sw, f.switch_of_node[peer_node], -1).astype(np.int32)
+        self.port = port
+        self.cabled_nbr = cabled_nbr
+        self.nbr = np.where(usable, cabled_nbr, -1).astype(np.int32)
+        self.ca_port = np.where(cabled & ~peer_is_sw, peer, -1)
+        self.usable = usable
+        self._dests(f, up)
+
+    def _dests(self, f, up: np.ndarray) -> None:
+        l2p = f.state.lid_to_port()
+        lids = np.flatnonzero(l2p >= 0)
+        dport = l2p[lids]
+        is_sw = f.is_switch[dport]
+        target = np.full(lids.size, -1, dtype=np.int64)
+        exitp = np.full(lids.size, NO_ROUTE, dtype=np.int64)
+        target[is_sw] = f.switch_of_node[f.node_of_port[dport[is_sw]]]
+        exitp[is_sw] = 0
+        ca = np.flatnonzero(~is_sw)
+        p = f.peer_of_port[dport[ca]].astype(np.int64)
+        pe = np.maximum(p, 0)
+        ok = (p >= 0) & up[dport[ca]] & up[pe] & f.is_switch[pe]
+        target[ca[ok]] = f.switch_of_node[f.node_of_port[pe[ok]]]
+        exitp[ca[ok]] = f.port_num[pe[ok]]
+        self.dest_lid = lids
+        self.dest_port = dport
+        self.dest_target = target
+        self.dest_exit = exitp
+        self.dest_is_switch = is_sw
+
+    # ------------------------------------------------------------ helpers
+    def sentinel_nbr(self, allowed: np.ndarray | None = None) -> np.ndarray:
+        """``nbr`` with unusable (or not ``allowed``) moves pointing at row ``n_sw``.
+
+        Row ``n_sw`` is the extra "nowhere" row of the distance matrices,
+        which always holds :data:`INF`.
+        """
+        ok = self.nbr >= 0
+        if allowed is not None:
+            ok &= allowed
+        return np.where(ok, self.nbr, self.n_sw).astype(np.int64)
+
+    def new_lft(self) -> np.ndarray:
+        """A fresh all-255 LFT shaped like ``fabric.state.lft``, own LIDs set to 0."""
+        f = self.fabric
+        lft = np.full(f.state.lft.shape, NO_ROUTE, dtype=np.uint8)
+        sw = self.dest_is_switch
+        lft[self.dest_target[sw], self.dest_lid[sw]] = 0
+        return lft
+
+    def groups(self, keep: np.ndarray | None = None) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """Reachable destinations grouped by target switch.
+
+        Parameters
+        ----------
+        keep : ndarray of bool, (n_dest,), optional
+            Only these destinations.
+
+        Returns
+        -------
+        list of (target row, LIDs, is_switch)
+            In target-row order; LIDs ascending within a group.
+        """
+        m = self.dest_target >= 0
+        if keep is not None:
+            m &= keep
+        tg = self.dest_target[m]
+        lids = self.dest_lid[m]
+        is_sw = self.dest_is_switch[m]
+        order = np.argsort(tg, kind="stable")
+        tg, lids, is_sw = tg[order], lids[order], is_sw[order]
+        cuts = np.flatnonzero(np.diff(tg)) + 1
+        starts = np.concatenate(([0], cuts))
+        ends = np.concatenate((cuts, [tg.size]))
+        return [(int(tg[a]), lids[a:b], is_sw[a:b]) for a, b in zip(starts, ends) if b > a]
+
+    def switch_label(self, row: int) -> str:
+        """``'leaf03' (0x0002c90302000002)`` for error messages."""
+        f = self.fabric
+        node = int(f.node_of_switch[row])
+        return f"{f.node_desc[node]!r} (0x{int(f.node_guid[node]):016x})"
+
+
+def bfs_levels(nbr_sent: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """Hop distance from the nearest seed switch, for every switch.
+
+    Parameters
+    ----------
+    nbr_sent : ndarray of int64, (n_sw, n_slots)
+        Neighbour rows, ``n_sw`` where there is no move.
+    seeds : ndarray of int or bool
+        Seed switch rows (or a mask over rows).
+
+    Returns
+    -------
+    ndarray of int16, (n_sw,)
+        Hops; :data:`INF` when unreachable.
+    """
+    n_sw = nbr_sent.shape[0]
+    d = np.full(n_sw + 1, INF, dtype=np.int16)
+    d[:n_sw][seeds] = 0
+    level = 0
+    frontier = d[:n_sw] == 0
+    while frontier.any():
+        level += 1
+        reach = np.zeros(n_sw + 1, dtype=bool)
+        # moves are symmetric (cables), so "has a neighbour on the frontier"
+        # is the same as "is a neighbour of the frontier"
+        f_ext = np.append(frontier, False)
+        reach[:n_sw] = f_ext[nbr_sent].any(axis=1)
+        new = reach[:n_sw] & (d[:n_sw] == INF)
+        d[:n_sw][new] = level
+        frontier = new
+    return d[:n_sw]
+
+
+def min_plus_one(D: np.ndarray, nbr_sent: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """``1 + min_k D[nbr_sent[:, k]]`` row by row.
+
+    Parameters
+    ----------
+    D : ndarray of int16, (n_sw + 1, C)
+        Distances to C targets; row ``n_sw`` must hold :data:`INF`.
+    nbr_sent : ndarray of int64, (n_sw, n_slots)
+    slots : ndarray of int
+        Slot columns that hold at least one move.
+
+    Returns
+    -------
+    ndarray of int16, (n_sw, C)
+        Saturates at ``INF + 1`` (still "unreachable" for any comparison).
+    """
+    n_sw = nbr_sent.shape[0]
+    best = np.full((n_sw, D.shape[1]), INF, dtype=np.int16)
+    for k in slots:                      # loop over port slots, numpy over switches x targets
+        np.minimum(best, D[nbr_sent[:, k]], out=best)
+    best += 1
+    return best
+
+
+def _active_slots(nbr_sent: np.ndarray) -> np.ndarray:
+    return np.flatnonzero((nbr_sent < nbr_sent.shape[0]).any(axis=0))
+
+
+def distances(nbr_sent: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """All-to-targets hop distances by synchronous relaxation (batched BFS).
+
+    Parameters
+    ----------
+    nbr_sent : ndarray of int64, (n_sw, n_slots)
+        Allowed moves ``s -> nbr_sent[s, k]``; ``n_sw`` for none.
+    targets : ndarray of int
+        Target switch rows.
+
+    Returns
+    -------
+    ndarray of int16, (len(targets), n_sw)
+        ``out[i, s]`` = fewest allowed moves from ``s`` to ``targets[i]``,
+        :data:`INF` when there is no such path. Rows are contiguous so that
+        one target's column of distances is cheap to read.
+    """
+    n_sw = nbr_sent.shape[0]
+    targets = np.asarray(targets, dtype=np.int64)
+    out = np.empty((targets.size, n_sw), dtype=np.int16)
+    slots = _active_slots(nbr_sent)
+    chunk = max(1, _CHUNK_ENTRIES // max(n_sw, 1))
+    for a in range(0, targets.size, chunk):
+        tg = targets[a:a + chunk]
+        D = np.full((n_sw + 1, tg.size), INF, dtype=np.int16)
+        D[tg, np.arange(tg.size)] = 0
+        while True:                      # one iteration per BFS level
+            new = np.minimum(D[:n_sw], min_plus_one(D, nbr_sent, slots))
+            np.minimum(new, INF, out=new)
+            if np.array_equal(new, D[:n_sw]):
+                break
+            D[:n_sw] = new
+        out[a:a + tg.size] = D[:n_sw].T
+    return out
+
+
+def candidates_toward(dist_row: np.ndarray, nbr_sent: np.ndarray) -> np.ndarray:
+    """Slots whose neighbour is one hop closer to the target.
+
+    Parameters
+    ----------
+    dist_row : ndarray of int16, (n_sw,)
+        Distance of every switch to one target along the allowed moves.
+    nbr_sent : ndarray of int64, (n_sw, n_slots)
+        The same allowed moves (``n_sw`` for none).
+
+    Returns
+    -------
+    ndarray of bool, (n_sw, n_slots)
+        False on the whole row of the target itself and of unreachable switches.
+    """
+    ext = np.append(dist_row, INF)
+    d = dist_row[:, None].astype(np.int32)
+    return (ext[nbr_sent] == d - 1) & (d > 0) & (d < INF)
+
+
+def assign_least_loaded(sg: SwitchGraph, lft: np.ndarray,
+                        candidates: Callable[[int], np.ndarray],
+                        load: np.ndarray | None = None,
+                        keep: np.ndarray | None = None) -> np.ndarray:
+    """Fill ``lft`` choosing, per destination LID, the least-loaded candidate port.
+
+    This is OpenSM's port equalisation (``osm_switch_recommend_path`` with
+    LMC 0): destinations are taken one LID at a time, grouped by the switch
+    they hang off and in ascending LID order inside a group; every switch
+    sends the LID out of the candidate port that already carries the fewest
+    CA LIDs, ties going to the lowest port number. Switch LIDs use the same
+    rule but are not counted (OpenSM's ``port_profile_switch_nodes`` off).
+
+    Parameters
+    ----------
+    sg : SwitchGraph
+    lft : ndarray of uint8, (n_sw, lft_size)
+        Written in place (columns of routable LIDs).
+    candidates : callable
+        ``candidates(target_row) -> bool (n_sw, n_slots)``: allowed output
+        slots per switch toward that target switch (the target's own row
+        is ignored).
+    load : ndarray of int32, (n_sw, n_slots), optional
+        Starting per-port LID counts; updated in place.
+    keep : ndarray of bool, (n_dest,), optional
+        Route only these destinations (``sg.dest_*`` order).
+
+    Returns
+    -------
+    ndarray of int32, (n_sw, n_slots)
+        The per-port CA-LID counts after assignment.
+    """
+    if load is None:
+        load = np.zeros((sg.n_sw, sg.n_slots), dtype=np.int32)
+    big = np.int32(1 << 30)
+    for t, lids, is_sw in sg.groups(keep):   # loop over destination switches
+        cand = candidates(t)
+        cand[t] = False
+        act = np.flatnonzero(cand.any(axis=1))
+        lft[t, lids] = sg.dest_exit[np.searchsorted(sg.dest_lid, lids)]
+        if act.size == 0:
+            continue
+        penalty = np.where(cand[act], 0, big).astype(np.int32)
+        ld = load[act]
+        rows = np.arange(act.size)
+        for lid, sw in zip(lids.tolist(), is_sw.tolist()):  # loop over single LIDs
+            choice = (ld + penalty).argmin(axis=1)
+            lft[act, lid] = choice
+            if not sw:
+                ld[rows, choice] += 1
+        load[act] = ld
+    return load

@@ -1,0 +1,125 @@
+"""Routing test helpers: hand-built topologies and route walkers.
+
+Tests get this module through the ``rh`` fixture (the suite runs with
+``--import-mode=importlib``, so test files cannot import each other).
+Builders use the Topology API directly so each test fabric's shape is
+visible here; ``all_routes`` walks every (switch, LID) pair with the
+library's vectorised walker.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from ibsim.routing import walk
+from ibsim.topology import Topology, fat_tree
+
+SW = 0x0002C90302100000
+CA = 0x0002C90301100000
+
+
+def ring(n: int = 6, hosts: int = 2) -> Topology:
+    """``n`` 8-port switches in a ring (port 7 -> next switch's port 8), ``hosts`` CAs each."""
+    t = Topology(f"ring{n}")
+    for i in range(n):
+        t.add_switch(SW + i, 8, f"ring-sw{i + 1}")
+    for i in range(n):
+        t.add_link(SW + i, 7, SW + (i + 1) % n, 8)
+        for h in range(hosts):
+            g = CA + 8 * (i * hosts + h)
+            t.add_ca(g, 1, f"node{i * hosts + h + 1:03d} HCA-1")
+            t.add_link(SW + i, h + 1, g, 1)
+    return t.validate()
+
+
+def torus2d(nx_: int = 3, ny: int = 3) -> Topology:
+    """A 2-D torus of 8-port switches (ports 5..8 to +x, -x, +y, -y), one CA each."""
+    t = Topology(f"torus{nx_}x{ny}")
+    idx = lambda x, y: SW + (y % ny) * nx_ + (x % nx_)  # noqa: E731
+    for y in range(ny):
+        for x in range(nx_):
+            t.add_switch(idx(x, y), 8, f"torus-{x}-{y}")
+    for y in range(ny):
+        for x in range(nx_):
+            t.add_link(idx(x, y), 5, idx(x + 1, y), 6)
+            t.add_link(idx(x, y), 7, idx(x, y + 1), 8)
+            g = CA + 8 * (y * nx_ + x)
+            t.add_ca(g, 1, f"node{y * nx_ + x + 1:03d} HCA-1")
+            t.add_link(idx(x, y), 1, g, 1)
+    return t.validate()
+
+
+def leaf_spine(leaves: int = 4, spines: int = 2, hosts: int = 2, radix: int = 12) -> Topology:
+    """A 2-level tree with spare ports: leaf ports 1..hosts CAs, hosts+1.. uplinks."""
+    t = Topology("leaf-spine")
+    for i in range(leaves):
+        t.add_switch(SW + i, radix, f"leaf{i + 1}")
+    for j in range(spines):
+        t.add_switch(SW + 0x100 + j, radix, f"spine{j + 1}")
+    for i in range(leaves):
+        for j in range(spines):
+            t.add_link(SW + i, hosts + 1 + j, SW + 0x100 + j, i + 1)
+        for h in range(hosts):
+            g = CA + 8 * (i * hosts + h)
+            t.add_ca(g, 1, f"node{i * hosts + h + 1:03d} HCA-1")
+            t.add_link(SW + i, h + 1, g, 1)
+    return t.validate()
+
+
+def three_level(radix: int = 8) -> Topology:
+    """fat_tree(radix, 3) rebuilt with radix+2-port switches (two spare ports each)."""
+    base = fat_tree(radix, 3)
+    t = Topology("three-level")
+    for g in base.switches():
+        d = base.node(g)
+        t.add_switch(g, d["nports"] + 2, d["desc"])
+    for g in base.cas():
+        t.add_ca(g, 1, base.node(g)["desc"])
+    for link in base.links():
+        t.add_link(*link.a, *link.b)
+    return t.validate()
+
+
+def ca_lids(fab) -> np.ndarray:
+    """LIDs of every CA port."""
+    ca = np.flatnonzero(~fab.is_switch & (fab.state.lid > 0))
+    return fab.state.lid[ca].astype(np.int64)
+
+
+def all_routes(fab, lft, lids=None, *, record=False, up=None):
+    """Walk every (switch row, LID) pair; returns (src rows, lids, Walk)."""
+    lids = ca_lids(fab) if lids is None else np.asarray(lids, dtype=np.int64)
+    src = np.repeat(np.arange(fab.n_switches), lids.size)
+    dst = np.tile(lids, fab.n_switches)
+    return src, dst, walk(fab, lft, src, dst, record=record, up=up)
+
+
+def switch_graph(fab, up=None) -> nx.MultiGraph:
+    """networkx graph of switch rows over usable switch-to-switch links."""
+    up = fab.state.link_up_mask() if up is None else up
+    g = nx.MultiGraph()
+    g.add_nodes_from(range(fab.n_switches))
+    for a, b in fab.link_ends:
+        if fab.is_switch[a] and fab.is_switch[b] and up[a] and up[b]:
+            g.add_edge(int(fab.switch_of_node[fab.node_of_port[a]]),
+                       int(fab.switch_of_node[fab.node_of_port[b]]))
+    return g
+
+
+def attach_row(fab, lid: int) -> int:
+    """Switch row a CA LID hangs off (or the switch row owning a switch LID)."""
+    p = int(fab.state.lid_to_port()[lid])
+    if fab.is_switch[p]:
+        return int(fab.switch_of_node[fab.node_of_port[p]])
+    q = int(fab.peer_of_port[p])
+    return int(fab.switch_of_node[fab.node_of_port[q]])
+
+
+@pytest.fixture
+def rh():
+    """The helpers of this module (``rh.ring(6)``, ``rh.all_routes(...)``)."""
+    return sys.modules[__name__]
