@@ -3,18 +3,42 @@
 Map of the package (innermost first):
 
 errors     IbsimError family and lookup() for registries
+units      durations, rates and sizes with units ("100ms", "40Gbps", "4KiB")
 linkrate   IB widths, speeds and data rates
 topology   Topology (networkx): generators, ibnetdiscover/net/YAML read and write
 fabric     compile_fabric -> Fabric: frozen port index, FabricState, counter schema
 routing    ENGINES minhop/updn/ftree -> LFTs; route metrics; opensm-lfts.dump
-cli        python -m ibsim (the only module that prints or exits)
-"""
+traffic    Job and PATTERNS (all_to_all, permutation, incast, ...)
+faults     Fault and FAULTS (unplug, flap, ber, ...) expanded into timed actions
+engine     Simulation (the clock, the only writer of fabric state), Snapshot, Event
+yamldoc    YAML with a key path -> line map, for errors that name file and line
+scenario   YAML -> frozen Scenario -> Simulation (the composition root)
+recorder   Recorder (time series + run directory) and load_run
+report     summary.txt and overview.png of a run
+cli        python -m ibsim (the only module that prints or exits); cli_run: ``run``
 
-from .errors import IbsimError, RoutingError, ScenarioError, TopologyError
-from .fabric import COUNTERS, Fabric, compile_fabric
-from .topology import GENERATORS, Topology, fat_tree
+Notebook use::
+
+    import ibsim
+    sim = ibsim.Simulation.from_scenario("topologies/fat-tree.yml")
+    sim.run(until="30s")
+    sim.counters()                  # pandas DataFrame of every cabled port
+    sim.inject("link_down", "leaf03:19", for_="5s")
+    run = ibsim.load_run("runs/fat-tree-20250101T000000Z")
+"""
 
 __version__ = "0.1.0"
 
+from .errors import IbsimError, RoutingError, ScenarioError, TopologyError  # noqa: E402
+from .fabric import COUNTERS, Fabric, compile_fabric  # noqa: E402
+from .topology import GENERATORS, Topology, fat_tree  # noqa: E402
+from .engine import Event, Simulation, Snapshot  # noqa: E402
+from .scenario import Scenario, from_scenario, load_scenario  # noqa: E402
+from .recorder import Recorder, RunResult, load_run  # noqa: E402
+
+#: ``ibsim.Simulation.from_scenario(path, **overrides)``: build a scenario file's simulation
+Simulation.from_scenario = classmethod(from_scenario)
+
 __all__ = ["IbsimError", "ScenarioError", "TopologyError", "RoutingError", "Topology", "GENERATORS",
-           "fat_tree", "Fabric", "compile_fabric", "COUNTERS", "__version__"]
+           "fat_tree", "Fabric", "compile_fabric", "COUNTERS", "Simulation", "Snapshot", "Event",
+           "Scenario", "load_scenario", "Recorder", "RunResult", "load_run", "__version__"]

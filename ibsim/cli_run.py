@@ -1,0 +1,266 @@
+"""``python -m ibsim run SCENARIO``: run a scenario and record it.
+
+Attached to the parser of :mod:`ibsim.cli` by :func:`add_parsers`. Shows a
+progress bar on a terminal (stderr, ``\\r`` updates) and plain log lines
+otherwise (about every 10 % of the run); Ctrl-C stops the run cleanly at the
+next tick and the results are still written (exit code 130; a second
+Ctrl-C aborts without writing). Errors are
+raised as :class:`~ibsim.errors.IbsimError` and printed by ``cli.main``.
+May import: scenario, recorder, errors, units.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import math
+import os
+import signal
+import sys
+import time
+
+from .errors import ScenarioError
+from .units import format_duration, parse_duration
+
+__all__ = ["add_parsers", "cmd_run", "Progress"]
+
+
+class Progress:
+    """Progress reporting: a ``\\r`` bar on a terminal, log lines every ~10 % otherwise.
+
+    Parameters
+    ----------
+    end_s : float
+        Simulated end time [s].
+    stream : file
+        Where to write (stderr).
+    tty : bool, optional
+        Force bar (True) or log lines (False); default: ``stream.isatty()``.
+    min_interval : float
+        Seconds between two bar redraws [s].
+    """
+
+    def __init__(self, end_s: float, stream=None, *, tty: bool | None = None,
+                 min_interval: float = 0.1):
+        self.stream = stream if stream is not None else sys.stderr
+        self.end_s = float(end_s)
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.min_interval = min_interval
+        self._wall0 = time.monotonic()
+        self._ticks0 = None
+        self._last = -math.inf
+        self._next_pct = 10
+        self._drawn = False
+
+    def _rate(self, sim) -> float:
+        dt = time.monotonic() - self._wall0
+        return (sim.ticks - self._ticks0) / dt if dt > 0 else 0.0
+
+    def __call__(self, sim) -> None:
+        if self._ticks0 is None:
+            self._ticks0 = sim.ticks - 1
+        t = sim.time_s
+        frac = min(t / self.end_s, 1.0) if self.end_s > 0 else 1.0
+        if self.tty:
+            now = time.monotonic()
+            if now - self._last < self.min_interval and frac < 1.0:
+                return
+            self._last = now
+            width = 28
+            fill = int(round(frac * width))
+            bar = "#" * fill + "-" * (width - fill)
+            self.stream.write(f"\r[{bar}] {t:8.1f}/{self.end_s:g} s {frac * 100:3.0f}%  "
+                              f"{self._rate(sim):8,.0f} ticks/s  {len(sim.events):5d} events ")
+            self.stream.flush()
+            self._drawn = True
+        else:
+            pct = frac * 100
+            if pct + 1e-9 >= self._next_pct:
+                while self._next_pct <= pct + 1e-9:
+                    self._next_pct += 10
+                self.stream.write(f"ibsim: t={t:.1f}/{self.end_s:g} s ({pct:.0f}%), "
+                                  f"{self._rate(sim):,.0f} ticks/s, {len(sim.events)} events\n")
+                self.stream.flush()
+
+    def clear(self) -> None:
+        """Blank the bar's line (before a log message); it is redrawn on the next update."""
+        if self.tty and self._drawn:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self._last = -math.inf
+
+    def close(self) -> None:
+        """End the bar's line."""
+        if self.tty and self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class _ClearBar(logging.Filter):
+    """A log filter that blanks the progress bar before a message is printed."""
+
+    def __init__(self, progress: Progress):
+        super().__init__()
+        self.progress = progress
+
+    def filter(self, record) -> bool:
+        self.progress.clear()
+        return True
+
+
+class _StopOnSigint:
+    """While active, the first SIGINT asks the simulation to stop; a second one interrupts."""
+
+    def __init__(self, sim):
+        self.sim = sim
+        self.hit = False
+        self._old = None
+
+    def _handler(self, signum, frame):
+        if self.hit:
+            raise KeyboardInterrupt
+        self.hit = True
+        self.sim.stop()
+
+    def __enter__(self):
+        try:
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:          # not the main thread: Ctrl-C raises KeyboardInterrupt
+            self._old = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+@contextlib.contextmanager
+def _bar_aware_logging(progress: Progress | None):
+    """While the bar is shown, log records first blank its line."""
+    handlers = logging.getLogger().handlers if progress is not None and progress.tty else []
+    filt = _ClearBar(progress) if handlers else None
+    for h in handlers:
+        h.addFilter(filt)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(filt)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return x
+
+
+def _duration(text: str) -> float:
+    try:
+        s = parse_duration(text)
+    except ScenarioError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+    if s <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return s
+
+
+def _seed(text: str) -> int:
+    try:
+        n = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return n
+
+
+def add_parsers(sub) -> None:
+    """Add the ``run`` subcommand to ``python -m ibsim``'s subparsers."""
+    p = sub.add_parser(
+        "run", help="run a scenario and record it (counters, events, series, plot)",
+        description="Run a scenario file and write a run directory: metadata.json, events.jsonl, "
+                    "counters.csv, the sampled series, fabric_series.csv, overview.png and "
+                    "summary.txt. Ctrl-C stops early and still writes the results.")
+    p.add_argument("scenario", metavar="SCENARIO", help="scenario YAML file (see topologies/)")
+    p.add_argument("--until", type=_duration, metavar="DURATION",
+                   help="simulated end time, e.g. 30s (default: the scenario's clock.duration)")
+    p.add_argument("--seed", type=_seed, metavar="N", help="seed (default: the scenario's)")
+    p.add_argument("--out", metavar="DIR",
+                   help="run directory to write (default: <output>/<name>-<UTC time>/)")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument("--fast", action="store_true",
+                      help="run as fast as possible (ignore the scenario's realtime)")
+    pace.add_argument("--realtime", type=_positive_float, metavar="FACTOR",
+                      help="pace at FACTOR simulated seconds per wall second")
+    p.add_argument("--topology", metavar="FILE",
+                   help="topology file replacing the scenario's topology")
+    p.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
+                   help="no progress and no summary; print only the run directory")
+    p.add_argument("--no-plot", dest="plot", action="store_false", help="skip overview.png")
+    p.set_defaults(func=cmd_run)
+    p.error = _usage_error
+
+
+def _usage_error(message: str):
+    """Usage errors as one line, like every other ibsim error (exit code 2)."""
+    sys.stderr.write(f"ibsim: error: run: {message} (see: python -m ibsim run --help)\n")
+    sys.exit(2)
+
+
+def cmd_run(args) -> int:
+    """Run the scenario of ``args``; returns 0, or 130 when stopped by Ctrl-C."""
+    from .recorder import Recorder
+    from .scenario import Scenario
+
+    quiet = bool(getattr(args, "quiet", False))
+    scn = Scenario.from_file(args.scenario)
+    realtime = ... if not (args.fast or args.realtime) else (None if args.fast else args.realtime)
+    scn = scn.with_overrides(seed=args.seed, until=args.until, realtime=realtime,
+                             topology_file=args.topology)
+    end = scn.clock.duration_s
+    if end is None:
+        raise ScenarioError("the scenario has no clock.duration; pass --until (e.g. --until 30s)",
+                            source=args.scenario)
+    wall0 = time.monotonic()
+    sim = scn.build()
+    out = scn.output
+    rec = Recorder(sim, every=out.every_s, max_rows=out.max_rows, duration=end)
+    err = sys.stderr
+    if not quiet:
+        s = sim.topology.summary()
+        pace = "as fast as possible" if scn.clock.realtime is None else \
+            f"at {scn.clock.realtime:g}x real time"
+        err.write(f"ibsim: running {scn.name}: {s['switches']} switches, {s['cas']} CAs, "
+                  f"{len(scn.traffic)} jobs, {len(scn.faults)} faults; seed {sim.seed}; "
+                  f"until {format_duration(end)} {pace} (Ctrl-C stops and writes the results)\n")
+        err.flush()
+    progress = None if quiet else Progress(end, err)
+    with _StopOnSigint(sim) as guard, _bar_aware_logging(progress):
+        try:
+            sim.run(end, realtime=scn.clock.realtime, progress=progress)
+        except KeyboardInterrupt:
+            if guard.hit:             # a second Ctrl-C: abort without writing
+                raise
+            guard.hit = True          # no handler (not the main thread): still write
+        finally:
+            if progress is not None:
+                progress.close()
+    interrupted = guard.hit
+    if interrupted:
+        err.write(f"ibsim: interrupted at t={sim.time_s:g} s; writing the results\n")
+    result = rec.write(args.out, wall_s=time.monotonic() - wall0, interrupted=interrupted,
+                       plot=getattr(args, "plot", True))
+    path = str(result.path)
+    if quiet:
+        print(path)
+    else:
+        print(result.summary, end="")
+        print(f"\nrun directory: {path}" + (os.sep if not path.endswith(os.sep) else ""))
+    sys.stdout.flush()
+    return 130 if interrupted else 0

@@ -1,0 +1,464 @@
+"""Validation: a YAML tree (with its line map) -> the fields of a Scenario.
+
+Every check raises :class:`~ibsim.errors.ScenarioError` naming the file, the
+line and the key path; unknown keys get the nearest valid key suggested.
+May import: errors, units, traffic, faults, topology, routing, yamldoc.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from pathlib import Path
+
+from ..errors import ScenarioError, TopologyError, lookup, suggest
+from ..faults import FAULTS, Fault, expand
+from ..traffic import PATTERN_PARAMS, PATTERNS, Job
+from ..units import parse_duration, parse_rate, parse_size
+from ..yamldoc import YamlDoc
+from .specs import ClockSpec, FaultSpec, OutputSpec, RoutingSpec, TopologySpec
+
+__all__ = ["parse_scenario", "TOP_KEYS", "MTUS"]
+
+
+#: valid top-level keys
+TOP_KEYS = ("name", "description", "seed", "clock", "topology", "routing", "mtu", "traffic",
+            "faults", "output")
+#: IB path MTUs in bytes
+MTUS = (256, 512, 1024, 2048, 4096)
+
+_CLOCK_KEYS = ("tick", "duration", "realtime")
+_ROUTING_KEYS = ("engine", "roots", "sweep_delay")
+_OUTPUT_KEYS = ("dir", "every", "max_rows")
+_JOB_KEYS = ("name", "pattern", "hosts", "load", "rate", "start", "stop")
+#: YAML fault parameter -> Fault parameter
+_FAULT_PARAMS = {"for": "for_s", "period": "period_s", "count": "count", "rate": "rate",
+                 "down_above": "down_above"}
+_FAULT_PARAM_NAMES = {v: k for k, v in _FAULT_PARAMS.items()}
+
+
+# ---------------------------------------------------------- validation
+class _Checker:
+    """Validation helpers bound to one document (file name and line map)."""
+
+    def __init__(self, doc: YamlDoc):
+        self.doc = doc
+
+    def error(self, path: tuple, message: str) -> ScenarioError:
+        return self.doc.error(path, message)
+
+    def mapping(self, value, path: tuple, allowed, *, required=(), what: str = "") -> dict:
+        """``value`` as a dict with only ``allowed`` keys and every ``required`` key."""
+        if not isinstance(value, dict):
+            raise self.error(path, f"expected a mapping{what}, got {_kind(value)}")
+        for key in value:
+            if key not in allowed:
+                hint = suggest(str(key), allowed)
+                msg = f"unknown key {key!r}"
+                msg += f" (did you mean {hint!r}?)" if hint else ""
+                msg += f"; valid keys: {', '.join(allowed)}"
+                raise self.error(path + (key,), msg)
+        for key in required:
+            if key not in value:
+                raise self.error(path, f"missing required key {key!r}")
+        return value
+
+    def wrap(self, path: tuple, fn, *args):
+        """Call ``fn(*args)``; re-raise its ScenarioError with the file, line and path."""
+        try:
+            return fn(*args)
+        except ScenarioError as exc:
+            raise self.error(path, exc.message) from None
+        except TopologyError as exc:
+            raise self.error(path, getattr(exc, "message", str(exc))) from None
+
+    def duration(self, value, path: tuple, *, positive: bool = False) -> float:
+        s = self.wrap(path, parse_duration, value)
+        if s < 0 or (positive and s == 0):
+            raise self.error(path, f"must be {'positive' if positive else '>= 0'}, got {value!r}")
+        return s
+
+    def number(self, value, path: tuple, *, lo=None, hi=None, lo_open=False) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise self.error(path, f"expected a number, got {_kind(value)}")
+        try:
+            x = float(value)      # YAML 1.1 reads 1e-9 (no dot) as a string
+        except ValueError:
+            raise self.error(path, f"expected a number, got {value!r}") from None
+        if lo is not None and (x < lo or (lo_open and x == lo)):
+            raise self.error(path, f"must be {'>' if lo_open else '>='} {lo}, got {value!r}")
+        if hi is not None and x > hi:
+            raise self.error(path, f"must be <= {hi}, got {value!r}")
+        return x
+
+    def integer(self, value, path: tuple, *, lo=None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(path, f"expected an integer, got {_kind(value)}")
+        if lo is not None and value < lo:
+            raise self.error(path, f"must be >= {lo}, got {value}")
+        return int(value)
+
+    def string(self, value, path: tuple) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise self.error(path, f"expected a string, got {_kind(value)}")
+        return str(value)
+
+
+def _kind(value) -> str:
+    """``'a list'``, ``'the string 'x''``... for messages."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"the boolean {value}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _type_ok(value, hint) -> bool:
+    """Whether ``value`` (from YAML) fits a generator parameter's type hint."""
+    if hint is inspect.Parameter.empty or hint is typing.Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (tuple, list) or hint in (tuple, list):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        if isinstance(value, str):
+            return True          # "4x4x4", "18,36": the generator parses it
+        return isinstance(value, (list, tuple)) and all(_type_ok(v, args[0]) for v in value) \
+            if args else isinstance(value, (list, tuple))
+    return True
+
+
+def _hint_text(hint) -> str:
+    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+def _check_generator(ck: _Checker, name: str, params: dict, path: tuple) -> tuple[str, dict]:
+    from ..topology import GENERATORS
+    key = str(name).replace("_", "-")
+    func = ck.wrap(path + ("generate",), lookup, GENERATORS, key, "topology generator")
+    sig = inspect.signature(func)
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception:  # noqa: BLE001 - unevaluable annotations: skip type checks
+        hints = {}
+    accepted = [n for n, p in sig.parameters.items()
+                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    out = {}
+    for pname, value in params.items():
+        if pname not in accepted:
+            hint = suggest(str(pname), accepted)
+            raise ck.error(path + (pname,), f"generator {key!r} takes no parameter {pname!r}"
+                           + (f" (did you mean {hint!r}?)" if hint else "")
+                           + f"; it takes: {', '.join(accepted)}")
+        h = hints.get(pname, inspect.Parameter.empty)
+        if not _type_ok(value, h):
+            raise ck.error(path + (pname,), f"generator {key!r} parameter {pname!r} expects "
+                           f"{_hint_text(h)}, got {_kind(value)}")
+        out[pname] = tuple(value) if isinstance(value, list) else value
+    for pname in accepted:
+        p = sig.parameters[pname]
+        if p.default is inspect.Parameter.empty and pname not in out:
+            raise ck.error(path, f"generator {key!r} needs parameter {pname!r}")
+    return key, out
+
+
+# ----------------------------------------------------------- sections
+def _parse_clock(ck: _Checker, value) -> ClockSpec:
+    if value is None:
+        return ClockSpec()
+    path = ("clock",)
+    d = ck.mapping(value, path, _CLOCK_KEYS)
+    tick = ck.duration(d["tick"], path + ("tick",), positive=True) if "tick" in d else 0.1
+    dur = None
+    if d.get("duration") is not None:
+        dur = ck.duration(d["duration"], path + ("duration",), positive=True)
+    if dur is not None and dur < tick:
+        raise ck.error(path + ("duration",), f"duration {dur:g}s is shorter than one tick ({tick:g}s)")
+    rt = d.get("realtime", False)
+    if rt is False or rt is None:
+        realtime = None
+    elif rt is True:
+        realtime = 1.0
+    else:
+        realtime = ck.number(rt, path + ("realtime",), lo=0, lo_open=True)
+    return ClockSpec(tick, dur, realtime)
+
+
+def _parse_topology(ck: _Checker, value, base: Path) -> TopologySpec:
+    path = ("topology",)
+    if isinstance(value, str):
+        value = {"file": value}
+    if not isinstance(value, dict):
+        raise ck.error(path, f"expected a mapping ({{generate: fat-tree, ...}} or {{file: ...}}), "
+                       f"got {_kind(value)}")
+    if "file" in value:
+        ck.mapping(value, path, ("file",), what=" with only 'file' (a generator takes 'generate')")
+        name = ck.string(value["file"], path + ("file",))
+        p = Path(name).expanduser()
+        if not p.is_absolute():
+            p = base / p
+        if not p.is_file():
+            raise ck.error(path + ("file",), f"topology file {str(p)!r} does not exist")
+        return TopologySpec(file=str(p))
+    if "generate" not in value:
+        hint = next((k for k in value if suggest(str(k), ["generate", "file"])), None)
+        raise ck.error(path, "needs 'generate: <generator>' or 'file: <topology file>'"
+                       + (f" (did you mean {suggest(str(hint), ['generate', 'file'])!r} "
+                          f"instead of {hint!r}?)" if hint else ""))
+    gen = ck.string(value["generate"], path + ("generate",))
+    params = {k: v for k, v in value.items() if k != "generate"}
+    name, params = _check_generator(ck, gen, params, path)
+    return TopologySpec(generate=name, params=params)
+
+
+def _parse_routing(ck: _Checker, value) -> RoutingSpec:
+    if value is None:
+        return RoutingSpec()
+    path = ("routing",)
+    if isinstance(value, str):
+        value = {"engine": value}
+    d = ck.mapping(value, path, _ROUTING_KEYS)
+    from ..engine import simulation as _engine
+    from ..routing import ENGINES
+    engines = dict(ENGINES)
+    external = getattr(_engine, "EXTERNAL_SM", None)     # "opensm": an external SM routes
+    if external:
+        engines[external] = None
+    engine = ck.string(d.get("engine", "minhop"), path + ("engine",))
+    ck.wrap(path + ("engine",), lookup, engines, engine, "routing engine")
+    roots = None
+    if d.get("roots") is not None:
+        r = d["roots"]
+        r = [r] if isinstance(r, (str, int)) and not isinstance(r, bool) else r
+        if not isinstance(r, list) or not r:
+            raise ck.error(path + ("roots",), f"expected a list of switches, got {_kind(d['roots'])}")
+        roots = tuple(ck.string(x, path + ("roots", i)) for i, x in enumerate(r))
+    sweep = ck.duration(d["sweep_delay"], path + ("sweep_delay",)) if "sweep_delay" in d else 10.0
+    return RoutingSpec(engine, roots, sweep)
+
+
+def _parse_mtu(ck: _Checker, value) -> int:
+    if value is None:
+        return 4096
+    mtu = ck.wrap(("mtu",), parse_size, value)
+    if mtu not in MTUS:
+        raise ck.error(("mtu",), f"IB MTU must be one of {', '.join(map(str, MTUS))} bytes, "
+                       f"got {value!r}")
+    return mtu
+
+
+def _parse_output(ck: _Checker, value) -> OutputSpec:
+    if value is None:
+        return OutputSpec()
+    path = ("output",)
+    if isinstance(value, str):
+        return OutputSpec(dir=value)
+    d = ck.mapping(value, path, _OUTPUT_KEYS, what=" (or a directory name)")
+    return OutputSpec(
+        dir=ck.string(d.get("dir", "runs"), path + ("dir",)),
+        every_s=ck.duration(d["every"], path + ("every",), positive=True) if "every" in d else 1.0,
+        max_rows=ck.integer(d["max_rows"], path + ("max_rows",), lo=1000) if "max_rows" in d else 500_000,
+    )
+
+
+def _parse_hosts(ck: _Checker, value, path: tuple):
+    if value is None or value == "all":
+        return "all"
+    if isinstance(value, bool):
+        raise ck.error(path, f"expected 'all', a count or a list of hosts, got {_kind(value)}")
+    if isinstance(value, int):
+        if value < 2:
+            raise ck.error(path, f"a job needs at least 2 hosts, got {value}")
+        return value
+    if isinstance(value, list):
+        return tuple(ck.string(v, path + (i,)) for i, v in enumerate(value))
+    raise ck.error(path, f"expected 'all', a count or a list of hosts, got {_kind(value)}")
+
+
+def _parse_job(ck: _Checker, value, i: int) -> Job:
+    path = ("traffic", i)
+    if not isinstance(value, dict):
+        raise ck.error(path, f"expected a mapping (a job), got {_kind(value)}")
+    if "pattern" not in value:
+        raise ck.error(path, f"missing required key 'pattern' (one of: {', '.join(PATTERNS)})")
+    pattern = ck.string(value["pattern"], path + ("pattern",))
+    ck.wrap(path + ("pattern",), lookup, PATTERNS, pattern, "traffic pattern")
+    pkeys = tuple(sorted(PATTERN_PARAMS.get(pattern, ())))
+    allowed = _JOB_KEYS + pkeys
+    for key in value:
+        if key not in allowed:
+            others = [p for p, ks in PATTERN_PARAMS.items() if key in ks]
+            hint = suggest(str(key), allowed)
+            if others:
+                msg = (f"pattern {pattern!r} takes no parameter {key!r} (it belongs to "
+                       f"{', '.join(others)})")
+            else:
+                msg = f"unknown key {key!r}" + (f" (did you mean {hint!r}?)" if hint else "")
+            raise ck.error(path + (key,), msg + f"; valid keys: {', '.join(allowed)}")
+    name = ck.string(value.get("name", f"job{i}"), path + ("name",))
+    hosts = _parse_hosts(ck, value.get("hosts", "all"), path + ("hosts",))
+    load = rate = None
+    if "load" in value:
+        load = ck.number(value["load"], path + ("load",), lo=0, lo_open=True, hi=1)
+    if "rate" in value:
+        rate = ck.wrap(path + ("rate",), parse_rate, value["rate"])
+        if rate <= 0:
+            raise ck.error(path + ("rate",), f"must be positive, got {value['rate']!r}")
+    if load is None and rate is None:
+        raise ck.error(path, "give 'load' (fraction of the host link rate, e.g. 0.6) or 'rate' "
+                       "(per host, e.g. 40Gbps)")
+    if load is not None and rate is not None:
+        raise ck.error(path + ("rate",), "give either 'load' or 'rate', not both")
+    start = ck.duration(value["start"], path + ("start",)) if "start" in value else 0.0
+    stop = ck.duration(value["stop"], path + ("stop",)) if value.get("stop") is not None else None
+    if stop is not None and stop <= start:
+        raise ck.error(path + ("stop",), f"stop ({stop:g}s) must be after start ({start:g}s)")
+    params = {}
+    for key in pkeys:
+        if key not in value:
+            continue
+        v, kp = value[key], path + (key,)
+        if key in ("k", "targets"):
+            params[key] = ck.integer(v, kp, lo=1 if key == "targets" else None)
+        elif key == "interval":
+            params[key] = ck.duration(v, kp, positive=True)
+        elif key == "dims":
+            if isinstance(v, list):
+                params[key] = tuple(ck.integer(x, kp + (j,), lo=1) for j, x in enumerate(v))
+            else:
+                params[key] = ck.integer(v, kp, lo=2)
+        elif key == "pairs":
+            if not isinstance(v, list) or not all(isinstance(p, list) and len(p) == 2 for p in v):
+                raise ck.error(kp, "expected a list of [source, destination] host names")
+            params[key] = tuple((ck.string(a, kp + (j, 0)), ck.string(b, kp + (j, 1)))
+                                for j, (a, b) in enumerate(v))
+    return ck.wrap(path, Job, name, pattern, hosts, load, rate, start, stop, params)
+
+
+def _parse_fault(ck: _Checker, value, i: int) -> FaultSpec:
+    path = ("faults", i)
+    if not isinstance(value, dict):
+        raise ck.error(path, f"expected a mapping like {{at: 10s, link_down: \"leaf01:19\"}}, "
+                       f"got {_kind(value)}")
+    allowed = ("at", "for") + tuple(FAULTS)
+    ck.mapping(value, path, allowed)
+    kinds = [k for k in value if k in FAULTS]
+    if len(kinds) != 1:
+        raise ck.error(path, f"needs exactly one fault kind ({', '.join(FAULTS)}), got "
+                       + (", ".join(map(repr, kinds)) if kinds else "none"))
+    kind = kinds[0]
+    if "at" not in value:
+        raise ck.error(path, "missing required key 'at' (when the fault happens, e.g. 30s)")
+    at = ck.duration(value["at"], path + ("at",))
+    spec = FAULTS[kind]
+    tkey = spec["target"]
+    tkeys = (tkey, "switch") if kind.startswith("switch") else (tkey,)
+    pnames = tuple(_FAULT_PARAM_NAMES[p] for p in sorted(spec["params"]))
+    raw, kpath = value[kind], path + (kind,)
+    params: dict = {}
+    if isinstance(raw, dict):
+        ck.mapping(raw, kpath, tkeys + pnames)
+        tk = [k for k in tkeys if k in raw]
+        if len(tk) != 1:
+            raise ck.error(kpath, f"{kind!r} needs its target as {tkey!r} ({_TARGET_HELP[tkey]})")
+        target_path = kpath + (tk[0],)
+        target = ck.string(raw[tk[0]], target_path)
+        for k in pnames:
+            if k in raw:
+                params[k] = raw[k]
+        ppath = {k: kpath + (k,) for k in params}
+    elif isinstance(raw, (str, int)) and not isinstance(raw, bool):
+        target_path, target, ppath = kpath, str(raw), {}
+    else:
+        raise ck.error(kpath, f"expected a {tkey} ({_TARGET_HELP[tkey]}) or a mapping, got {_kind(raw)}")
+    if "for" in value:
+        if "for" not in pnames:
+            raise ck.error(path + ("for",), f"fault {kind!r} takes no 'for'"
+                           + (f"; it takes: {', '.join(pnames)}" if pnames else ""))
+        if "for" in params:
+            raise ck.error(path + ("for",), f"'for' is given twice (here and in {kind!r})")
+        params["for"] = value["for"]
+        ppath["for"] = path + ("for",)
+    conv = {}
+    for k, v in params.items():
+        p = ppath[k]
+        if k in ("for", "period"):
+            conv[_FAULT_PARAMS[k]] = ck.duration(v, p, positive=True)
+        elif k == "count":
+            conv["count"] = ck.integer(v, p, lo=1)
+        else:
+            conv[k] = ck.number(v, p, lo=0)
+    fault = ck.wrap(path, Fault, kind, target, at, conv)
+    ck.wrap(path, expand, fault)
+    return FaultSpec(fault, target_path)
+
+
+_TARGET_HELP = {"node": "a node description or GUID", "link": "one end, '<node>:<port>'",
+                "port": "'<node>:<port>'"}
+
+
+
+# ------------------------------------------------------------- the whole
+def parse_scenario(doc: YamlDoc, *, name: str = "scenario", base=None) -> dict:
+    """Validate a whole document; return the keyword arguments of :class:`Scenario`.
+
+    Parameters
+    ----------
+    doc : YamlDoc
+        Parsed YAML with its line map.
+    name : str
+        Default scenario name (the file stem).
+    base : path, optional
+        Directory that relative topology files are read from (default: cwd).
+    """
+    ck = _Checker(doc)
+    data = doc.data
+    if data is None:
+        raise ck.error((), "the scenario is empty; it needs at least 'topology'")
+    ck.mapping(data, (), TOP_KEYS, required=("topology",), what=" at the top level")
+    base = Path(base) if base is not None else Path.cwd()
+    seed = data.get("seed")
+    if seed is not None:
+        seed = ck.integer(seed, ("seed",), lo=0)
+    traffic = data.get("traffic") or []
+    faults = data.get("faults") or []
+    for key, val in (("traffic", traffic), ("faults", faults)):
+        if not isinstance(val, list):
+            raise ck.error((key,), f"expected a list, got {_kind(val)}")
+    jobs = tuple(_parse_job(ck, v, i) for i, v in enumerate(traffic))
+    seen: dict[str, int] = {}
+    for i, j in enumerate(jobs):
+        if j.name in seen:
+            raise ck.error(("traffic", i, "name"), f"job name {j.name!r} is already used by "
+                           f"traffic[{seen[j.name]}]")
+        seen[j.name] = i
+    return dict(
+        name=ck.string(data.get("name", name), ("name",)),
+        description=str(data.get("description") or ""),
+        seed=seed,
+        clock=_parse_clock(ck, data.get("clock")),
+        topology=_parse_topology(ck, data["topology"], base),
+        routing=_parse_routing(ck, data.get("routing")),
+        mtu=_parse_mtu(ck, data.get("mtu")),
+        traffic=jobs,
+        faults=tuple(_parse_fault(ck, v, i) for i, v in enumerate(faults)),
+        output=_parse_output(ck, data.get("output")),
+    )

@@ -1,0 +1,182 @@
+"""``python -m ibsim run``: exit codes, the run directory, Ctrl-C, determinism."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ROOT / "topologies" / "small.yml"
+RUN_FILES = {"metadata.json", "events.jsonl", "counters.csv", "fabric_series.csv", "overview.png",
+             "summary.txt"}
+
+
+def ibsim(*args, cwd=None, timeout=120):
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "ibsim", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=timeout)
+
+
+def run_files(path: Path) -> set[str]:
+    names = {p.name for p in path.iterdir()}
+    assert ("series.parquet" in names) != ("series.csv.gz" in names)
+    return names - {"series.parquet", "series.csv.gz"}
+
+
+def test_run_small_quiet(tmp_path):
+    out = tmp_path / "run"
+    r = ibsim("run", SMALL, "--out", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(out) and r.stderr == ""
+    assert run_files(out) == RUN_FILES
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["simulated_s"] == pytest.approx(20.0) and meta["seed"] == 1
+    assert meta["scenario"]["path"] == str(SMALL) and not meta["interrupted"]
+    # counters.csv holds the final values the run reports (metadata totals, summary)
+    with open(out / "counters.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for name, total in meta["totals"].items():
+        assert sum(int(r[name]) for r in rows) == total, name
+    top = max(rows, key=lambda r: int(r["port_xmit_data"]))
+    summary = (out / "summary.txt").read_text()
+    sent = int(top["port_xmit_data"]) * 4
+    assert f"{sent / 1e9:.2f} GB" in summary or f"{sent / 1e12:.2f} TB" in summary
+
+
+def test_run_prints_summary_and_progress(tmp_path):
+    r = ibsim("run", SMALL, "--out", tmp_path / "r", "--until", "5s", "--seed", "9")
+    assert r.returncode == 0, r.stderr
+    assert "Top talkers" in r.stdout and f"run directory: {tmp_path / 'r'}" in r.stdout
+    assert r.stdout == (tmp_path / "r" / "summary.txt").read_text() + \
+        f"\nrun directory: {tmp_path / 'r'}{os.sep}\n"
+    lines = r.stderr.splitlines()                 # not a terminal: plain log lines, no \r
+    assert lines[0].startswith("ibsim: running small:") and "\r" not in r.stderr
+    assert any("(100%)" in ln for ln in lines)
+    meta = json.loads((tmp_path / "r" / "metadata.json").read_text())
+    assert meta["seed"] == 9 and meta["simulated_s"] == pytest.approx(5.0)
+
+
+def test_default_run_dir_under_output(tmp_path):
+    r = ibsim("run", SMALL, "--until", "1s", "--quiet", "--no-plot", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    path = Path(r.stdout.strip())
+    assert path.parent == Path("runs") and path.name.startswith("small-")
+    assert (tmp_path / path / "metadata.json").exists()
+    assert not (tmp_path / path / "overview.png").exists()
+
+
+def one_error_line(r) -> str:
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ibsim: error: "), r.stderr
+    return lines[0]
+
+
+def test_bad_scenario_exit_2_one_line(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text(SMALL.read_text().replace("load: 0.5", "laod: 0.5"))
+    line = one_error_line(ibsim("run", bad, "--out", tmp_path / "r"))
+    assert f"{bad}:" in line and "traffic[0].laod" in line and "did you mean 'load'?" in line
+    assert not (tmp_path / "r").exists()
+    bad.write_text(SMALL.read_text().replace('"leaf1:3"', '"leaf9:3"'))
+    line = one_error_line(ibsim("run", bad))
+    assert "faults[0].link_down" in line and "leaf9" in line
+    bad.write_text("seed: [1\n")
+    assert "malformed YAML" in one_error_line(ibsim("run", bad))
+    assert "does not exist" in one_error_line(ibsim("run", tmp_path / "missing.yml"))
+
+
+def test_usage_errors_exit_2_one_line():
+    assert "not allowed with" in one_error_line(ibsim("run", SMALL, "--fast", "--realtime", "2"))
+    assert "--until" in one_error_line(ibsim("run", SMALL, "--until", "soon"))
+    assert "--realtime" in one_error_line(ibsim("run", SMALL, "--realtime", "0"))
+
+
+def test_topology_override(tmp_path):
+    topo = tmp_path / "ft.topo"
+    r = ibsim("topo", "generate", "fat-tree", "--radix", "4", "--levels", "2", "-o", topo)
+    assert r.returncode == 0, r.stderr
+    r = ibsim("run", SMALL, "--topology", topo, "--until", "2s", "--out", tmp_path / "r", "--quiet")
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((tmp_path / "r" / "metadata.json").read_text())
+    assert meta["topology"]["name"] == "ft" or meta["topology"]["cas"] == 8
+
+
+def test_ctrl_c_stops_and_still_writes(tmp_path):
+    out = tmp_path / "r"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    p = subprocess.Popen([sys.executable, "-m", "ibsim", "run", str(SMALL), "--realtime", "1",
+                          "--until", "60s", "--out", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = p.stderr.readline()               # printed once the simulation is built
+        assert first.startswith("ibsim: running"), first
+        time.sleep(1.0)
+        os.kill(p.pid, signal.SIGINT)
+        stdout, stderr = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, stderr
+    assert "interrupted at t=" in stderr and "Traceback" not in stderr
+    assert run_files(out) == RUN_FILES and "run directory:" in stdout
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["interrupted"] is True and 0 < meta["simulated_s"] < 60
+
+
+def test_same_seed_same_counters(tmp_path):
+    for name in ("a", "b"):
+        r = ibsim("run", SMALL, "--seed", "123", "--out", tmp_path / name, "--quiet", "--no-plot")
+        assert r.returncode == 0, r.stderr
+    a = (tmp_path / "a" / "counters.csv").read_bytes()
+    assert a == (tmp_path / "b" / "counters.csv").read_bytes()
+    r = ibsim("run", SMALL, "--seed", "124", "--out", tmp_path / "c", "--quiet", "--no-plot")
+    assert r.returncode == 0
+    assert (tmp_path / "c" / "counters.csv").read_bytes() != a
+
+
+class _FakeSim:
+    def __init__(self):
+        self.ticks, self.time_s, self.events = 0, 0.0, []
+
+    def step(self, n=1, dt=0.1):
+        self.ticks += n
+        self.time_s += n * dt
+
+
+def test_progress_bar_on_a_terminal():
+    import io
+    from ibsim.cli_run import Progress
+    buf = io.StringIO()
+    bar = Progress(10.0, buf, tty=True, min_interval=0.0)
+    sim = _FakeSim()
+    for _ in range(100):
+        sim.step()
+        bar(sim)
+    bar.close()
+    text = buf.getvalue()
+    assert text.count("\r") == 100 and text.endswith("\n")
+    assert "10.0/10 s 100%" in text and "ticks/s" in text and "events" in text
+
+
+def test_progress_log_lines_elsewhere():
+    import io
+    from ibsim.cli_run import Progress
+    buf = io.StringIO()
+    log = Progress(10.0, buf, tty=False)
+    sim = _FakeSim()
+    for _ in range(100):
+        sim.step()
+        log(sim)
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 10 and lines[0].startswith("ibsim: t=1.0/10 s (10%)")
+    assert lines[-1].startswith("ibsim: t=10.0/10 s (100%)") and "\r" not in buf.getvalue()

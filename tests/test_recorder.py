@@ -1,0 +1,230 @@
+"""Recorder: sampling, the run directory, load_run; and the report helpers."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from ibsim.engine.table import COUNTERS_CSV_COLUMNS
+from ibsim.recorder import (FABRIC_SERIES_COLUMNS, SERIES_COUNTERS, Recorder, fabric_series,
+                            load_run, run_dir_name)
+from ibsim.report import incidents, node_names
+from ibsim.scenario import Scenario
+
+SCN = """\
+name: rec
+seed: 5
+clock: {tick: 100ms, duration: 6s}
+topology: {generate: fat-tree, radix: 4, levels: 2}
+routing: {engine: ftree, sweep_delay: 1s}
+traffic:
+  - {name: a2a, pattern: all_to_all, hosts: all, load: 0.5, start: 0s, stop: 5s}
+faults:
+  - {at: 1s, flap: {link: "leaf1:3", period: 1s, count: 2}}
+  - {at: 2s, ber: {link: "leaf2:4", rate: 1e-8}}
+  - {at: 3s, unplug: "node005 HCA-1", for: 1s}
+"""
+
+
+@pytest.fixture
+def sim():
+    return Scenario.from_text(SCN, source="rec.yml", name="rec").build()
+
+
+def read_csv(path):
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_run_directory_is_complete(sim, tmp_path):
+    rec = Recorder(sim, every="1s", duration=6)
+    sim.run()
+    res = rec.write(tmp_path / "run", wall_s=1.5)
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    series = "series.parquet" if "series.parquet" in files else "series.csv.gz"
+    assert files == {"metadata.json", "events.jsonl", "counters.csv", series, "fabric_series.csv",
+                     "overview.png", "summary.txt"}
+    meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
+    assert meta["seed"] == 5 and meta["ticks"] == 60 and meta["simulated_s"] == pytest.approx(6)
+    assert meta["wall_s"] == 1.5 and meta["interrupted"] is False
+    assert meta["scenario"]["name"] == "rec" and meta["scenario"]["content"]["seed"] == 5
+    assert set(meta["versions"]) >= {"python", "numpy", "networkx", "ibsim"}
+    assert meta["topology"]["cas"] == 8 and meta["stats"]["reroutes"] >= 1
+    assert meta["series"]["samples"] == 7 and meta["series"]["every_s"] == pytest.approx(1.0)
+    assert sorted(meta["files"]) == sorted(files)
+    assert res.metadata["seed"] == 5
+    # events
+    lines = (tmp_path / "run" / "events.jsonl").read_text().splitlines()
+    assert len(lines) == len(sim.events) == meta["events"]
+    assert [json.loads(x)["kind"] for x in lines] == [e.kind for e in sim.events]
+    # PNG
+    assert (tmp_path / "run" / "overview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_counters_csv_is_the_final_state(sim, tmp_path):
+    rec = Recorder(sim, every="1s", duration=6)
+    sim.run()
+    rec.write(tmp_path, plot=False)
+    rows = read_csv(tmp_path / "counters.csv")
+    table = sim.counters_table()
+    assert list(rows[0]) == list(COUNTERS_CSV_COLUMNS) and len(rows) == len(table["port"])
+    for name in ("port_xmit_data", "port_rcv_data", "symbol_error", "link_downed"):
+        assert [int(r[name]) for r in rows] == [int(v) for v in table[name]]
+    meta = json.loads((tmp_path / "metadata.json").read_text())
+    for name in ("port_xmit_data", "symbol_error", "port_xmit_wait"):
+        assert meta["totals"][name] == sum(int(r[name]) for r in rows)
+    assert meta["totals"]["symbol_error"] > 0 and meta["totals"]["link_downed"] > 0
+
+
+def test_series_last_sample_equals_counters(sim, tmp_path):
+    rec = Recorder(sim, every="1s", duration=6)
+    sim.run()
+    rec.write(tmp_path, plot=False)
+    run = load_run(tmp_path)
+    ser = run.series
+    cols = {k: np.asarray(ser[k]) for k in ser} if isinstance(ser, dict) else \
+        {k: ser[k].to_numpy() for k in ser.columns}
+    assert set(cols) == {"time_s", "node_guid", "port", "port_state", *SERIES_COUNTERS}
+    n_ports = len(sim.counters_table()["port"])
+    assert len(cols["time_s"]) == 7 * n_ports
+    last = cols["time_s"] == cols["time_s"].max()
+    final = {(r["node_guid"], int(r["port"])): int(r["port_xmit_data"])
+             for r in read_csv(tmp_path / "counters.csv")}
+    got = {(g, int(p)): int(v) for g, p, v in zip(cols["node_guid"][last], cols["port"][last],
+                                                  cols["port_xmit_data"][last])}
+    assert got == final
+    # counters never decrease along the series
+    order = np.lexsort((cols["time_s"], cols["port"], cols["node_guid"]))
+    x = cols["port_xmit_data"][order].astype(np.int64).reshape(n_ports, 7)
+    assert (np.diff(x, axis=1) >= 0).all()
+
+
+def test_fabric_series(sim, tmp_path):
+    rec = Recorder(sim, every="1s", duration=6)
+    sim.run()
+    data = rec.series()
+    fs = fabric_series(data, sim.events)
+    assert tuple(fs) == FABRIC_SERIES_COLUMNS
+    assert fs["ca_xmit_gbps"][0] == 0 and fs["ca_xmit_gbps"][2] > 0      # rate over (t-1, t]
+    assert fs["ca_xmit_gbps"][-1] == 0                                   # the job stopped at 5 s
+    assert fs["events"].sum() == len(sim.events)
+    assert fs["ports_not_active"].max() >= 2
+    assert (np.diff(fs["symbol_error"].astype(np.int64)) >= 0).all()
+    rec.write(tmp_path, plot=False)
+    rows = read_csv(tmp_path / "fabric_series.csv")
+    assert list(rows[0]) == list(FABRIC_SERIES_COLUMNS) and len(rows) == 7
+
+
+def test_rows_stay_bounded(tmp_path):
+    big = Scenario.from_text(SCN.replace("duration: 6s", "duration: 60s"), source="x.yml").build()
+    n = int((big.fabric.peer_of_port >= 0).sum())
+    rec = Recorder(big, every="100ms", duration=60, max_rows=20 * n)
+    assert rec.every_s >= 3.0 - 1e-9                    # 60 s over ~20 samples
+    big.run(until="60s")
+    assert rec.series().time_s.size * n <= 21 * n
+    # a run far longer than planned thins the samples instead of growing
+    rec2 = Recorder(big, every="100ms", duration=1, max_rows=20 * n)
+    big.run(until="120s")
+    assert rec2.n_samples * n <= 20 * n + n and rec2.every_s > 0.1
+
+
+def test_load_run_round_trip(sim, tmp_path):
+    rec = Recorder(sim, every="1s")
+    sim.run()
+    out = rec.write(tmp_path / "r")
+    run = load_run(tmp_path / "r")
+    assert run.metadata == json.loads((tmp_path / "r" / "metadata.json").read_text())
+    assert len(run.events) == len(sim.events) and run.events[0]["kind"] == sim.events[0].kind
+    assert run.summary == out.summary and "Top talkers" in run.summary
+    pd = pytest.importorskip("pandas")
+    assert isinstance(run.counters, pd.DataFrame) and isinstance(run.fabric_series, pd.DataFrame)
+    assert int(run.counters["port_xmit_data"].sum()) == run.metadata["totals"]["port_xmit_data"]
+    with pytest.raises(FileNotFoundError):
+        load_run(tmp_path)
+
+
+def test_load_run_without_pandas(sim, tmp_path, monkeypatch):
+    rec = Recorder(sim, every="1s")
+    sim.run()
+    rec.write(tmp_path, plot=False)
+    monkeypatch.setitem(sys.modules, "pandas", None)       # import pandas -> ImportError
+    run = load_run(tmp_path)
+    assert isinstance(run.counters, dict) and isinstance(run.counters["port_xmit_data"][0], int)
+    if not (tmp_path / "series.parquet").exists():
+        assert isinstance(run.series, dict) and len(run.series["time_s"]) > 0
+
+
+def test_write_without_pandas_uses_plain_csv(sim, tmp_path, monkeypatch):
+    pytest.importorskip("pandas")
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    rec = Recorder(sim, every="1s")
+    sim.run()
+    res = rec.write(tmp_path, plot=False)
+    assert isinstance(res.counters, dict)
+    rows = read_csv(tmp_path / "series.csv.gz")
+    assert len(rows) == 7 * len(sim.counters_table()["port"])
+
+
+def test_parquet_when_pyarrow_is_installed(sim, tmp_path):
+    pytest.importorskip("pyarrow")
+    rec = Recorder(sim, every="1s")
+    sim.run()
+    rec.write(tmp_path, plot=False)
+    assert (tmp_path / "series.parquet").exists() and not (tmp_path / "series.csv.gz").exists()
+
+
+def test_default_run_dir_name(sim, tmp_path):
+    import datetime as dt
+    when = dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
+    assert run_dir_name("fat tree", when) == "fat-tree-20240501T120000Z"
+    rec = Recorder(sim)
+    sim.run(until="1s")
+    a = rec.write(rec.default_dir(tmp_path), plot=False).path
+    b = rec.default_dir(tmp_path)
+    assert a.parent == tmp_path and a.name.startswith("rec-") and b != a
+
+
+def test_summary_lists_errors_and_events(sim, tmp_path):
+    rec = Recorder(sim)
+    sim.run()
+    text = rec.write(tmp_path, plot=False).summary
+    assert "symbol_error" in text and "link_downed" in text
+    assert "leaf2:4" in text or "spine2:2" in text
+    assert "Events (" in text and "link_down" in text
+
+
+# ----------------------------------------------------------------- report
+def ev(t, kind, a, pa, b, pb, reason):
+    return {"time_s": t, "kind": kind, "node_guid": None, "node_desc": a, "port": pa,
+            "peer_guid": None, "peer_desc": b, "peer_port": pb, "details": {"reason": reason}}
+
+
+def test_incidents_group_a_flap_and_name_a_ca():
+    events = []
+    for i in range(5):
+        events.append(ev(10 + 2 * i, "link_down", "leaf03", 19, "spine01", 3, "flap"))
+        events.append(ev(11 + 2 * i, "link_up", "spine01", 3, "leaf03", 19, "flap"))
+    events.append(ev(40, "link_down", "leaf03", 6, "node042 HCA-1", 1, "unplug"))
+    events.sort(key=lambda e: e["time_s"])
+    inc = incidents(events, end_s=120, gap_s=3, cas={"node042 HCA-1"})
+    assert len(inc) == 2
+    flap, unplug = inc
+    assert (flap["start"], flap["end"], flap["downs"]) == (10, 19, 5)
+    assert flap["label"] == "flap leaf03:19 ×5"
+    assert unplug["end"] is None and unplug["label"] == "unplug node042 HCA-1"
+
+
+def test_node_names_shorten_and_disambiguate():
+    class F:
+        node_desc = ["MF0;ib-spine01:MSB7800/U1", "SwitchIB Mellanox Technologies",
+                     "SwitchIB Mellanox Technologies", "cn0001 mlx5_0"]
+        node_guid = np.array([1, 2, 3, 4], dtype=np.uint64)
+    names = list(node_names(F()))
+    assert names == ["ib-spine01", "0x0000000000000002", "0x0000000000000003", "cn0001 mlx5_0"]
