@@ -196,11 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_run_parsers(sub) -> None:
-    """Attach the simulation subcommands when the engine is available."""
-    try:
-        from . import cli_run
-    except ImportError:  # pragma: no cover - engine not built
-        return
+    """Attach the simulation subcommands (``run``)."""
+    from . import cli_run
     cli_run.add_parsers(sub)
 
 
