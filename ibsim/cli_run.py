@@ -20,6 +20,7 @@ import signal
 import sys
 import time
 
+from . import export
 from .errors import ScenarioError
 from .units import format_duration, parse_duration
 
@@ -203,6 +204,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
                    help="no progress and no summary; print only the run directory")
     p.add_argument("--no-plot", dest="plot", action="store_false", help="skip overview.png")
+    export.add_cli_arguments(p)
     p.set_defaults(func=cmd_run)
     p.error = _usage_error
 
@@ -231,6 +233,9 @@ def cmd_run(args) -> int:
     sim = scn.build()
     out = scn.output
     rec = Recorder(sim, every=out.every_s, max_rows=out.max_rows, duration=end)
+    specs = export.specs_from_cli(args) + list(scn.exporters)
+    stage = export.attach(sim, specs, every=out.every_s, until=end, realtime=scn.clock.realtime) \
+        if specs else None
     err = sys.stderr
     if not quiet:
         s = sim.topology.summary()
@@ -251,16 +256,22 @@ def cmd_run(args) -> int:
         finally:
             if progress is not None:
                 progress.close()
+            exporter_stats = stage.close() if stage is not None else {}
     interrupted = guard.hit
     if interrupted:
         err.write(f"ibsim: interrupted at t={sim.time_s:g} s; writing the results\n")
     result = rec.write(args.out, wall_s=time.monotonic() - wall0, interrupted=interrupted,
-                       plot=getattr(args, "plot", True))
+                       plot=getattr(args, "plot", True),
+                       extra={"exporters": exporter_stats} if exporter_stats else None)
     path = str(result.path)
     if quiet:
         print(path)
     else:
         print(result.summary, end="")
+        for label, st in exporter_stats.items():
+            print(f"exporter {label}: " + ", ".join(f"{k} {v}" for k, v in st.items()
+                                                     if k in ("sent", "dropped", "reconnects", "errors",
+                                                              "url")))
         print(f"\nrun directory: {path}" + (os.sep if not path.endswith(os.sep) else ""))
     sys.stdout.flush()
     return 130 if interrupted else 0

@@ -16,6 +16,7 @@ __all__ = [
     "TopologyError",
     "FileFormatError",
     "RoutingError",
+    "ExporterError",
     "lookup",
     "suggest",
 ]
@@ -99,6 +100,16 @@ class FileFormatError(TopologyError):
 
 class RoutingError(IbsimError):
     """A routing engine cannot route this fabric (e.g. ``ftree`` on a non fat tree)."""
+
+    exit_code = 2
+
+
+class ExporterError(IbsimError):
+    """An exporter cannot be built or opened (bad option, missing extra, port in use).
+
+    Runtime transport failures (a server down, a connection reset) are not
+    raised: the export stage logs them once per kind and keeps the run going.
+    """
 
     exit_code = 2
 

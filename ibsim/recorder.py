@@ -222,7 +222,7 @@ class Recorder:
         return path
 
     def write(self, out=None, *, wall_s: float | None = None, interrupted: bool | None = None,
-              plot: bool = True) -> "RunResult":
+              plot: bool = True, extra: dict | None = None) -> "RunResult":
         """Write the run directory and return it as a :class:`RunResult`.
 
         Parameters
@@ -236,6 +236,9 @@ class Recorder:
             Whether the run was stopped early (recorded in the metadata).
         plot : bool
             Draw ``overview.png`` (needs matplotlib; skipped when missing).
+        extra : dict, optional
+            More metadata (e.g. ``{"exporters": {...}}``: what each exporter
+            sent, dropped and how often it reconnected).
         """
         from . import report
         out = Path(out) if out is not None else self.default_dir()
@@ -263,6 +266,7 @@ class Recorder:
         files.append("fabric_series.csv")
 
         meta = self._metadata(snap, data, wall, series_file)
+        meta.update(extra or {})
         table = _table(snap)
         summary = report.summary_text(meta, data, events, table)
         (out / "summary.txt").write_text(summary, encoding="utf-8")

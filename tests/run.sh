@@ -4,10 +4,13 @@
 # Debian packages (installed when missing; needs root or sudo):
 #   ibsim-utils libumad2sim0 infiniband-diags  - linux-rdma's C ibsim, umad2sim and ibnetdiscover
 #   opensm                                     - the real subnet manager the routing tests compare with
+#   graphite-carbon graphite-web               - carbon-cache and the events API the exporters feed
+#   rsyslog                                    - the Logstash-style JSON receiver (imtcp/imudp + mmjsonparse)
+#   prometheus                                 - the server that scrapes our endpoint
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PKGS=(ibsim-utils libumad2sim0 infiniband-diags opensm)
+DEB_PKGS=(ibsim-utils libumad2sim0 infiniband-diags opensm graphite-carbon graphite-web rsyslog prometheus)
 missing=()
 for p in "${DEB_PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -34,6 +34,8 @@ class Scenario:
         Path MTU [bytes].
     traffic : tuple of Job
     faults : tuple of FaultSpec
+    exporters : tuple of ExporterSpec
+        Exporters attached by ``python -m ibsim run`` (see :mod:`ibsim.export`).
     description : str
     source : str or None
         The scenario file (absolute), when it came from one.
@@ -49,6 +51,7 @@ class Scenario:
     mtu: int = 4096
     traffic: tuple = ()
     faults: tuple = ()
+    exporters: tuple = ()
     output: OutputSpec = OutputSpec()
     description: str = ""
     source: str | None = None

@@ -7,6 +7,8 @@ May import: errors, units, traffic, faults, topology, routing, yamldoc.
 
 from __future__ import annotations
 
+import re
+
 import inspect
 import types
 import typing
@@ -24,7 +26,7 @@ __all__ = ["parse_scenario", "TOP_KEYS", "MTUS"]
 
 #: valid top-level keys
 TOP_KEYS = ("name", "description", "seed", "clock", "topology", "routing", "mtu", "traffic",
-            "faults", "output")
+            "faults", "exporters", "output")
 #: IB path MTUs in bytes
 MTUS = (256, 512, 1024, 2048, 4096)
 
@@ -460,5 +462,19 @@ def parse_scenario(doc: YamlDoc, *, name: str = "scenario", base=None) -> dict:
         mtu=_parse_mtu(ck, data.get("mtu")),
         traffic=jobs,
         faults=tuple(_parse_fault(ck, v, i) for i, v in enumerate(faults)),
+        exporters=_parse_exporters(ck, data.get("exporters")),
         output=_parse_output(ck, data.get("output")),
     )
+
+
+_KEY_PATH = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
+
+
+def _parse_exporters(ck, items) -> tuple:
+    """``exporters:`` -> ExporterSpec tuple; errors carry this file's line and key path."""
+    from ..export import specs_from_scenario
+    try:
+        return tuple(specs_from_scenario(items, source=None))
+    except ScenarioError as exc:
+        path = tuple(int(i) if i else k for i, k in _KEY_PATH.findall(exc.path or "exporters"))
+        raise ck.error(path, exc.message) from None

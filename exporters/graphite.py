@@ -1,0 +1,447 @@
+"""Graphite exporters: carbon plaintext (``graphite``), carbon pickle (``graphite_pickle``)
+and graphite-web events (``graphite_events``).
+
+Counters go to carbon-cache over one persistent TCP connection, in batches.
+Each point's path comes from a template, by default ``ib.<node>.<port>.<counter>``:
+
+``<node>``      the node description made path-safe (``node01 HCA-1`` -> ``node01_HCA-1``), or
+                the GUID (``0x0002c90300a1b2c0``) where descriptions are shared or empty
+``<guid>``      the node GUID, ``0x`` and 16 hex digits
+``<port>``      the port number zero-padded so it sorts as text: ``p01`` ... ``p36``
+``<port_num>``  the bare port number
+``<counter>``   the Linux sysfs counter name (``port_xmit_data``, ``symbol_error``, ...)
+
+In ``mode: counters`` (the default) the value is the raw 64-bit counter in
+its sysfs unit (``port_xmit_data`` in 4-octet words), as in ``counters.csv``;
+graph it with ``perSecond()`` and roll it up with ``last`` or ``max``. In
+``mode: rates`` the value is the per-second increase over the last interval,
+data counters in bytes/s (nothing is sent for the first snapshot, which only
+sets the baseline); roll it up with ``average``.
+
+The timestamp of every point is the snapshot's mapped epoch (see
+:mod:`ibsim.export`), in whole seconds.
+
+Wire formats (pure functions, no socket): :func:`format_plaintext` lays out a
+whole counter row of a 70k-port fabric as one ``uint8`` matrix and squeezes it
+to ``path value timestamp\\n`` lines; :func:`format_pickle` builds the
+protocol-2 pickle of a list of ``(path, (timestamp, value))`` tuples directly
+from arrays, framed with a 4-byte ``!L`` length, each message below carbon's
+1 MiB ``PICKLE_RECEIVER_MAX_LENGTH``.
+
+Events are POSTed one by one to graphite-web's ``/events/`` API as JSON
+``{"what", "tags", "data", "when"}``; overlay them on a chart with
+``target=drawAsInfinite(events("ibsim"))``, or use a Grafana Graphite
+annotation with tag ``ibsim``.
+
+May import: ibsim.export, ibsim.errors.
+
+Options (YAML)::
+
+    exporters:
+      - graphite:
+          host: 127.0.0.1
+          port: 2003
+          template: ib.<node>.<port>.<counter>
+          counters: all           # or a list of sysfs names
+          ports: cabled           # cabled (the rows of counters.csv) or all
+          mode: counters          # counters (raw, sysfs units) or rates (per second, data in bytes/s)
+          batch: 10000            # lines per send
+          buffer: 2000000         # points kept while carbon is away (oldest dropped first)
+          timeout: 10s            # connect and send timeout
+          close_timeout: 10s      # how long close() keeps trying to deliver the buffer
+          every: 10s
+      - graphite_pickle:
+          host: 127.0.0.1
+          port: 2004
+          template: ib.<node>.<port>.<counter>
+          counters: [port_xmit_data, port_rcv_data, symbol_error, link_downed]
+          ports: cabled
+          mode: counters
+          max_message: 1000000    # bytes per pickle message (carbon's limit is 1 MiB)
+          buffer: 2000000
+          timeout: 10s
+          close_timeout: 10s
+          every: 10s
+      - graphite_events:
+          url: http://127.0.0.1:8080/events/
+          tags: [ibsim]           # every event also gets its kind and node as tags
+          kinds: all              # or a list: [link_down, link_up, symbol_errors]
+          data: message           # message (one readable line) or json (the event as JSON)
+          buffer: 10000           # events kept while graphite-web is away
+          timeout: 5s
+          close_timeout: 10s
+          every: 1s
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import urllib.parse
+
+import numpy as np
+
+from ibsim.export import (COUNTERS, COUNTER_ROW, Exporter, HttpPoster, Option,
+                          TcpSender, ascii_decimal, ascii_uint, assemble, choice, counters,
+                          duration, host, integer, node_names, port, port_labels, selected_ports,
+                          squeeze, squeeze_chunks, text, text_list, text_matrix)
+from ibsim.errors import ScenarioError, suggest
+
+__all__ = ["PLACEHOLDERS", "parse_template", "build_paths", "counter_values", "counter_rates",
+           "format_plaintext", "pickle_heads", "format_pickle", "graphite_event",
+           "GraphiteExporter", "GraphitePickleExporter", "GraphiteEventsExporter"]
+
+#: template placeholders
+PLACEHOLDERS = ("node", "guid", "port", "port_num", "counter")
+_TOKEN = re.compile(r"<([^<>]*)>")
+_DATA_ROWS = np.array([c.unit == "4-octet words" for c in COUNTERS])
+
+
+# ====================================================================== pure functions
+def parse_template(template: str) -> tuple:
+    """Split a path template into literals (bytes) and placeholder names (str).
+
+    Raises
+    ------
+    ScenarioError
+        For an unknown placeholder, whitespace, or a template whose paths
+        would not be unique (it needs ``<counter>``, ``<node>`` or ``<guid>``,
+        and ``<port>`` or ``<port_num>``).
+    """
+    if not isinstance(template, str) or not template or any(c.isspace() for c in template):
+        raise ScenarioError(f"a path template is a non-empty string without blanks, got {template!r}")
+    parts, at = [], 0
+    for m in _TOKEN.finditer(template):
+        if m.start() > at:
+            parts.append(template[at:m.start()].encode())
+        name = m.group(1)
+        if name not in PLACEHOLDERS:
+            hint = suggest(name, PLACEHOLDERS)
+            raise ScenarioError(f"unknown placeholder <{name}> in {template!r}; use "
+                                + ", ".join(f"<{p}>" for p in PLACEHOLDERS)
+                                + (f" (did you mean <{hint}>?)" if hint else ""))
+        parts.append(name)
+        at = m.end()
+    if at < len(template):
+        parts.append(template[at:].encode())
+    names = {p for p in parts if isinstance(p, str)}
+    if "counter" not in names or not names & {"node", "guid"} or not names & {"port", "port_num"}:
+        raise ScenarioError(f"template {template!r} must contain <counter>, <node> or <guid>, and "
+                            f"<port> or <port_num>, so that every path is unique")
+    return tuple(parts)
+
+
+def build_paths(fabric, template: str, names: tuple[str, ...], ports: np.ndarray) -> list[np.ndarray]:
+    """The path of every (counter, port): one ``bytes_`` array ``(n_ports_selected,)`` per counter."""
+    parts = parse_template(template)
+    node = fabric.node_of_port[ports]
+    per_port = {
+        "node": node_names(fabric).astype("S")[node],
+        "guid": np.array([f"0x{int(g):016x}" for g in fabric.node_guid], dtype="S18")[node],
+        "port": port_labels(fabric, ports),
+        "port_num": fabric.port_num[ports].astype("S3"),
+    }
+    out = []
+    for name in names:                                   # loops over counters, never ports
+        path = np.zeros(ports.size, dtype="S1")
+        for p in parts:
+            piece = p if isinstance(p, bytes) else (name.encode() if p == "counter" else per_port[p])
+            path = np.char.add(path, piece)
+        out.append(path)
+    return out
+
+
+def counter_values(snapshot, names: tuple[str, ...], ports: np.ndarray) -> np.ndarray:
+    """Raw counters ``(n_counters, n_ports)`` uint64 in sysfs units."""
+    rows = [COUNTER_ROW[n] for n in names]
+    return snapshot.counters[rows][:, ports]
+
+
+def counter_rates(prev: np.ndarray, cur: np.ndarray, dt_s: float, names: tuple[str, ...]) -> np.ndarray:
+    """Per-second increase of raw counters, data counters converted to bytes/s (float64).
+
+    A counter that went down (reset by a PerfMgt Set) gives 0 for that interval.
+    """
+    scale = np.where(_DATA_ROWS[[COUNTER_ROW[n] for n in names]], 4.0, 1.0)[:, None]
+    delta = np.where(cur >= prev, cur - prev, 0).astype(np.float64)
+    return delta * (scale / dt_s)
+
+
+def format_plaintext(values: np.ndarray, paths: list[np.ndarray], timestamp: int,
+                     batch: int = 10_000, decimals: int = 3) -> list[tuple[bytes, int]]:
+    """Carbon plaintext ``path value timestamp\\n`` lines, in chunks of at most ``batch`` lines.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_counters, n_ports)
+        uint64 counters (written as integers) or float rates (written with up
+        to ``decimals`` places, trailing zeros dropped).
+    paths : list of ndarray of bytes_
+        From :func:`build_paths`, one per counter row.
+    timestamp : int
+        Epoch seconds.
+
+    Returns
+    -------
+    list of (bytes-like, n_lines)
+    """
+    tail = b" %d\n" % int(timestamp)
+    out = []
+    for r, path in enumerate(paths):                     # loops over counters, never ports
+        v = values[r]
+        if v.dtype.kind in "ui":
+            digits, nd = ascii_uint(v, return_lengths=True)
+            lengths = np.char.str_len(path) + (nd + 1 + len(tail))
+        else:
+            digits, lengths = ascii_decimal(v, decimals), None
+        m = assemble([text_matrix(path), b" ", digits, tail], path.size)
+        out.extend(squeeze_chunks(m, batch, lengths=lengths))
+    return out
+
+
+def pickle_heads(paths: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The fixed start of each pickle record: ``X`` (BINUNICODE), length, path.
+
+    Returns, per counter row, ``(head matrix, keep mask, record length)`` where the
+    record length counts the head only.
+    """
+    out = []
+    for path in paths:
+        m = text_matrix(path)
+        n, w = m.shape
+        lens = np.char.str_len(path).astype(np.int64)
+        head = np.zeros((n, 5 + w), dtype=np.uint8)
+        head[:, 0] = ord("X")
+        head[:, 1:5] = lens.astype("<u4").view(np.uint8).reshape(n, 4)
+        head[:, 5:] = m
+        keep = np.ones_like(head, dtype=bool)
+        keep[:, 5:] = np.arange(w) < lens[:, None]
+        out.append((head, keep, 5 + lens))
+    return out
+
+
+_PICKLE_START = b"\x80\x02](" # PROTO 2, EMPTY_LIST, MARK
+_PICKLE_END = b"e."           # APPENDS, STOP
+
+
+def format_pickle(values: np.ndarray, heads, timestamp: int,
+                  max_message: int = 1_000_000) -> list[tuple[bytes, int]]:
+    """Carbon pickle messages: ``!L`` length + protocol-2 pickle of ``[(path, (ts, value)), ...]``.
+
+    The pickle is built from arrays: each record is BINUNICODE path, the
+    timestamp (BININT, or BINFLOAT past 2038), the value (BINFLOAT), TUPLE2,
+    TUPLE2; records are appended to the list with one MARK ... APPENDS per
+    message. ``pickle.loads`` of a message body gives exactly the list of
+    tuples (ts an int, value a float).
+
+    Returns
+    -------
+    list of (framed message bytes, n_points), every body at most ``max_message`` bytes.
+    """
+    ts = int(timestamp)
+    tsb = b"J" + struct.pack("<i", ts) if -2**31 <= ts < 2**31 else b"G" + struct.pack(">d", ts)
+    tail_len = len(tsb) + 1 + 8 + 2
+    recs, lens = [], []
+    for r, (head, keep, hlen) in enumerate(heads):       # loops over counters, never ports
+        n = head.shape[0]
+        val = np.ascontiguousarray(values[r].astype(">f8")).view(np.uint8).reshape(n, 8)
+        m = assemble([head, tsb, b"G", val, b"\x86\x86"], n)
+        k = np.ones(m.shape, dtype=bool)
+        k[:, :head.shape[1]] = keep
+        recs.append(squeeze(m, k))
+        lens.append(hlen + tail_len)
+    if not recs:
+        return []
+    data = memoryview(b"".join(recs))
+    ends = np.cumsum(np.concatenate(lens))
+    budget = max_message - len(_PICKLE_START) - len(_PICKLE_END)
+    out, start, off = [], 0, 0
+    while start < ends.size:                             # loops over messages
+        stop = int(np.searchsorted(ends, off + budget, side="right"))
+        if stop == start:
+            raise ValueError(f"a single pickle record exceeds max_message={max_message}")
+        end = int(ends[stop - 1])
+        body = b"".join((_PICKLE_START, data[off:end], _PICKLE_END))
+        out.append((struct.pack("!L", len(body)) + body, stop - start))
+        start, off = stop, end
+    return out
+
+
+_TAG_UNSAFE = re.compile(r"\s+")
+
+
+def graphite_event(event, tags: tuple[str, ...] = ("ibsim",), data: str = "message") -> dict:
+    """The graphite-web ``/events/`` body for one fabric event.
+
+    ``what`` is the kind and place (``link_down leaf1:5``), ``tags`` the
+    configured tags plus the kind and the node (blanks replaced, since
+    graphite-web stores tags space-separated), ``data`` the readable line (or
+    the event as JSON), ``when`` the mapped epoch (ms precision).
+    """
+    what = event.kind
+    if event.node_desc is not None:
+        what += f" {event.node_desc}" + (f":{event.port}" if event.port is not None else "")
+    tag_list = list(tags) + [event.kind]
+    if event.node_desc:
+        tag_list.append(_TAG_UNSAFE.sub("_", event.node_desc))
+    return {"what": what[:255], "tags": tag_list,
+            "data": event.message() if data == "message" else json.dumps(event.to_dict()),
+            "when": round(float(event.wall_time), 3)}
+
+
+# ====================================================================== transports
+def _template(v) -> str:
+    parse_template(v)
+    return v
+
+
+_CARBON_OPTIONS = {
+    "host": Option("127.0.0.1", host, "carbon host"),
+    "template": Option("ib.<node>.<port>.<counter>", _template, "path template"),
+    "counters": Option("all", counters, "sysfs names to send, or all"),
+    "ports": Option("cabled", choice("cabled", "all"), "which ports"),
+    "mode": Option("counters", choice("counters", "rates"), "raw counters or per-second rates"),
+    "buffer": Option(2_000_000, integer(1), "points kept while carbon is away"),
+    "timeout": Option(10.0, duration, "connect and send timeout (s)"),
+    "close_timeout": Option(10.0, duration, "how long close() tries to deliver the buffer (s)"),
+}
+
+
+class _Carbon(Exporter):
+    """Shared by the plaintext and pickle exporters: paths, rates state, the TCP sender."""
+
+    unit = "points"
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self._fabric = None
+        self._prev = None
+        self._last_tick = None
+        self.sender: TcpSender | None = None
+
+    def open(self) -> None:
+        o = self.options
+        self.sender = TcpSender(o.host, o.port, name=self.name, buffer=o.buffer, timeout=o.timeout,
+                                errors=self.errors)
+
+    def _prepare(self, fabric) -> None:
+        o = self.options
+        self._ports = selected_ports(fabric, o.ports)
+        self._paths = build_paths(fabric, o.template, o.counters, self._ports)
+        self._fabric = fabric
+        self._prev = None
+
+    def _values(self, snapshot):
+        """Values to send now, or None (a repeated snapshot, or the rates baseline)."""
+        if snapshot.fabric is not self._fabric:
+            self._prepare(snapshot.fabric)
+        if snapshot.tick == self._last_tick:
+            return None
+        self._last_tick = snapshot.tick
+        raw = counter_values(snapshot, self.options.counters, self._ports)
+        if self.options.mode == "counters":
+            return raw
+        prev, self._prev = self._prev, (snapshot.time_s, raw)
+        if prev is None or snapshot.time_s <= prev[0]:
+            return None
+        return counter_rates(prev[1], raw, snapshot.time_s - prev[0], self.options.counters)
+
+    def close(self) -> None:
+        if self.sender is not None:
+            self.sender.close(self.options.close_timeout)
+
+    def stats(self) -> dict:
+        s = self.sender
+        return {"sent": s.sent if s else 0, "dropped": s.dropped if s else 0,
+                "reconnects": s.reconnects if s else 0, "errors": self.errors.total}
+
+
+class GraphiteExporter(_Carbon):
+    """Counters to carbon's plaintext receiver (TCP 2003): ``path value timestamp`` lines."""
+
+    name = "graphite"
+    OPTIONS = {**_CARBON_OPTIONS, "port": Option(2003, port, "carbon line receiver port"),
+               "batch": Option(10_000, integer(1), "lines per send")}
+
+    def write(self, snapshot) -> None:
+        values = self._values(snapshot)
+        if values is None:
+            self.sender.flush()
+            return
+        self.sender.send(format_plaintext(values, self._paths, int(snapshot.wall_time),
+                                          self.options.batch))
+
+
+class GraphitePickleExporter(_Carbon):
+    """Counters to carbon's pickle receiver (TCP 2004), messages below 1 MiB."""
+
+    name = "graphite_pickle"
+    OPTIONS = {**_CARBON_OPTIONS, "port": Option(2004, port, "carbon pickle receiver port"),
+               "max_message": Option(1_000_000, integer(1024, 1 << 20), "bytes per pickle message")}
+
+    def _prepare(self, fabric) -> None:
+        super()._prepare(fabric)
+        self._heads = pickle_heads(self._paths)
+
+    def write(self, snapshot) -> None:
+        values = self._values(snapshot)
+        if values is None:
+            self.sender.flush()
+            return
+        self.sender.send(format_pickle(values, self._heads, int(snapshot.wall_time),
+                                       self.options.max_message))
+
+
+def _http_url(v) -> str:
+    u = urllib.parse.urlsplit(text(v))
+    if u.scheme not in ("http", "https") or not u.netloc:
+        raise ScenarioError(f"expected an http(s) URL like http://127.0.0.1:8080/events/, got {v!r}")
+    return v
+
+
+def _kinds(v):
+    return None if v == "all" else text_list(v)
+
+
+class GraphiteEventsExporter(Exporter):
+    """Fabric events to graphite-web's ``POST /events/`` (one request per event)."""
+
+    name = "graphite_events"
+    unit = "events"
+    OPTIONS = {
+        "url": Option("http://127.0.0.1:8080/events/", _http_url, "graphite-web events URL"),
+        "tags": Option(("ibsim",), text_list, "tags added to every event"),
+        "kinds": Option("all", _kinds, "event kinds to post, or all"),
+        "data": Option("message", choice("message", "json"), "event body: readable line or JSON"),
+        "buffer": Option(10_000, integer(1), "events kept while graphite-web is away"),
+        "timeout": Option(5.0, duration, "HTTP timeout (s)"),
+        "close_timeout": Option(10.0, duration, "how long close() tries to post the buffer (s)"),
+    }
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.poster: HttpPoster | None = None
+
+    def open(self) -> None:
+        o = self.options
+        self.poster = HttpPoster(o.url, name=self.name, buffer=o.buffer, timeout=o.timeout,
+                                 errors=self.errors)
+
+    def write(self, snapshot) -> None:
+        kinds = self.options.kinds
+        bodies = [json.dumps(graphite_event(e, self.options.tags, self.options.data)).encode()
+                  for e in snapshot.events if kinds is None or e.kind in kinds]
+        if bodies:
+            self.poster.send(bodies)
+        else:
+            self.poster.flush()
+
+    def close(self) -> None:
+        if self.poster is not None:
+            self.poster.close(self.options.close_timeout)
+
+    def stats(self) -> dict:
+        p = self.poster
+        return {"sent": p.sent if p else 0, "dropped": p.dropped if p else 0,
+                "reconnects": p.reconnects if p else 0, "errors": self.errors.total}

@@ -1,0 +1,287 @@
+"""Prometheus exporter: the fabric's counters over HTTP, under node_exporter's InfiniBand names.
+
+Prometheus scrapes ``http://<host>:<port>/metrics``. Every counter of the
+schema is served as ``node_infiniband_<metric>`` (``port_xmit_data`` as
+``node_infiniband_port_data_transmitted_bytes_total``, multiplied by 4 into
+bytes as node_exporter does; every other counter as is), plus
+``node_infiniband_state_id`` and ``node_infiniband_physical_state_id``
+gauges and ``ibsim_simulated_time_seconds``. Each port series is labelled
+like node_exporter's (``device``, ``port``) and with the fabric identity of
+the port (``node_guid``, ``node_desc``, ``peer_guid``, ``peer_port``);
+``device`` is the node's unique path-safe name (its description, or its GUID
+where descriptions are shared).
+
+The response is built at scrape time from the latest snapshot by
+:class:`FabricCollector`: :meth:`FabricCollector.render` lays out each metric
+for all ports at once as a byte matrix (no Python object per port, none held
+between scrapes), so a 70k-port fabric (1.6 million series, about 300 MB of
+text) scrapes in about 1.5 s, where prometheus_client's own exposition of the
+same samples took 21 s; set a ``scrape_timeout`` to match on such fabrics.
+:meth:`FabricCollector.collect` yields the same metrics as prometheus_client
+families (needs ``pip install 'ibsim[prometheus]'``), for registering the
+fabric in a registry of your own. The endpoint binds 127.0.0.1 unless told
+otherwise; ``port: 0`` takes any free port (``exporter.port`` says which).
+
+May import: ibsim.export, ibsim.errors.
+
+Options (YAML)::
+
+    exporters:
+      - prometheus:
+          host: 127.0.0.1
+          port: 9684              # 0 = any free port
+          ports: cabled           # cabled (the rows of counters.csv) or all
+          every: 1s
+"""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+import urllib.parse
+
+import numpy as np
+
+from ibsim.export import (COUNTERS, Exporter, ExporterError, Option, ascii_uint, assemble, choice,
+                          host, node_names, port, selected_ports, squeeze, text_matrix)
+
+__all__ = ["LABELS", "METRICS", "FabricCollector", "PrometheusExporter", "CONTENT_TYPE"]
+
+#: text exposition format served
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: label names of every port series, in order
+LABELS = ("device", "port", "node_guid", "node_desc", "peer_guid", "peer_port")
+
+_STATE_HELP = ("State of the InfiniBand port (0: no change, 1: down, 2: init, 3: armed, 4: active, "
+               "5: act defer)")
+_PHYS_HELP = ("Physical state of the InfiniBand port (0: no change, 1: sleep, 2: polling, 3: disable, "
+              "4: shift, 5: link up, 6: link error recover, 7: phytest)")
+
+#: (metric name, type, help, source, scale): one per schema counter, then the state gauges
+METRICS: tuple[tuple[str, str, str, str, int], ...] = tuple(
+    ("node_infiniband_" + c.metric, "counter",
+     c.help + (" (in bytes: the 4-octet word count times 4)" if c.unit == "4-octet words" else ""),
+     c.name, 4 if c.unit == "4-octet words" else 1)
+    for c in COUNTERS
+) + (("node_infiniband_state_id", "gauge", _STATE_HELP, "port_state", 1),
+     ("node_infiniband_physical_state_id", "gauge", _PHYS_HELP, "phys_state", 1))
+
+_ROW = {c.name: i for i, c in enumerate(COUNTERS)}
+
+
+def _escape_help(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _escape_label(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _bytes_array(strings) -> np.ndarray:
+    return np.array([s.encode() for s in strings], dtype=np.bytes_)
+
+
+def label_values(fabric, ports: np.ndarray) -> dict[str, list[str]]:
+    """The label values of the selected ports, by label name (plain strings, for the client path)."""
+    names = node_names(fabric)
+    node = fabric.node_of_port[ports]
+    peer = fabric.peer_of_port[ports]
+    cabled = peer >= 0
+    pnode = fabric.node_of_port[np.maximum(peer, 0)]
+    guid = [f"0x{int(g):016x}" for g in fabric.node_guid]
+    return {
+        "device": [str(names[n]) for n in node],
+        "port": [str(int(p)) for p in fabric.port_num[ports]],
+        "node_guid": [guid[n] for n in node],
+        "node_desc": [fabric.node_desc[n] for n in node],
+        "peer_guid": [guid[m] if c else "" for m, c in zip(pnode, cabled)],
+        "peer_port": [str(int(fabric.port_num[q])) if c else "" for q, c in zip(peer, cabled)],
+    }
+
+
+def label_block(fabric, ports: np.ndarray) -> np.ndarray:
+    """``{device="...",port="1",...}`` of every selected port as an ``(n, w)`` uint8 matrix.
+
+    Built from per-node strings and per-port arrays (no Python object per port).
+    """
+    node = fabric.node_of_port[ports]
+    peer = fabric.peer_of_port[ports]
+    cabled = peer >= 0
+    pnode = fabric.node_of_port[np.maximum(peer, 0)]
+    guid = _bytes_array(f"0x{int(g):016x}" for g in fabric.node_guid)
+    cols = {
+        "device": _bytes_array(_escape_label(str(s)) for s in node_names(fabric))[node],
+        "port": fabric.port_num[ports].astype("S3"),
+        "node_guid": guid[node],
+        "node_desc": _bytes_array(_escape_label(d) for d in fabric.node_desc)[node],
+        "peer_guid": np.where(cabled, guid[pnode], b""),
+        "peer_port": np.where(cabled, fabric.port_num[np.maximum(peer, 0)].astype("S3"), b""),
+    }
+    out = np.full(ports.size, b"{", dtype="S1")
+    for i, name in enumerate(LABELS):                    # loops over labels, never ports
+        out = np.char.add(out, (("," if i else "") + name + '="').encode())
+        out = np.char.add(np.char.add(out, cols[name]), b'"')
+    return text_matrix(np.char.add(out, b"}"))
+
+
+class FabricCollector:
+    """Metrics of the latest snapshot, built when scraped.
+
+    ``update(snapshot)`` swaps the reference; :meth:`render` gives the text
+    exposition; :meth:`collect` gives prometheus_client metric families.
+    """
+
+    def __init__(self, ports: str = "cabled"):
+        self.ports_option = ports
+        self.snapshot = None
+        self._fabric = None
+
+    def update(self, snapshot) -> None:
+        """Serve ``snapshot`` from now on."""
+        self.snapshot = snapshot
+
+    def _prepare(self, fabric):
+        if fabric is not self._fabric:
+            self._ports = selected_ports(fabric, self.ports_option)
+            self._labels = label_block(fabric, self._ports)
+            self._fabric = fabric
+        return self._ports, self._labels
+
+    @staticmethod
+    def _values(snap, source: str, scale: int, ports: np.ndarray) -> np.ndarray:
+        if source in _ROW:
+            v = snap.counters[_ROW[source], ports]
+            return v * np.uint64(scale) if scale != 1 else v
+        return getattr(snap, source)[ports]
+
+    def render(self) -> bytes:
+        """The text exposition (format 0.0.4) of the latest snapshot."""
+        snap = self.snapshot
+        if snap is None:
+            return b""
+        ports, labels = self._prepare(snap.fabric)
+        out = []
+        for name, typ, help_, source, scale in METRICS:   # loops over metrics, never ports
+            out.append(f"# HELP {name} {_escape_help(help_)}\n# TYPE {name} {typ}\n".encode())
+            if ports.size:
+                vals = self._values(snap, source, scale, ports)
+                out.append(squeeze(assemble([name.encode(), labels, b" ", ascii_uint(vals), b"\n"],
+                                            ports.size)))
+        out.append(b"# HELP ibsim_simulated_time_seconds Simulated time of the snapshot served\n"
+                   b"# TYPE ibsim_simulated_time_seconds gauge\n"
+                   + f"ibsim_simulated_time_seconds {float(snap.time_s)!r}\n".encode())
+        return b"".join(out)
+
+    def describe(self):
+        """No fixed description (metrics exist only once a snapshot has arrived)."""
+        return []
+
+    def collect(self):
+        """prometheus_client metric families of the latest snapshot (one sample object per port)."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        snap = self.snapshot
+        if snap is None:
+            return
+        ports, _ = self._prepare(snap.fabric)
+        lv = label_values(snap.fabric, ports)
+        rows = list(zip(*(lv[k] for k in LABELS)))
+        for name, typ, help_, source, scale in METRICS:
+            fam = (CounterMetricFamily if typ == "counter" else GaugeMetricFamily)(name, help_, labels=LABELS)
+            for labels, v in zip(rows, self._values(snap, source, scale, ports).tolist()):
+                fam.add_metric(labels, v)
+            yield fam
+        yield GaugeMetricFamily("ibsim_simulated_time_seconds", "Simulated time of the snapshot served",
+                                value=float(snap.time_s))
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server_version = "ibsim-prometheus"
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        exp = self.server.exporter
+        path = urllib.parse.urlsplit(self.path).path
+        if path == "/metrics":
+            try:
+                body = exp.collector.render()
+            except Exception as exc:  # isolation: a bad scrape is a 500, never a crash
+                exp.errors.error(type(exc).__name__, f"scrape failed: {exc!r}")
+                self.send_error(500, "scrape failed")
+                return
+            exp.scrapes += 1
+            ctype = CONTENT_TYPE
+        elif path == "/":
+            body = b'<html><body><a href="/metrics">/metrics</a> (ibsim)</body></html>\n'
+            ctype = "text/html; charset=utf-8"
+        else:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):  # requests are not logged
+        pass
+
+
+class PrometheusExporter(Exporter):
+    """An HTTP endpoint serving the latest snapshot for Prometheus to scrape."""
+
+    name = "prometheus"
+    unit = "scrapes"
+    OPTIONS = {
+        "host": Option("127.0.0.1", host, "address to bind"),
+        "port": Option(9684, port, "port to bind, 0 = any free port"),
+        "ports": Option("cabled", choice("cabled", "all"), "which ports are served"),
+    }
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.collector = FabricCollector(self.options.ports)
+        self.server = None
+        self.port = None
+        self.scrapes = 0
+
+    @property
+    def url(self) -> str | None:
+        """``http://host:port/metrics`` once open."""
+        if self.port is None:
+            return None
+        h = self.options.host
+        return f"http://{'[' + h + ']' if ':' in h else h}:{self.port}/metrics"
+
+    def open(self) -> None:
+        """Bind and serve on a daemon thread.
+
+        Raises
+        ------
+        ExporterError
+            If the address cannot be bound (port in use, no such address).
+        """
+        cls = http.server.ThreadingHTTPServer
+        if ":" in self.options.host:
+            cls = type("V6Server", (http.server.ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+        try:
+            self.server = cls((self.options.host, self.options.port), _Handler)
+        except OSError as exc:
+            raise ExporterError(f"prometheus: cannot listen on {self.options.host}:{self.options.port}: "
+                                f"{exc.strerror or exc}") from exc
+        self.server.daemon_threads = True
+        self.server.exporter = self
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, name="ibsim-prometheus", daemon=True).start()
+
+    def write(self, snapshot) -> None:
+        self.collector.update(snapshot)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def stats(self) -> dict:
+        return {"sent": self.scrapes, "dropped": 0, "reconnects": 0, "errors": self.errors.total,
+                "url": self.url}
