@@ -272,3 +272,15 @@ def test_yamldoc_lines_and_paths():
     assert doc.line(("traffic", 0, "no-such-key")) == 6          # nearest ancestor
     assert format_path(("faults", 1, "flap", "link")) == "faults[1].flap.link"
     assert format_path(()) == ""
+
+
+def test_exporters_section_builds_specs_and_names_the_line_of_a_typo():
+    text = SMALL + "exporters:\n  - {graphite: {host: 127.0.0.1, port: 2003, every: 10s}}\n" \
+                   "  - {logstash: {host: 127.0.0.1, port: 5000, protocol: udp}}\n"
+    scn = scenario(text)
+    assert [s.name for s in scn.exporters] == ["graphite", "logstash"]
+    assert scn.exporters[0].every == 10.0
+    bad = SMALL + "exporters:\n  - {graphite: {hots: 127.0.0.1}}\n"
+    err = error(bad)
+    assert err.line == line_of(bad, "hots")
+    assert "did you mean 'host'" in str(err) and "exporters[0]" in str(err)
