@@ -15,6 +15,7 @@ yamldoc    YAML with a key path -> line map, for errors that name file and line
 scenario   YAML -> frozen Scenario -> Simulation (the composition root)
 recorder   Recorder (time series + run directory) and load_run
 report     summary.txt and overview.png of a run
+export     Exporter protocol, entry-point discovery, attach() with failure isolation and time mapping
 cli        python -m ibsim (the only module that prints or exits); cli_run: ``run``
 
 Notebook use::
