@@ -16,6 +16,7 @@ scenario   YAML -> frozen Scenario -> Simulation (the composition root)
 recorder   Recorder (time series + run directory) and load_run
 report     summary.txt and overview.png of a run
 export     Exporter protocol, entry-point discovery, attach() with failure isolation and time mapping
+mad        MAD server speaking linux-rdma ibsim's protocol (OpenSM, infiniband-diags via libumad2sim)
 cli        python -m ibsim (the only module that prints or exits); cli_run: ``run``
 
 Notebook use::

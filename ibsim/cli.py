@@ -6,6 +6,8 @@ Subcommands
 ``topo info FILE [--json]``                    counts and the link-rate histogram
 ``topo convert IN OUT``                        ibnetdiscover <-> YAML
 ``routes FILE --engine NAME [--json]``         route quality metrics, LFT dump
+``run SCENARIO [--mad-server] [--graphite ...]`` simulate, record, export, serve MADs
+``serve TOPOLOGY_OR_SCENARIO``                 serve the ibsim MAD protocol, no traffic
 
 Exit codes: 0 ok, 2 bad input or usage (one line ``ibsim: error: ...``), 1
 runtime failure.
@@ -196,9 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_run_parsers(sub) -> None:
-    """Attach the simulation subcommands (``run``)."""
+    """Attach the simulation subcommands: ``run`` and ``serve``."""
     from . import cli_run
+    from .mad import cli as mad_cli
     cli_run.add_parsers(sub)
+    mad_cli.add_parsers(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -205,6 +205,14 @@ def add_parsers(sub) -> None:
                    help="no progress and no summary; print only the run directory")
     p.add_argument("--no-plot", dest="plot", action="store_false", help="skip overview.png")
     export.add_cli_arguments(p)
+    mad = p.add_argument_group("management plane (linux-rdma ibsim protocol, for OpenSM and infiniband-diags)")
+    mad.add_argument("--mad-server", action="store_true",
+                     help="serve MADs while simulating (scenario: mad_server:); paces at real time "
+                          "unless --fast or --realtime is given")
+    mad.add_argument("--sockname", metavar="NAME",
+                     help="IBSIM_SOCKNAME of the clients (default: $IBSIM_SOCKNAME or 'sim')")
+    mad.add_argument("--udp", type=int, metavar="PORT",
+                     help="serve over UDP from this base port instead (IBSIM_SERVER_NAME/IBSIM_SERVER_PORT)")
     p.set_defaults(func=cmd_run)
     p.error = _usage_error
 
@@ -215,6 +223,18 @@ def _usage_error(message: str):
     sys.exit(2)
 
 
+def _mad_options(args, scn) -> dict | None:
+    """MAD server options from the command line and the scenario, or None."""
+    opts = dict(scn.mad_server) if scn.mad_server is not None else None
+    if args.mad_server or args.sockname or args.udp:
+        opts = opts or {}
+        if args.sockname:
+            opts["sockname"] = args.sockname
+        if args.udp:
+            opts["udp"] = args.udp
+    return opts
+
+
 def cmd_run(args) -> int:
     """Run the scenario of ``args``; returns 0, or 130 when stopped by Ctrl-C."""
     from .recorder import Recorder
@@ -222,7 +242,10 @@ def cmd_run(args) -> int:
 
     quiet = bool(getattr(args, "quiet", False))
     scn = Scenario.from_file(args.scenario)
+    mad_opts = _mad_options(args, scn)
     realtime = ... if not (args.fast or args.realtime) else (None if args.fast else args.realtime)
+    if mad_opts is not None and realtime is ... and scn.clock.realtime is None:
+        realtime = 1.0                  # serving tools: simulated time passes like real time
     scn = scn.with_overrides(seed=args.seed, until=args.until, realtime=realtime,
                              topology_file=args.topology)
     end = scn.clock.duration_s
@@ -233,6 +256,16 @@ def cmd_run(args) -> int:
     sim = scn.build()
     out = scn.output
     rec = Recorder(sim, every=out.every_s, max_rows=out.max_rows, duration=end)
+    server = None
+    if mad_opts is not None:
+        from .mad import start_mad_server
+        server = start_mad_server(sim, **mad_opts)
+        if not quiet:
+            if server.udp is not None:
+                where = f"IBSIM_SERVER_NAME={server.host} IBSIM_SERVER_PORT={server.udp}"
+            else:
+                where = f"IBSIM_SOCKNAME={server.base}"
+            sys.stderr.write(f"ibsim: serving MADs: LD_PRELOAD=libumad2sim.so {where} <tool>\n")
     specs = export.specs_from_cli(args) + list(scn.exporters)
     stage = export.attach(sim, specs, every=out.every_s, until=end, realtime=scn.clock.realtime) \
         if specs else None
@@ -257,6 +290,8 @@ def cmd_run(args) -> int:
             if progress is not None:
                 progress.close()
             exporter_stats = stage.close() if stage is not None else {}
+            if server is not None:
+                server.close()
     interrupted = guard.hit
     if interrupted:
         err.write(f"ibsim: interrupted at t={sim.time_s:g} s; writing the results\n")

@@ -21,22 +21,24 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time as _time
+from collections import deque
 
 import numpy as np
 
 from ..errors import ScenarioError, TopologyError
 from ..fabric.counters import COUNTER_ROW
-from ..fabric.state import ACTIVE, DISABLED, INIT, LINKUP, POLLING
 from ..faults import Action, Fault, expand
-from ..routing import compute_lfts
 from ..traffic import Job, resolve_pattern
 from ..units import parse_duration
 from .allocation import max_min_allocate
 from .flows import build_flowset, walk_paths
-from .snapshot import TRAPS, Event, Snapshot
+from .links import EXTERNAL_SM, LinkStateMixin
+from .sm import ExternalSMMixin
+from .snapshot import Event, Snapshot
 
-__all__ = ["Simulation", "TRAFFIC_ROWS", "xmit_wait_rate"]
+__all__ = ["Simulation", "TRAFFIC_ROWS", "xmit_wait_rate", "EXTERNAL_SM"]
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,7 @@ def xmit_wait_rate(capacity: np.ndarray, offered: np.ndarray, carried: np.ndarra
     return capacity / 4.0 * np.clip(stall, 0.0, 1.0)
 
 
-class Simulation:
+class Simulation(LinkStateMixin, ExternalSMMixin):
     """Drive a fabric's counters with traffic and faults, tick by tick.
 
     Parameters
@@ -82,7 +84,9 @@ class Simulation:
         Seed of every random choice; drawn from the OS and recorded when None.
     routing : str
         Routing engine of the embedded subnet manager (``minhop``, ``updn``,
-        ``ftree``).
+        ``ftree``), or ``opensm``: an external subnet manager programs the
+        fabric (LIDs, port states, LFTs) through the MAD server; the embedded
+        one then neither activates ports nor routes.
     routing_options : dict, optional
         Passed to :func:`ibsim.routing.compute_lfts` (e.g. ``roots``).
     mtu : int
@@ -122,6 +126,15 @@ class Simulation:
         self.rng = np.random.default_rng(self._seedseq.spawn(1)[0])
         self.routing = routing
         self.routing_options = dict(routing_options or {})
+        #: engine the embedded SM returns to when an external SM detaches
+        self.embedded_routing = routing if routing != EXTERNAL_SM else "minhop"
+        #: held by step() and by any other thread that reads or writes state
+        self.lock = threading.RLock()
+        self._listeners: list = []
+        self._inbox: deque = deque()
+        self._sm_disabled: set[int] = set()
+        #: bumped whenever a link goes down or comes up (physical states changed)
+        self.link_version = 0
         self.mtu = int(mtu)
         if self.mtu <= 0:
             raise ScenarioError(f"mtu must be positive, got {mtu}")
@@ -156,6 +169,8 @@ class Simulation:
                       "alloc_unconverged": 0, "aggregates": 0, "realloc_s": 0.0, "reroute_s": 0.0,
                       "behind_s": 0.0}
         self._t0_wall = _time.time()
+        if routing == EXTERNAL_SM:
+            self._unconfigure()
         self.reroute(reason="initial")
 
     # ------------------------------------------------------------ building
@@ -217,10 +232,11 @@ class Simulation:
 
     def schedule(self, fault: Fault) -> None:
         """Schedule a fault (its actions apply at the first tick boundary at or after their time)."""
-        for a in expand(fault):
-            self._check_target(a)
-            self._actions.append(a)
-        self._actions.sort(key=lambda a: a.at_s)
+        with self.lock:
+            for a in expand(fault):
+                self._check_target(a)
+                self._actions.append(a)
+            self._actions.sort(key=lambda a: a.at_s)
 
     def inject(self, kind: str, target: str, **params) -> None:
         """Inject a fault now (applied at the next tick boundary).
@@ -232,7 +248,8 @@ class Simulation:
         for k, v in params.items():
             key = {"for": "for_s", "period": "period_s"}.get(k, k)
             norm[key] = parse_duration(v) if key.endswith("_s") else v
-        self.schedule(Fault(kind, str(target), self.time_s, norm))
+        with self.lock:
+            self.schedule(Fault(kind, str(target), self.time_s, norm))
 
     def observe(self, every, callback) -> None:
         """Call ``callback(snapshot)`` every ``every`` simulated seconds (and at the end)."""
@@ -241,28 +258,6 @@ class Simulation:
             raise ScenarioError(f"observer interval must be positive, got {every!r}")
         self._observers.append({"every": every_s, "cb": callback, "next": self.time_s + every_s,
                                 "ev": len(self.events)})
-
-    # ------------------------------------------------------------ targets
-    def _ports_of(self, scope: str, target: str) -> np.ndarray:
-        f = self.fabric
-        try:
-            if scope in ("node", "switch"):
-                nd = f.find_node(target)
-                if scope == "switch" and f.node_type[nd] != 2:
-                    raise ScenarioError(f"{target!r} is not a switch")
-                ports = f.ports_of_node(nd)
-                return ports[f.peer_of_port[ports] >= 0]
-            p = f.find_port(target)
-        except TopologyError as exc:
-            raise ScenarioError(str(exc)) from None
-        if scope == "link":
-            if f.peer_of_port[p] < 0:
-                raise ScenarioError(f"link {target!r}: port {f.port_label(p)} is not cabled")
-            return np.array([p, f.peer_of_port[p]])
-        return np.array([p])
-
-    def _check_target(self, a: Action) -> None:
-        self._ports_of(a.scope, a.target)
 
     # ------------------------------------------------------------ events
     def _event(self, kind: str, port: int | None = None, details: dict | None = None,
@@ -279,142 +274,31 @@ class Simulation:
         ev = Event(self.time_s, kind, trap=trap, details=details or {},
                    wall_time=self._t0_wall + self.time_s, **kw)
         self.events.append(ev)
+        for fn in self._listeners:
+            try:
+                fn(ev, port)
+            except Exception:  # noqa: BLE001 - a listener never breaks the tick
+                log.exception("event listener %r failed", fn)
         return ev
 
-    # ------------------------------------------------------------ link state
-    def _physically_up(self, ports: np.ndarray) -> np.ndarray:
-        f = self.fabric
-        q = f.peer_of_port[ports]
-        return (q >= 0) & (self._held[ports] == 0) & (self._held[np.maximum(q, 0)] == 0)
+    def add_listener(self, fn) -> None:
+        """Call ``fn(event, port_index)`` for every event, as it is produced.
 
-    def _apply(self, a: Action) -> None:
-        ports = self._ports_of(a.scope, a.target)
-        if a.op == "ber":
-            p = int(ports[0])
-            if a.params["rate"] > 0:
-                self._ber[p] = {"rate": a.params["rate"], "down_above": a.params["down_above"],
-                                "last_event": -math.inf, "pending": 0}
-                self._event("fault", p, {"fault": "ber", "rate": a.params["rate"]})
-                if a.params["rate"] >= a.params["down_above"]:
-                    self._hold(ports, 1, reason="ber")
-                    self._ber[p]["holding"] = True
-            else:
-                info = self._ber.pop(p, None)
-                if info and info.get("holding"):
-                    self._hold(ports, -1, reason="ber")
-                self._event("fault", p, {"fault": "ber", "rate": 0.0})
-            return
-        delta = 1 if a.op == "hold" else -1
-        if a.op == "release" and not (self._held[ports] > 0).any():
-            return
-        if a.scope == "port":
-            self._disabled[ports] += delta
-        if a.scope in ("node", "switch", "port"):
-            # the node's (or port's) own ends; their peers go Polling
-            self._hold(ports, delta, reason=a.reason)
-        else:
-            self._hold(ports[:1], delta, reason=a.reason)
+        It runs in the thread that produced the event, with :attr:`lock`
+        held, so it must be quick (queue work, do not block).
+        """
+        with self.lock:
+            self._listeners.append(fn)
 
-    def _hold(self, ports: np.ndarray, delta: int, reason: str) -> None:
-        """Change the hold count of ports and bring links down or up accordingly."""
-        f = self.fabric
-        st = self.state
-        ports = np.asarray(ports, dtype=np.int64)
-        ends = np.unique(np.concatenate([ports, f.peer_of_port[ports]]))
-        ends = ends[ends >= 0]
-        was_up = self._physically_up(ends)
-        np.add.at(self._held, ports, delta)
-        np.maximum(self._held, 0, out=self._held)
-        now_up = self._physically_up(ends)
-        going_down = ends[was_up & ~now_up]
-        coming_up = ends[~was_up & now_up]
-        if going_down.size:
-            self._link_down(going_down, reason)
-        if coming_up.size:
-            self._link_up(coming_up, reason)
-        # a disabled port reports phys Disabled even while its peer polls
-        dis = ends[(self._disabled[ends] > 0)]
-        st.phys_state[dis] = DISABLED
+    def remove_listener(self, fn) -> None:
+        """Stop calling ``fn`` (no error if it was not registered)."""
+        with self.lock:
+            if fn in self._listeners:
+                self._listeners.remove(fn)
 
-    def _link_down(self, ends: np.ndarray, reason: str) -> None:
-        f = self.fabric
-        st = self.state
-        # packets in flight on the dying links (up to one port buffer) are discarded
-        # at the sending port
-        inflight_bytes = np.minimum(self.xmit_rate[ends] * self.tick_s, self.port_buffer)
-        inflight = np.rint(inflight_bytes / self.mtu).astype(np.uint64)
-        st.counters[COUNTER_ROW["port_xmit_discards"], ends] += inflight
-        st.counters[COUNTER_ROW["link_downed"], ends] += np.uint64(1)
-        st.set_ports_down(ends, POLLING)
-        seen = set()
-        for p in ends.tolist():           # one event per cable (events are few)
-            q = int(f.peer_of_port[p])
-            key = (min(p, q), max(p, q))
-            if key in seen:
-                continue
-            seen.add(key)
-            lost = int(inflight[(ends == p) | (ends == q)].sum())
-            self._event("link_down", p, {"reason": reason, "discarded_packets": lost},
-                        TRAPS["link_down"])
-        self._need_alloc = True
-        if not f.is_switch[ends].all() or not f.is_switch[f.peer_of_port[ends]].all():
-            self._need_flows = True         # a host lost its link: its demands go
-        self._request_sweep()
-
-    def _link_up(self, ends: np.ndarray, reason: str) -> None:
-        f = self.fabric
-        st = self.state
-        st.set_ports_up(ends, INIT)           # trained (LinkUp) but not yet Active
-        seen = set()
-        for p in ends.tolist():
-            q = int(f.peer_of_port[p])
-            key = (min(p, q), max(p, q))
-            if key in seen:
-                continue
-            seen.add(key)
-            self._event("link_up", p, {"reason": reason, "state": "Init"}, TRAPS["link_up"])
-        self._request_sweep()
-
-    def _request_sweep(self) -> None:
-        due = self.time_s + self.sweep_delay_s
-        if self._sweep_at is None or due < self._sweep_at:
-            self._sweep_at = due
-
-    def _sweep(self) -> None:
-        """The embedded subnet manager's sweep: activate trained ports, reroute."""
-        st = self.state
-        f = self.fabric
-        init = np.flatnonzero((st.port_state == INIT) & (st.phys_state == LINKUP))
-        if init.size:
-            st.port_state[init] = ACTIVE
-            seen = set()
-            for p in init.tolist():
-                q = int(f.peer_of_port[p])
-                key = (min(p, q), max(p, q))
-                if key in seen:
-                    continue
-                seen.add(key)
-                self._event("port_state_change", p, {"from": "Init", "to": "Active"},
-                            TRAPS["port_state_change"])
-            st.version += 1
-            if not f.is_switch[init].all():
-                self._need_flows = True     # a host is back: its demands return
-        self.reroute(reason="sweep")
-
-    def reroute(self, reason: str = "manual") -> None:
-        """Recompute the LFTs on the current link states (the SM's routing step)."""
-        t = _time.perf_counter()
-        lft = compute_lfts(self.fabric, self.routing, **self.routing_options)
-        self.state.lft = lft
-        self.state.version += 1
-        dt = _time.perf_counter() - t
-        self.stats["reroutes"] += 1
-        self.stats["reroute_s"] += dt
-        self._need_paths = True
-        self._need_alloc = True
-        if reason != "initial":
-            self._event("reroute", None, {"engine": self.routing, "reason": reason,
-                                          "seconds": round(dt, 4)})
+    def post(self, fn) -> None:
+        """Queue ``fn(sim)`` from any thread; it runs at the next tick boundary."""
+        self._inbox.append(fn)
 
     # ------------------------------------------------------------ rates
     def _host_demands(self) -> list[tuple]:
@@ -521,7 +405,17 @@ class Simulation:
                     self._need_flows = True
 
     def step(self) -> None:
-        """Advance one tick."""
+        """Advance one tick (holding :attr:`lock`)."""
+        with self.lock:
+            self._step()
+
+    def _step(self) -> None:
+        while self._inbox:
+            fn = self._inbox.popleft()
+            try:
+                fn(self)
+            except Exception:  # noqa: BLE001 - a posted command never breaks the tick
+                log.exception("posted command %r failed", fn)
         t = self.time_s
         while self._actions and self._actions[0].at_s <= t + 1e-9:
             self._apply(self._actions.pop(0))
@@ -544,34 +438,13 @@ class Simulation:
         self.ticks += 1
         self._notify()
 
-    def _bit_errors(self) -> None:
-        """Symbol errors grow with the bits received on a cable with a bit-error rate."""
-        f = self.fabric
-        c = self.state.counters
-        for p, info in self._ber.items():   # loops over faulty cables only
-            q = int(f.peer_of_port[p])
-            for src, dst in ((p, q), (q, p)):
-                bits = self.xmit_rate[src] * 8 * self.tick_s
-                n_err = int(self.rng.poisson(bits * info["rate"])) if bits > 0 else 0
-                if not n_err:
-                    continue
-                pkts = self.xmit_rate[src] * self.tick_s / self.mtu
-                c[COUNTER_ROW["symbol_error"], dst] += np.uint64(n_err)
-                c[COUNTER_ROW["port_rcv_errors"], dst] += np.uint64(min(n_err, int(pkts)))
-                # roughly one error burst in a hundred needs link error recovery
-                ler = int(self.rng.binomial(n_err, 0.01))
-                if ler:
-                    c[COUNTER_ROW["link_error_recovery"], dst] += np.uint64(ler)
-                info["pending"] += n_err
-            if info["pending"] and self.time_s - info["last_event"] >= 10.0:
-                self._event("symbol_errors", p, {"errors": info["pending"], "ber": info["rate"]},
-                            TRAPS["symbol_errors"])
-                info["pending"] = 0
-                info["last_event"] = self.time_s
-
     # ------------------------------------------------------------ observers
     def snapshot(self, events=()) -> Snapshot:
         """An immutable copy of the current state."""
+        with self.lock:
+            return self._snapshot(events)
+
+    def _snapshot(self, events=()) -> Snapshot:
         st = self.state
         return Snapshot(self.time_s, self.ticks, self._t0_wall + self.time_s, self.fabric,
                         st.counters.copy(), st.port_state.copy(), st.phys_state.copy(),
@@ -606,7 +479,8 @@ class Simulation:
             End time in simulated seconds (absolute, from the start).
         realtime : float, optional
             Pace at this factor (1.0 = one simulated second per wall second);
-            warns once per 10 s of wall time when it falls behind.
+            warns (at most once per 10 s of wall time) when it falls more than
+            a second or five ticks behind.
         progress : callable, optional
             Called as ``progress(sim)`` after every tick.
         """
@@ -630,7 +504,7 @@ class Simulation:
                     lag = _time.monotonic() - target
                     if lag < 0:
                         _time.sleep(-lag)
-                    elif lag > self.tick_s / realtime and _time.monotonic() - last_warn > 10:
+                    elif lag > max(1.0, 5 * self.tick_s / realtime) and _time.monotonic() - last_warn > 10:
                         self.stats["behind_s"] = lag
                         log.warning("real-time pacing is %.2f s behind at t=%.1f s", lag, self.time_s)
                         last_warn = _time.monotonic()

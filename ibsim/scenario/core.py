@@ -36,6 +36,9 @@ class Scenario:
     faults : tuple of FaultSpec
     exporters : tuple of ExporterSpec
         Exporters attached by ``python -m ibsim run`` (see :mod:`ibsim.export`).
+    mad_server : dict or None
+        Options of the MAD server ``python -m ibsim run`` starts (``sockname``,
+        ``udp``, ``host``), None for no server.
     description : str
     source : str or None
         The scenario file (absolute), when it came from one.
@@ -52,6 +55,7 @@ class Scenario:
     traffic: tuple = ()
     faults: tuple = ()
     exporters: tuple = ()
+    mad_server: dict | None = None
     output: OutputSpec = OutputSpec()
     description: str = ""
     source: str | None = None

@@ -26,7 +26,7 @@ __all__ = ["parse_scenario", "TOP_KEYS", "MTUS"]
 
 #: valid top-level keys
 TOP_KEYS = ("name", "description", "seed", "clock", "topology", "routing", "mtu", "traffic",
-            "faults", "exporters", "output")
+            "faults", "exporters", "mad_server", "output")
 #: IB path MTUs in bytes
 MTUS = (256, 512, 1024, 2048, 4096)
 
@@ -463,11 +463,36 @@ def parse_scenario(doc: YamlDoc, *, name: str = "scenario", base=None) -> dict:
         traffic=jobs,
         faults=tuple(_parse_fault(ck, v, i) for i, v in enumerate(faults)),
         exporters=_parse_exporters(ck, data.get("exporters")),
+        mad_server=_parse_mad_server(ck, data.get("mad_server")),
         output=_parse_output(ck, data.get("output")),
     )
 
 
 _KEY_PATH = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
+
+
+_MAD_KEYS = ("sockname", "udp", "host")
+
+
+def _parse_mad_server(ck, value) -> dict | None:
+    """``mad_server: {sockname: NAME, udp: PORT, host: 127.0.0.1}`` (or ``true``) -> options or None."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return {}
+    path = ("mad_server",)
+    d = ck.mapping(value, path, _MAD_KEYS)
+    out = {}
+    if "sockname" in d:
+        out["sockname"] = ck.string(d["sockname"], path + ("sockname",))
+    if "udp" in d:
+        out["udp"] = ck.integer(d["udp"], path + ("udp",), lo=1)
+        if out["udp"] > 65535 - 300:
+            raise ck.error(path + ("udp",), f"UDP base port must leave room for the client slots, "
+                           f"got {out['udp']}")
+    if "host" in d:
+        out["host"] = ck.string(d["host"], path + ("host",))
+    return out
 
 
 def _parse_exporters(ck, items) -> tuple:

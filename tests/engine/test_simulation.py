@@ -208,3 +208,14 @@ def test_xmit_wait_formula():
     cap = np.array([100.0, 100.0, 0.0])
     np.testing.assert_allclose(xmit_wait_rate(cap, np.array([150.0, 50.0, 5.0]), np.array([100.0, 50.0, 0.0])),
                                [25 * 0.5, 0.0, 0.0])
+
+
+def test_link_up_may_name_the_other_end():
+    sim = make(radix=4, sweep_delay=0.2)
+    sim.inject("link_down", "leaf1:3")
+    sim.step()
+    p = sim.fabric.find_port("leaf1:3")
+    q = sim.fabric.peer_of_port[p]
+    sim.inject("link_up", sim.fabric.port_label(q))
+    sim.run(until="1s")
+    assert sim.state.port_state[p] == ACTIVE and sim.state.port_state[q] == ACTIVE

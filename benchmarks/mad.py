@@ -1,0 +1,204 @@
+"""Benchmark: our MAD server against linux-rdma's C ibsim, same fabric, same run.
+
+    python benchmarks/mad.py --json                        # fat_tree(36, 2): 648 CAs, 54 switches
+    python benchmarks/mad.py --radix 8 --levels 2 --json   # a quick run
+
+Both servers serve the same ibnetdiscover file (our writer) from a cold
+start (ports Init, no LIDs, no routes: ``serve --routing opensm`` for ours,
+``ibsim -s -n`` for the C one), each in its own process on its own abstract
+socket name. There are ``--rounds`` rounds on fresh processes, ours and the
+C one interleaved, because a shared host's speed drifts by tens of percent
+within minutes; medians are reported. Per server and round:
+
+* ``ibnetdiscover`` (before any SM): wall time, ``--runs`` per round;
+* raw MAD rate: one client (:class:`ibsim.mad.client.SimClient`, no
+  umad2sim), one MAD in flight, directed-route NodeInfo over 4 hops;
+* OpenSM (``-d2``, private files) from start to SUBNET UP, from its log's
+  own timestamps.
+
+Prints one JSON object: ``ibnetdiscover_s``, ``ibnetdiscover_c_s``,
+``ibnetdiscover_ratio``, ``opensm_up_s``, ``opensm_up_c_s``,
+``opensm_up_ratio``, ``mads_per_s``, ``mads_per_s_c`` (and the sizes).
+Targets: both ratios <= 1.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _start_ours(net: Path, sock: str, workdir: Path) -> subprocess.Popen:
+    log = open(workdir / f"ours-{sock}.log", "w")
+    return subprocess.Popen([sys.executable, "-m", "ibsim", "serve", str(net), "--sockname", sock,
+                             "--routing", "opensm"], cwd=workdir, stdin=subprocess.DEVNULL,
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def _start_c(net: Path, sock: str, workdir: Path, fab) -> subprocess.Popen:
+    log = open(workdir / f"c-{sock}.log", "w")
+    cmd = ["ibsim", "-s", "-n", "-N", str(max(2048, 2 * fab.n_nodes)),
+           "-S", str(max(256, 2 * fab.n_switches)), "-P", str(max(13312, 2 * fab.n_ports)), str(net)]
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    env["IBSIM_SOCKNAME"] = sock
+    return subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                            stderr=subprocess.STDOUT)
+
+
+def _discover(sock: str, workdir: Path, runs: int) -> float:
+    from ibsim.mad.ofed import run_tool
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        r = run_tool(["ibnetdiscover"], sockname=sock, cwd=workdir, timeout=120)
+        dt = time.perf_counter() - t
+        if r.returncode != 0 or "# Topology file" not in r.stdout:
+            raise RuntimeError(f"ibnetdiscover failed on {sock}: {r.stderr[-400:]}")
+        times.append(dt)
+    return statistics.median(times)
+
+
+def _mad_rate(sock: str, n: int, fab) -> float:
+    from ibsim.mad import codec as C
+    from ibsim.mad.client import SimClient
+    # from the first switch (default attach point): down to a CA needs a leaf; take
+    # a 4-hop directed route switch -> peer -> peer -> peer -> peer along port numbers
+    path = _four_hop_path(fab)
+    with SimClient(sock) as c:
+        mad = C.make_mad(C.CLASS_SMP_DR, C.METHOD_GET, C.ATTR_NODE_INFO, 0, tid=1, hop_cnt=len(path) - 1,
+                         path=bytes(path))
+        frame = C.pack_frame(mad, dlid=0xFFFF, slid=0xFFFF)
+        c.rpc(frame)                                  # one to check the path
+        send, recv = c.data_sock.send, c.data_sock.recv
+        t = time.perf_counter()
+        for _ in range(n):
+            send(frame)
+            recv(512)
+        return n / (time.perf_counter() - t)
+
+
+def _four_hop_path(fab) -> list[int]:
+    """Ports of a directed route of up to 4 hops from the first switch, staying on switches."""
+    path = [0]
+    node = 0
+    for _ in range(4):
+        ports = fab.ports_of_node(node)
+        nxt = None
+        for p in ports:
+            q = int(fab.peer_of_port[p])
+            if q >= 0 and fab.is_switch[q] and int(fab.node_of_port[q]) != node:
+                nxt = (int(fab.port_num[p]), int(fab.node_of_port[q]))
+                break
+        if nxt is None:
+            break
+        path.append(nxt[0])
+        node = nxt[1]
+    return path
+
+
+def _opensm(sock: str, workdir: Path, sim_host: str, timeout: float) -> float:
+    from ibsim.mad.ofed import OpenSM
+    with OpenSM(workdir, sockname=sock, sim_host=sim_host) as osm:
+        osm.wait_up(timeout=timeout)
+        span = osm.up_span_s()
+    return span
+
+
+def _start(server: str, net: Path, fab, workdir: Path):
+    sock = f"bench{server}{os.getpid()}{uuid.uuid4().hex[:6]}"
+    proc = _start_ours(net, sock, workdir) if server == "ours" else _start_c(net, sock, workdir, fab)
+    return sock, proc
+
+
+def bench(net: Path, fab, workdir: Path, args, servers=("ours", "c")) -> dict:
+    """Interleaved rounds on fresh (cold) servers; medians per server."""
+    from ibsim.mad.ofed import stop_process, wait_for_unix_socket
+    res: dict[str, dict[str, list]] = {s: {"ibnetdiscover_s": [], "mads_per_s": [], "opensm_up_s": []}
+                                       for s in servers}
+    sim_host = fab.node_desc[fab.n_switches]
+    for r in range(args.rounds):
+        started = {}
+        try:
+            for srv in servers:
+                started[srv] = _start(srv, net, fab, workdir)
+            for srv, (sock, proc) in started.items():
+                if not wait_for_unix_socket(f"{sock}:ctl", timeout=300, proc=proc):
+                    raise RuntimeError(f"{srv} server did not come up (see {workdir})")
+            order = list(servers) if r % 2 == 0 else list(reversed(servers))
+            for _ in range(args.runs):
+                for srv in order:
+                    res[srv]["ibnetdiscover_s"].append(_discover(started[srv][0], workdir, 1))
+            for srv in order:
+                res[srv]["mads_per_s"].append(_mad_rate(started[srv][0], args.mads, fab))
+            for srv in order:
+                res[srv]["opensm_up_s"].append(
+                    _opensm(started[srv][0], workdir / f"osm-{srv}-{r}", sim_host, args.timeout))
+        finally:
+            for sock, proc in started.values():
+                stop_process(proc)
+    return {s: {k: statistics.median(v) for k, v in d.items()} for s, d in res.items()}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--radix", type=int, default=36)
+    ap.add_argument("--levels", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds on fresh servers, ours and C interleaved (medians are reported)")
+    ap.add_argument("--runs", type=int, default=3, help="ibnetdiscover runs per round")
+    ap.add_argument("--mads", type=int, default=20000, help="MADs for the raw rate")
+    ap.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for SUBNET UP")
+    ap.add_argument("--no-c", action="store_true", help="skip the C ibsim")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    from ibsim import compile_fabric, fat_tree
+    from ibsim.mad.ofed import have_tools
+    from ibsim.topology import write_ibnetdiscover
+
+    if not have_tools("ibnetdiscover", "opensm"):
+        print(json.dumps({"error": "needs libumad2sim, ibnetdiscover and opensm"}))
+        return 1
+    topo = fat_tree(args.radix, args.levels)
+    fab = compile_fabric(topo)
+    res = {"radix": args.radix, "levels": args.levels, "cas": fab.n_nodes - fab.n_switches,
+           "switches": fab.n_switches}
+    with tempfile.TemporaryDirectory(prefix="ibsim-mad-bench-") as tmp:
+        tmp = Path(tmp)
+        net = tmp / "fabric.topo"
+        write_ibnetdiscover(topo, net)
+        servers = ("ours",) if args.no_c or not shutil.which("ibsim") else ("ours", "c")
+        out = bench(net, fab, tmp, args, servers)
+        res.update(out["ours"])
+        if "c" in out:
+            c = out["c"]
+            names = {"ibnetdiscover_s": "ibnetdiscover_c_s", "opensm_up_s": "opensm_up_c_s",
+                     "mads_per_s": "mads_per_s_c"}
+            for k, v in c.items():
+                res[names[k]] = v
+            res["ibnetdiscover_ratio"] = round(res["ibnetdiscover_s"] / res["ibnetdiscover_c_s"], 3)
+            res["opensm_up_ratio"] = round(res["opensm_up_s"] / res["opensm_up_c_s"], 3)
+    for k, v in list(res.items()):
+        if isinstance(v, float):
+            res[k] = round(v, 4) if v < 1000 else round(v)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        for k, v in res.items():
+            print(f"{k:22s} {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

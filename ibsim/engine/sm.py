@@ -1,0 +1,129 @@
+"""An external subnet manager (OpenSM through the MAD server) programs the fabric.
+
+:class:`ExternalSMMixin` is part of :class:`~ibsim.engine.simulation.Simulation`.
+The MAD server calls these methods, with ``sim.lock`` held, when a subnet
+manager's Set reaches a port, so the simulation stays the one writer of the
+state. May import: fabric, engine.links.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..fabric.state import ACTIVE, INIT, LINKUP
+from ..fabric.state import STATE as STATE_NAMES
+from .links import EXTERNAL_SM
+
+__all__ = ["ExternalSMMixin"]
+
+
+class ExternalSMMixin:
+    """LIDs, port states, enables and LFT blocks set by an external SM."""
+
+    # ------------------------------------------------------------ external SM
+    # Called by the MAD server, with :attr:`lock` held, when a subnet manager's
+    # Set reaches a port: the simulation stays the one writer of the state.
+    def set_external_sm(self, on: bool) -> None:
+        """Let an external SM program the fabric (``routing="opensm"``), or hand back.
+
+        Handing back reinstates the embedded SM's engine and sweeps now.
+        """
+        if on and self.routing != EXTERNAL_SM:
+            self.routing = EXTERNAL_SM
+            self._event("sm_change", None, {"routing": EXTERNAL_SM})
+        elif not on and self.routing == EXTERNAL_SM:
+            self.routing = self.embedded_routing
+            self._event("sm_change", None, {"routing": self.routing})
+            self._sweep()
+
+    def _unconfigure(self) -> None:
+        """The fabric as no SM has seen it: links trained but Init, only file LIDs, no routes."""
+        f = self.fabric
+        st = self.state
+        cabled = (f.peer_of_port >= 0) & (st.phys_state == LINKUP)
+        st.port_state[cabled] = INIT
+        lid = np.zeros_like(st.lid)
+        nodes = f.topology.graph.nodes
+        for n, guid in enumerate(f.node_guid.tolist()):
+            for p, v in (nodes[guid].get("lids") or {}).items():
+                if not v:
+                    continue
+                if f.node_is_switch[n]:
+                    lid[f.first_port[n]:f.first_port[n + 1]] = v
+                else:
+                    lid[f.port_index(guid, p)] = v
+        st.lid[:] = lid
+        st.lft[:] = 255
+        st.version += 1
+
+    def sm_set_lid(self, port: int, lid: int) -> None:
+        """Set the LID of a CA port, or of a switch (``port`` is its port 0)."""
+        f = self.fabric
+        st = self.state
+        if f.is_switch[port]:
+            n = int(f.node_of_port[port])
+            st.lid[f.first_port[n]:f.first_port[n + 1]] = lid
+        else:
+            st.lid[port] = lid
+        self._grow_lft(int(lid) + 1)
+        st.version += 1
+        self._need_flows = True
+        self._need_paths = True
+
+    def sm_set_port_state(self, ports, state: int) -> None:
+        """Move ports (a few indices) to a logical state (Init, Armed, Active), as an SM Set does.
+
+        One ``port_state_change`` event per link that becomes Active at both ends.
+        """
+        f = self.fabric
+        st = self.state
+        ps = st.port_state
+        changed = []
+        for p in ports:
+            p = int(p)
+            old = int(ps[p])
+            if old != state:
+                ps[p] = state
+                changed.append((p, old))
+        if not changed:
+            return
+        st.version += 1
+        self._need_alloc = True
+        for p, old in changed:
+            if not f.is_switch[p]:
+                self._need_flows = True          # a host's link changed: its demands follow
+            q = int(f.peer_of_port[p])
+            if state == ACTIVE and q >= 0 and ps[q] == ACTIVE:
+                self._event("port_state_change", p, {"from": STATE_NAMES.get(old, str(old)),
+                                                     "to": "Active", "reason": "sm"})
+
+    def sm_set_enabled(self, port: int, enabled: bool) -> None:
+        """PortInfo PhysLinkState Set: Disabled (3) takes the link down, Polling (2) undoes it."""
+        p = int(port)
+        if not enabled and p not in self._sm_disabled:
+            self._sm_disabled.add(p)
+            self._disabled[p] += 1
+            self._hold(np.array([p]), 1, reason="sm_disable")
+        elif enabled and p in self._sm_disabled:
+            self._sm_disabled.discard(p)
+            self._disabled[p] -= 1
+            self._hold(np.array([p]), -1, reason="sm_enable")
+
+    def _grow_lft(self, entries: int) -> None:
+        """Widen the LFTs (whole 64-entry blocks, 255 = no route) to hold ``entries`` LIDs."""
+        st = self.state
+        if st.lft.shape[1] < entries:
+            new = np.full((st.lft.shape[0], -(-entries // 64) * 64), 255, dtype=np.uint8)
+            new[:, :st.lft.shape[1]] = st.lft
+            st.lft = new
+
+    def sm_set_lft_block(self, switch_row: int, block: int, entries: bytes) -> None:
+        """Write one 64-entry LFT block of a switch (LinearForwardingTable Set)."""
+        st = self.state
+        end = (block + 1) * 64
+        self._grow_lft(end)
+        st.lft[switch_row, block * 64:end] = np.frombuffer(entries, dtype=np.uint8, count=64)
+        st.version += 1
+        self._need_paths = True
+        self._need_alloc = True
+

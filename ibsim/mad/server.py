@@ -1,0 +1,349 @@
+"""Sockets and the server thread; all protocol decisions live in :mod:`ibsim.mad.dispatch`.
+
+Local mode (default): datagram sockets in the Linux abstract namespace,
+``@BASE:ctl`` for control and ``@BASE:out<i>`` per client slot, where
+``BASE`` is the socket name (``IBSIM_SOCKNAME``, default ``sim``). The
+trailing NUL is part of every name, as libumad2sim binds them. A client's
+data socket is ``@BASE:in<pid>``.
+
+UDP mode: the control socket on ``host:PORT`` and slot *i* on
+``host:PORT+1+i``; ``host`` is 127.0.0.1 unless told otherwise. A client's
+data socket is (its IP, the port it sent as CONNECT id).
+
+One thread runs an epoll loop over the control socket, the slot sockets
+and a wake-up pipe (traps queued by the simulation's tick thread). Every
+socket is non-blocking: a client that stops reading loses its frames
+instead of stalling the others, and a client that has gone away
+(``ECONNREFUSED``) loses its slot. Slot sockets are bound on first use and
+kept, so more than ten clients work. May import: mad.dispatch.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import select
+import socket
+import threading
+import time
+
+from .dispatch import Dispatcher
+
+__all__ = ["MadServer", "abstract_name", "start_mad_server"]
+
+log = logging.getLogger(__name__)
+
+_BATCH = 16                       # datagrams read from one socket per readiness event
+_DEAD = (errno.ECONNREFUSED, errno.ENOTCONN, errno.ENOENT, errno.ECONNRESET)
+
+
+def abstract_name(text: str) -> bytes:
+    """An abstract unix socket address as umad2sim spells it: NUL + text + NUL."""
+    return b"\0" + text.encode() + b"\0"
+
+
+class MadServer:
+    """Serve a simulation's fabric to umad2sim clients (OpenSM, infiniband-diags).
+
+    Parameters
+    ----------
+    sim : Simulation
+        The live simulation (its lock guards every fabric access).
+    sockname : str, optional
+        Base of the abstract socket names (default ``$IBSIM_SOCKNAME`` or ``sim``).
+    udp : int, optional
+        Serve over UDP from this base port instead of unix sockets.
+    host : str
+        UDP bind address (loopback by default; the protocol has no authentication).
+    max_clients : int
+        Client slots (each one socket, bound when first used).
+    """
+
+    def __init__(self, sim, *, sockname: str | None = None, udp: int | None = None,
+                 host: str = "127.0.0.1", max_clients: int = 256, spin_s: float = 0.0005):
+        self.sim = sim
+        self.base = sockname if sockname is not None else os.environ.get("IBSIM_SOCKNAME", "sim")
+        self.udp = udp
+        self.host = host
+        if udp is not None and udp + max_clients >= 65536:
+            max_clients = max(1, 65535 - udp)
+        self.dispatcher = Dispatcher(sim, max_clients=max_clients)
+        self._slots: dict[int, socket.socket] = {}
+        self._fd_slot: dict[int, int] = {}
+        self._closing = False
+        #: seconds to keep polling (not sleeping) after traffic; 0 disables
+        self.spin_s = spin_s
+        self._thread: threading.Thread | None = None
+        self._ep = select.epoll()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        try:
+            self._ctl = self._socket()
+            self._ctl.bind(self._ctl_addr())
+        except OSError:
+            self._cleanup()
+            raise
+        self._ep.register(self._ctl.fileno(), select.EPOLLIN)
+        self._ep.register(self._wake_r, select.EPOLLIN)
+        self.dispatcher.wakeup = self._wake
+        self.dispatcher.reclaim = self._reclaim
+
+    # ------------------------------------------------------------ addresses
+    def _socket(self) -> socket.socket:
+        fam = socket.AF_INET if self.udp is not None else socket.AF_UNIX
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        s.setblocking(False)
+        return s
+
+    def _ctl_addr(self):
+        if self.udp is not None:
+            return (self.host, self.udp)
+        return abstract_name(f"{self.base}:ctl")
+
+    def _slot_addr(self, slot: int):
+        if self.udp is not None:
+            return (self.host, self.udp + 1 + slot)
+        return abstract_name(f"{self.base}:out{slot}")
+
+    def _client_addr(self, src, ident: int):
+        if self.udp is not None:
+            if not 0 < ident < 65536:
+                raise ValueError(f"bad UDP port {ident}")
+            return (src[0], ident)
+        return abstract_name(f"{self.base}:in{ident}")
+
+    @property
+    def address(self) -> str:
+        """Human-readable control address."""
+        if self.udp is not None:
+            return f"udp {self.host}:{self.udp}"
+        return f"@{self.base}:ctl"
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> MadServer:
+        """Start the server thread (returns self)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"ibsim-mad-{self.base}", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop the thread and close every socket (idempotent)."""
+        if self._closing:
+            return
+        self._closing = True
+        self._wake()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        self.dispatcher.close()
+        for s in list(self._slots.values()):
+            s.close()
+        self._slots.clear()
+        self._fd_slot.clear()
+        if getattr(self, "_ctl", None) is not None:
+            self._ctl.close()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._ep.close()
+
+    def __enter__(self) -> MadServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass
+
+    # ------------------------------------------------------------ loop
+    def _run(self) -> None:
+        ctl_fd = self._ctl.fileno()
+        ep = self._ep
+        spin = self.spin_s
+        clock = time.perf_counter
+        busy_until = 0.0
+        while not self._closing:
+            try:
+                events = ep.poll(0) if spin else None
+                # after traffic, poll without sleeping for a moment: a client waiting
+                # for our answer sends its next request within microseconds
+                while not events and clock() < busy_until:
+                    events = ep.poll(0)
+                if not events:
+                    events = ep.poll(1.0)
+            except InterruptedError:
+                continue
+            except (OSError, ValueError):
+                if self._closing:
+                    break
+                raise
+            for fd, _mask in events:
+                try:
+                    if fd == ctl_fd:
+                        self._on_control()
+                    elif fd == self._wake_r:
+                        self._on_wake()
+                    else:
+                        slot = self._fd_slot.get(fd)
+                        if slot is not None:
+                            self._on_data(slot)
+                except Exception:
+                    if self._closing:
+                        break
+                    log.exception("MAD server: error while serving fd %d", fd)
+            if spin:
+                busy_until = clock() + spin
+
+    def _on_wake(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+        if not self._closing:
+            self._send(self.dispatcher.pending())
+
+    def _on_control(self) -> None:
+        d = self.dispatcher
+        try:
+            buf, src = self._ctl.recvfrom(4096)
+        except OSError:                                     # EAGAIN, or an ICMP error (UDP)
+            return
+        reply, client, frames = d.control(buf, src, self._client_addr)
+        if reply is not None:
+            if client is not None and not self._attach(client):
+                d.drop_client(client.slot)
+                reply = bytearray(reply)
+                reply[8:12] = b"\0\0\0\0"                  # type 0: ERROR
+                reply = bytes(reply)
+            try:
+                self._ctl.sendto(reply, src)
+            except OSError as exc:
+                log.debug("control reply to %r failed: %s", src, exc)
+                if client is not None:
+                    d.drop_client(client.slot)
+        self._send(frames)
+
+    def _attach(self, client) -> bool:
+        """Bind (first time) and connect the slot's socket to the client's data socket."""
+        s = self._slots.get(client.slot)
+        try:
+            if s is None:
+                s = self._socket()
+                try:
+                    s.bind(self._slot_addr(client.slot))
+                except OSError:
+                    s.close()
+                    raise
+                self._slots[client.slot] = s
+                self._fd_slot[s.fileno()] = client.slot
+                self._ep.register(s.fileno(), select.EPOLLIN)
+            else:
+                self._drain(s)
+            s.connect(client.addr)
+        except OSError as exc:
+            log.warning("cannot attach client %d at %r: %s", client.slot, client.addr, exc)
+            return False
+        return True
+
+    @staticmethod
+    def _drain(s: socket.socket) -> None:
+        """Discard what a slot's previous owner left queued."""
+        for _ in range(1024):
+            try:
+                s.recv(4096)
+            except OSError:
+                return
+
+    def _on_data(self, slot: int) -> None:
+        # Read what is queued (up to _BATCH datagrams), answering each at once so the
+        # client can work on one answer while we compute the next.
+        s = self._slots[slot]
+        frame = self.dispatcher.frame
+        send = self._send
+        for _ in range(_BATCH):
+            try:
+                buf = s.recv(4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in _DEAD:
+                    self._dead(slot)
+                return
+            out = frame(slot, buf)
+            if out:
+                send(out, slot)
+
+    def _send(self, frames, sender: int | None = None) -> None:
+        for slot, frame in frames:
+            s = self._slots.get(slot)
+            if s is None:
+                continue
+            try:
+                s.send(frame)
+            except BlockingIOError:
+                self.dispatcher.stats["dropped"] += 1      # the client is not reading
+            except OSError as exc:
+                if exc.errno not in _DEAD:
+                    log.debug("send to client %d failed: %s", slot, exc)
+                    continue
+                self._dead(slot)
+                if sender is not None and slot != sender:  # forwarded to a dead client: 110
+                    bounce = self.dispatcher.undeliverable(frame)
+                    if bounce is not None:
+                        self._send(((sender, bounce),))
+
+    def _reclaim(self) -> None:
+        """Free the slots of clients whose data socket is gone (local mode can tell)."""
+        if self.udp is not None:
+            return
+        for c in self.dispatcher.clients.clients():
+            s = self._slots.get(c.slot)
+            if s is None:
+                continue
+            try:
+                s.connect(c.addr)                           # refused once the name is gone
+            except OSError:
+                self._dead(c.slot)
+
+    def _dead(self, slot: int) -> None:
+        if self.dispatcher.clients.get(slot) is not None:
+            log.info("client %d seems to be dead; slot freed", slot)
+            self.dispatcher.drop_client(slot)
+
+
+def start_mad_server(sim, sockname: str | None = None, udp: int | None = None, *,
+                     host: str = "127.0.0.1", max_clients: int = 256) -> MadServer:
+    """Serve ``sim`` to umad2sim clients in a background thread; ``.close()`` stops it.
+
+    Parameters
+    ----------
+    sim : Simulation
+        The live simulation. Run its ticks in another thread (``sim.run``);
+        the server takes ``sim.lock`` around every access.
+    sockname : str, optional
+        ``IBSIM_SOCKNAME`` of the clients (default: that variable, or ``sim``).
+    udp : int, optional
+        Base UDP port (clients set ``IBSIM_SERVER_NAME``/``IBSIM_SERVER_PORT``).
+    host : str
+        UDP bind address (default loopback).
+
+    Examples
+    --------
+    >>> from ibsim import Simulation, compile_fabric, fat_tree
+    >>> srv = start_mad_server(Simulation(compile_fabric(fat_tree(4, 2))), sockname="doc")  # doctest: +SKIP
+    >>> srv.close()                                                                       # doctest: +SKIP
+    """
+    return MadServer(sim, sockname=sockname, udp=udp, host=host, max_clients=max_clients).start()
+

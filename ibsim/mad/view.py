@@ -1,0 +1,423 @@
+"""The management plane's view of a live fabric: what every port's SMA and PMA know.
+
+The engine's arrays (``fabric.state``: port and physical states, LIDs,
+LFTs, counters) stay the truth for everything the data plane uses. This
+module adds what only the management plane needs (stored PortInfo fields
+such as SMLID, GID prefix and LMC, SwitchInfo, P_Key, SL2VL, VLArb, MFT and
+GUIDInfo tables), precomputed reply bytes (NodeInfo per port,
+NodeDescription per node) and the packet routing of the wire protocol:
+directed routes and LID routes with their liveness rules.
+
+Every method expects the simulation's lock to be held by the caller (the
+dispatcher takes it per frame). Lookups on the per-MAD path use Python lists
+and memoryviews, never numpy scalars. May import: mad.codec, fabric, engine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..fabric.index import SPEED_NAMES
+from ..fabric.state import ACTIVE, LINKUP
+from ..linkrate import SPEEDS
+from . import codec as C
+
+__all__ = ["FabricView", "node_id"]
+
+_ID_PREFIX = {1: "H", 2: "S", 3: "R"}
+MAX_HOPS = 64                 # LID-routing hop bound (a loop in the LFTs ends here)
+DR_CACHE_MAX = 65536         # directed routes remembered (a big fabric's SM uses ~1 per port)
+LINEAR_FDB_CAP = 0xC000       # 49152 LIDs = 768 LFT blocks
+MCAST_FDB_CAP = 1024
+PARTITION_CAP_CA = 64
+PARTITION_CAP_SW0 = 8
+PARTITION_ENF_CAP = 64
+CAPMASK_IS_SM = 0x2
+CAPMASK_CA = 0x0040C048       # trap, SL map, ext. speeds, capmask2, capmask notice
+CAPMASK_SW0 = 0x0000C048
+CAPMASK2 = 0x0430             # 2x width, HDR and NDR supported
+FW_VERSION = 1
+HW_REVISION = 0xA1
+
+# PortInfo enabled width for the trained width (lanes), as ibsim derives it
+_WIDTH_ENABLED = {1: 0x01, 2: 0x10, 4: 0x03, 8: 0x04, 12: 0x0B}
+_WIDTH_ACTIVE = {1: 0x01, 2: 0x10, 4: 0x02, 8: 0x04, 12: 0x08}
+
+
+def node_id(node_type: int, guid: int) -> str:
+    """The node id of the ibnetdiscover writer: ``S-``/``H-``/``R-`` + 16 hex digits."""
+    return f"{_ID_PREFIX.get(node_type, 'H')}-{guid:016x}"
+
+
+def _speed_fields(code: int) -> tuple[int, int, int, int, int]:
+    """(LinkSpeedEnabled, LinkSpeedActive, ExtEnabled, ExtActive, ExtSupported) of a speed code."""
+    if code <= 0:
+        return 1, 1, 0, 0, 0
+    sp = SPEEDS[SPEED_NAMES[code]]
+    if sp.speed_code:                         # SDR, DDR, QDR, FDR10
+        enabled = (sp.speed_code << 1) - 1
+        return enabled, sp.speed_code, 0, 0, 0
+    ext = min(sp.ext_code, 8)                 # XDR has no classic PortInfo code: NDR
+    return 7, 4, (ext << 1) - 1, ext, (ext << 1) - 1
+
+
+class FabricView:
+    """SMA/PMA state of every port of a fabric, beside the engine's arrays.
+
+    Parameters
+    ----------
+    sim : Simulation
+        The live simulation; its ``fabric.state`` is read and, through its
+        ``sm_*`` methods, written.
+    """
+
+    def __init__(self, sim):
+        self.sim = sim
+        f = self.fabric = sim.fabric
+        self.n_ports = f.n_ports
+        self.n_nodes = f.n_nodes
+        self.node_of_port: list[int] = f.node_of_port.tolist()
+        self.port_num: list[int] = f.port_num.tolist()
+        self.peer: list[int] = f.peer_of_port.tolist()
+        self.first_port: list[int] = f.first_port.tolist()
+        self.node_type: list[int] = f.node_type.tolist()
+        self.nports: list[int] = f.node_nports.tolist()
+        self.is_switch_port: list[bool] = f.is_switch.tolist()
+        self.is_switch_node: list[bool] = f.node_is_switch.tolist()
+        self.switch_row: list[int] = f.switch_of_node.tolist()
+        self.node_guid: list[int] = [int(g) for g in f.node_guid]
+        self.port_guid: list[int] = [int(g) for g in f.port_guid]
+        self.node_ids: list[str] = [node_id(t, g) for t, g in zip(self.node_type, self.node_guid)]
+        self._by_id = {s: i for i, s in enumerate(self.node_ids)}
+        self._build_nodes()
+        self._build_port_info()
+        self._build_tables()
+        self._lft_arr = self._lid_arr = None
+        self._refresh()
+        self._dr_cache: dict = {}
+        self._dr_version = -1
+        self._build_lid_map()
+
+    # ------------------------------------------------------------ build
+    def _build_nodes(self) -> None:
+        f = self.fabric
+        topo = f.topology.graph.nodes
+        self.node_desc_bytes: list[bytes] = []
+        self.node_info_base: list[bytearray] = []
+        self.lmc0: list[int] = []
+        for n in range(self.n_nodes):
+            guid = self.node_guid[n]
+            d = topo[guid]
+            self.node_desc_bytes.append(f.node_desc[n].encode("utf-8", "replace")[:64].ljust(64, b"\0"))
+            sw = self.is_switch_node[n]
+            ni = C.NODE_INFO.encode({
+                "BaseVersion": 1, "ClassVersion": 1, "NodeType": self.node_type[n],
+                "NumPorts": self.nports[n], "SystemImageGUID": int(f.node_sysimgguid[n]) or guid,
+                "NodeGUID": guid, "PortGUID": guid,
+                "PartitionCap": PARTITION_CAP_SW0 if sw else PARTITION_CAP_CA,
+                "DeviceID": int(f.node_devid[n]), "Revision": HW_REVISION,
+                "VendorID": int(f.node_vendid[n])}, size=64)
+            self.node_info_base.append(ni)
+            self.lmc0.append(int(d.get("lmc") or 0))
+        # NodeInfo as seen through each port (PortGUID, LocalPortNum differ)
+        self.node_info: list[bytes] = []
+        for p in range(self.n_ports):
+            n = self.node_of_port[p]
+            b = bytearray(self.node_info_base[n])
+            b[20:28] = C.be64(self.port_guid[p])
+            b[36] = self.port_num[p]
+            self.node_info.append(bytes(b))
+
+    def _build_port_info(self) -> None:
+        f = self.fabric
+        cw = f.cable_width.tolist()
+        cs = f.cable_speed.tolist()
+        self.pi: list[bytearray] = []
+        self.mlnx_fdr10: set[int] = set()
+        fdr10 = SPEED_NAMES.index("FDR10")
+        for p in range(self.n_ports):
+            n = self.node_of_port[p]
+            sw = self.is_switch_node[n]
+            port0 = sw and self.port_num[p] == 0
+            cabled = self.peer[p] >= 0
+            b = bytearray(64)
+            v = {"M_KeyLeasePeriod": 0, "LinkDownDefaultState": 2, "VLCap": 4,
+                 "VLArbitrationHighCap": 8, "VLArbitrationLowCap": 8, "OperationalVLs": 4,
+                 "LinkWidthSupported": 0x1F, "LinkSpeedSupported": 7}
+            if port0:
+                v.update(CapabilityMask=CAPMASK_SW0, M_KeyLeasePeriod=0x0FF9, NeighborMTU=1, MTUCap=3,
+                         LinkWidthEnabled=2, LinkWidthActive=2, LinkSpeedEnabled=1, LinkSpeedActive=1,
+                         GUIDCap=1, SubnetTimeOut=31, RespTimeValue=8, CapabilityMask2=CAPMASK2,
+                         LMC=self.lmc0[n])
+            else:
+                width = cw[p] if cabled else 4
+                ena, act, xena, xact, xsup = _speed_fields(cs[p] if cabled else 0)
+                # a cabled port supports what its cable trained at (no "could be" noise)
+                v.update(NeighborMTU=4, MTUCap=4, VLStallCount=7,
+                         LinkWidthEnabled=_WIDTH_ENABLED.get(width, 3) if cabled else 2,
+                         LinkWidthSupported=_WIDTH_ENABLED.get(width, 3) if cabled else 0x1F,
+                         LinkSpeedSupported=ena if cabled else 7,
+                         LinkWidthActive=_WIDTH_ACTIVE.get(width, 2),
+                         LinkSpeedEnabled=ena, LinkSpeedActive=act, LinkSpeedExtEnabled=xena,
+                         LinkSpeedExtActive=xact, LinkSpeedExtSupported=xsup)
+                if not cabled and sw:
+                    v["LocalPhyErrors"] = 4
+                if not sw:
+                    v.update(CapabilityMask=CAPMASK_CA, M_KeyLeasePeriod=0x0FF9, GUIDCap=32,
+                             SubnetTimeOut=31, CapabilityMask2=CAPMASK2, LMC=self.lmc0[n])
+                if cabled and cs[p] == fdr10:
+                    self.mlnx_fdr10.add(p)
+            for k, val in v.items():
+                C.PORT_INFO.put(b, k, val)
+            self.pi.append(b)
+
+    def _build_tables(self) -> None:
+        f = self.fabric
+        self.switch_info: list[bytearray] = []
+        for r in range(f.n_switches):
+            n = int(f.node_of_switch[r])
+            self.switch_info.append(C.SWITCH_INFO.encode({
+                "LinearFDBCap": LINEAR_FDB_CAP, "MulticastFDBCap": MCAST_FDB_CAP,
+                "PortStateChange": 1, "PartitionEnforcementCap": PARTITION_ENF_CAP,
+                "FilterRawInboundCap": 1, "FilterRawOutboundCap": 1,
+                "EnhancedPort0": int(bool(f.node_enhanced_port0[n]))}, size=64))
+        top = int(f.state.max_lid)
+        self.fdb_top: list[int] = [top] * f.n_switches
+        self.pkeys: dict[tuple[int, int], bytes] = {}
+        self.sl2vl: dict[tuple[int, int], bytes] = {}
+        self.vlarb: dict[tuple[int, int], bytes] = {}
+        self.mft: dict[tuple[int, int, int], bytes] = {}
+        self.guid_info: dict[tuple[int, int], bytes] = {}
+        self.mlnx_ext: dict[int, bytes] = {}
+
+    def _build_lid_map(self) -> None:
+        """LID -> owning port (switch port 0 or a CA port, LMC ranges included)."""
+        self.lid_owner: dict[int, int] = {}
+        st = self.fabric.state
+        owners = np.flatnonzero((self.fabric.is_switch & (self.fabric.port_num == 0))
+                                | (~self.fabric.is_switch & (st.lid > 0)))
+        base = [(int(st.lid[p]), int(p)) for p in owners if st.lid[p] > 0]
+        for lid, p in base:
+            self.lid_owner[lid] = p
+        for lid, p in base:
+            for k in range(1, 1 << self.lmc(p)):
+                self.lid_owner.setdefault(lid + k, p)
+
+    # ------------------------------------------------------------ live arrays
+    def sync(self) -> None:
+        """Re-take memoryviews if the engine replaced an array (two identity checks).
+
+        The engine replaces ``lft`` when it reroutes or an LFT grows, and
+        ``lid`` when it assigns LIDs; port and physical states are only ever
+        written in place.
+        """
+        st = self.fabric.state
+        if st.lft is not self._lft_arr or st.lid is not self._lid_arr:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        st = self.fabric.state
+        self.ps = memoryview(st.port_state)
+        self.phys = memoryview(st.phys_state)
+        self._lid_arr = st.lid
+        self.lids = memoryview(st.lid)
+        if not st.lft.flags.c_contiguous:
+            st.lft = np.ascontiguousarray(st.lft)
+        self._lft_arr = st.lft
+        self.lft = memoryview(st.lft.reshape(-1))
+        self.lft_width = st.lft.shape[1]
+
+    # ------------------------------------------------------------ addressing
+    def lid_of(self, p: int) -> int:
+        """LID a port answers to (a switch's port-0 LID for any of its ports)."""
+        return self.lids[p]
+
+    def lmc(self, p: int) -> int:
+        return self.pi[p][34] & 0x07
+
+    def port0(self, p: int) -> int:
+        """Port 0 of a switch port's node (the port itself for a CA)."""
+        return self.first_port[self.node_of_port[p]] if self.is_switch_port[p] else p
+
+    def attach_key(self, p: int) -> int:
+        """What identifies an attach point: the node for a switch (all ports share its
+        GUID), the port for a CA. Encoded as an int (node -1 - n, or the port)."""
+        return -1 - self.node_of_port[p] if self.is_switch_port[p] else p
+
+    def default_port(self) -> int:
+        """The attach point when SIM_HOST is unset, as the C ibsim picks it: the first node
+        of the file (topology insertion order), switch port 0 or CA port 1."""
+        nodes = self.fabric.topology.nodes()
+        return self.first_port[self.fabric.node_index[nodes[0]]] if nodes else 0
+
+    def find_attach(self, name: str) -> int | None:
+        """Attach port of a node named by node id, GUID or NodeDescription; None if unknown."""
+        text = name.strip()
+        n = self._by_id.get(text)
+        if n is None:
+            try:
+                g = int(text, 16) if text.lower().startswith("0x") else int(text, 0)
+                n = self.fabric.node_index.get(g)
+            except ValueError:
+                n = None
+        if n is None:
+            hits = [i for i, d in enumerate(self.fabric.node_desc) if d == text]
+            n = hits[0] if hits else None
+        if n is None:
+            return None
+        return self.first_port[n]
+
+    # ------------------------------------------------------------ routing
+    def dr_out(self, src: int, ipath: bytes, hops: int):
+        """Walk a directed route out of port ``src``; (dest port, return path) or None.
+
+        Results are cached per (source, path) until a link changes state: a
+        subnet manager or ibnetdiscover asks several attributes along each path.
+        """
+        key = (src, ipath)
+        lv = self.sim.link_version
+        if lv != self._dr_version:
+            self._dr_cache.clear()
+            self._dr_version = lv
+        hit = self._dr_cache.get(key, self)
+        if hit is not self:
+            return hit
+        if len(self._dr_cache) >= DR_CACHE_MAX:
+            self._dr_cache.clear()
+        r = self._dr_walk(src, ipath, hops)
+        self._dr_cache[key] = r
+        return r
+
+    def _dr_walk(self, src: int, ipath: bytes, hops: int):
+        rp = bytearray(hops + 1)
+        rp[0] = self.port_num[src]
+        cur = src
+        phys = self.phys
+        for i in range(1, hops + 1):
+            n = self.node_of_port[cur]
+            sw = self.is_switch_node[n]
+            if i > 1 and not sw:
+                return None                   # a directed route cannot pass through a CA
+            out = ipath[i]
+            if sw:
+                if out == 0 or out > self.nports[n]:
+                    return None
+                e = self.first_port[n] + out
+            else:
+                if out == 0 or out > self.nports[n]:
+                    return None
+                e = self.first_port[n] + out - 1
+            q = self.peer[e]
+            if q < 0 or phys[e] != LINKUP or phys[q] != LINKUP:
+                return None
+            rp[i] = self.port_num[q]
+            cur = q
+        return cur, bytes(rp)
+
+    def dr_back(self, src: int, rpath: bytes, hops: int):
+        """Walk a return path back from port ``src``; the port it arrives at, or None."""
+        cur = src
+        phys = self.phys
+        for i in range(hops, 0, -1):
+            n = self.node_of_port[cur]
+            out = rpath[i]
+            if out == 0 or out > self.nports[n]:
+                return None
+            e = self.first_port[n] + (out if self.is_switch_node[n] else out - 1)
+            q = self.peer[e]
+            if q < 0 or phys[e] != LINKUP or phys[q] != LINKUP:
+                return None
+            cur = q
+        return cur
+
+    def lid_route(self, src: int, dlid: int):
+        """Route a LID-addressed packet from port ``src``; the port that owns ``dlid``, or None."""
+        if dlid == 0 or dlid >= 0xC000:
+            return None
+        owner = self.lid_owner.get(dlid)
+        if owner is None:
+            return None
+        if self.is_switch_port[src]:
+            n = self.node_of_port[src]
+            if self.node_of_port[owner] == n:
+                return owner
+            cur_node = n
+        else:
+            if owner == src:
+                return src
+            q = self.peer[src]
+            ps, phys = self.ps, self.phys
+            if (q < 0 or phys[src] != LINKUP or phys[q] != LINKUP or ps[src] != ACTIVE
+                    or ps[q] != ACTIVE):
+                return None
+            if not self.is_switch_port[q]:
+                return q if owner == q else None
+            cur_node = self.node_of_port[q]
+        ps, phys, lft, width = self.ps, self.phys, self.lft, self.lft_width
+        external = self.sim.routing == "opensm"
+        for _ in range(MAX_HOPS):
+            if self.node_of_port[owner] == cur_node:
+                return owner
+            row = self.switch_row[cur_node]
+            if dlid >= width or (external and dlid > self.fdb_top[row]):
+                return None
+            out = lft[row * width + dlid]
+            if out == 0 or out > self.nports[cur_node]:
+                return None
+            e = self.first_port[cur_node] + out
+            q = self.peer[e]
+            if (q < 0 or phys[e] != LINKUP or phys[q] != LINKUP or ps[e] != ACTIVE
+                    or ps[q] != ACTIVE):
+                return None
+            if not self.is_switch_port[q]:
+                return q if owner == q else None
+            cur_node = self.node_of_port[q]
+        return None
+
+    def same_attach(self, a: int, b: int) -> bool:
+        """Whether ports a and b are the same attach point (same port GUID)."""
+        return self.port_guid[a] == self.port_guid[b]
+
+    # ------------------------------------------------------------ SM-driven changes
+    def set_lid(self, p: int, lid: int, lmc: int) -> None:
+        """A PortInfo Set gave port p (CA port or switch port 0) a LID and LMC."""
+        old, old_lmc = self.lids[p], self.lmc(p)
+        self.pi[p][34] = (self.pi[p][34] & 0xF8) | (lmc & 7)
+        if old == lid and old_lmc == lmc:
+            return
+        if old:
+            for k in range(1 << old_lmc):
+                if self.lid_owner.get(old + k) == p:
+                    del self.lid_owner[old + k]
+        if lid != old:
+            self.sim.sm_set_lid(p, lid)
+            self.sync()
+        if lid:
+            for k in range(1 << (lmc & 7)):
+                if k == 0:
+                    self.lid_owner[lid] = p
+                else:
+                    self.lid_owner.setdefault(lid + k, p)
+
+    def set_port_change(self, ports) -> None:
+        """Set SwitchInfo PortStateChange on the switches owning any of these ports."""
+        for p in ports:
+            if p >= 0 and self.is_switch_port[p]:
+                r = self.switch_row[self.node_of_port[p]]
+                self.switch_info[r][11] |= 0x04
+
+    # ------------------------------------------------------------ PortInfo
+    def port_info(self, p: int, local_port: int) -> bytes:
+        """PortInfo of port p as the SMA returns it (live states, LID)."""
+        b = bytearray(self.pi[p])
+        if not self.is_switch_port[p] or self.port_num[p] == 0:
+            lid = self.lids[p]
+            b[16] = lid >> 8
+            b[17] = lid & 0xFF
+        b[28] = local_port
+        b[32] = (b[32] & 0xF0) | self.ps[p]
+        b[33] = (self.phys[p] << 4) | (b[33] & 0x0F)
+        return bytes(b)
+
+    def node_type_of(self, p: int) -> int:
+        return self.node_type[self.node_of_port[p]]
