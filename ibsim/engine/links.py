@@ -122,13 +122,7 @@ class LinkStateMixin:
         st.counters[COUNTER_ROW["port_xmit_discards"], ends] += inflight
         st.counters[COUNTER_ROW["link_downed"], ends] += np.uint64(1)
         st.set_ports_down(ends, POLLING)
-        seen = set()
-        for p in ends.tolist():           # one event per cable (events are few)
-            q = int(f.peer_of_port[p])
-            key = (min(p, q), max(p, q))
-            if key in seen:
-                continue
-            seen.add(key)
+        for p, q in self._cables(ends):     # one event per cable (events are few)
             lost = int(inflight[(ends == p) | (ends == q)].sum())
             self._event("link_down", p, {"reason": reason, "discarded_packets": lost},
                         TRAPS["link_down"])
@@ -138,19 +132,23 @@ class LinkStateMixin:
         self._request_sweep()
 
     def _link_up(self, ends: np.ndarray, reason: str) -> None:
-        f = self.fabric
         st = self.state
         self.link_version += 1
         st.set_ports_up(ends, INIT)           # trained (LinkUp) but not yet Active
-        seen = set()
-        for p in ends.tolist():
-            q = int(f.peer_of_port[p])
-            key = (min(p, q), max(p, q))
-            if key in seen:
-                continue
-            seen.add(key)
+        for p, _ in self._cables(ends):
             self._event("link_up", p, {"reason": reason, "state": "Init"}, TRAPS["link_up"])
         self._request_sweep()
+
+    def _cables(self, ends: np.ndarray):
+        """Yield ``(port, peer)`` once per cable among the port indices ``ends``."""
+        peer = self.fabric.peer_of_port
+        seen = set()
+        for p in ends.tolist():
+            q = int(peer[p])
+            key = (min(p, q), max(p, q))
+            if key not in seen:
+                seen.add(key)
+                yield p, q
 
     def _request_sweep(self) -> None:
         due = self.time_s + self.sweep_delay_s
@@ -165,15 +163,10 @@ class LinkStateMixin:
         f = self.fabric
         init = np.flatnonzero((st.port_state == INIT) & (st.phys_state == LINKUP))
         if init.size:
+            # the SM walks each port Init -> Armed -> Active in one sweep
             st.port_state[init] = ACTIVE
-            seen = set()
-            for p in init.tolist():
-                q = int(f.peer_of_port[p])
-                key = (min(p, q), max(p, q))
-                if key in seen:
-                    continue
-                seen.add(key)
-                self._event("port_state_change", p, {"from": "Init", "to": "Active"},
+            for p, _ in self._cables(init):
+                self._event("port_state_change", p, {"from": "Init", "to": "Active", "via": "Armed"},
                             TRAPS["port_state_change"])
             st.version += 1
             if not f.is_switch[init].all():
