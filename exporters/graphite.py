@@ -318,11 +318,11 @@ class _Carbon(Exporter):
         self._fabric = None
         self._prev = None
         self._last_tick = None
-        self.sender: TcpSender | None = None
+        self.transport: TcpSender | None = None
 
     def open(self) -> None:
         o = self.options
-        self.sender = TcpSender(o.host, o.port, name=self.name, buffer=o.buffer, timeout=o.timeout,
+        self.transport = TcpSender(o.host, o.port, name=self.name, buffer=o.buffer, timeout=o.timeout,
                                 errors=self.errors)
 
     def _prepare(self, fabric) -> None:
@@ -347,14 +347,6 @@ class _Carbon(Exporter):
             return None
         return counter_rates(prev[1], raw, snapshot.time_s - prev[0], self.options.counters)
 
-    def close(self) -> None:
-        if self.sender is not None:
-            self.sender.close(self.options.close_timeout)
-
-    def stats(self) -> dict:
-        s = self.sender
-        return {"sent": s.sent if s else 0, "dropped": s.dropped if s else 0,
-                "reconnects": s.reconnects if s else 0, "errors": self.errors.total}
 
 
 class GraphiteExporter(_Carbon):
@@ -367,9 +359,9 @@ class GraphiteExporter(_Carbon):
     def write(self, snapshot) -> None:
         values = self._values(snapshot)
         if values is None:
-            self.sender.flush()
+            self.transport.flush()
             return
-        self.sender.send(format_plaintext(values, self._paths, int(snapshot.wall_time),
+        self.transport.send(format_plaintext(values, self._paths, int(snapshot.wall_time),
                                           self.options.batch))
 
 
@@ -387,9 +379,9 @@ class GraphitePickleExporter(_Carbon):
     def write(self, snapshot) -> None:
         values = self._values(snapshot)
         if values is None:
-            self.sender.flush()
+            self.transport.flush()
             return
-        self.sender.send(format_pickle(values, self._heads, int(snapshot.wall_time),
+        self.transport.send(format_pickle(values, self._heads, int(snapshot.wall_time),
                                        self.options.max_message))
 
 
@@ -421,11 +413,11 @@ class GraphiteEventsExporter(Exporter):
 
     def __init__(self, **options):
         super().__init__(**options)
-        self.poster: HttpPoster | None = None
+        self.transport: HttpPoster | None = None
 
     def open(self) -> None:
         o = self.options
-        self.poster = HttpPoster(o.url, name=self.name, buffer=o.buffer, timeout=o.timeout,
+        self.transport = HttpPoster(o.url, name=self.name, buffer=o.buffer, timeout=o.timeout,
                                  errors=self.errors)
 
     def write(self, snapshot) -> None:
@@ -433,15 +425,7 @@ class GraphiteEventsExporter(Exporter):
         bodies = [json.dumps(graphite_event(e, self.options.tags, self.options.data)).encode()
                   for e in snapshot.events if kinds is None or e.kind in kinds]
         if bodies:
-            self.poster.send(bodies)
+            self.transport.send(bodies)
         else:
-            self.poster.flush()
+            self.transport.flush()
 
-    def close(self) -> None:
-        if self.poster is not None:
-            self.poster.close(self.options.close_timeout)
-
-    def stats(self) -> dict:
-        p = self.poster
-        return {"sent": p.sent if p else 0, "dropped": p.dropped if p else 0,
-                "reconnects": p.reconnects if p else 0, "errors": self.errors.total}

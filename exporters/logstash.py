@@ -135,16 +135,16 @@ class LogstashExporter(Exporter):
     def __init__(self, **options):
         super().__init__(**options)
         self.host_name = self.options.host_name or socket.gethostname()
-        self.sender = None
+        self.transport = None
         self._last_tick = None
 
     def open(self) -> None:
         o = self.options
         if o.protocol == "tcp":
-            self.sender = TcpSender(o.host, o.port, name=self.name, buffer=o.buffer, timeout=o.timeout,
+            self.transport = TcpSender(o.host, o.port, name=self.name, buffer=o.buffer, timeout=o.timeout,
                                     errors=self.errors)
         else:
-            self.sender = UdpSender(o.host, o.port, name=self.name, errors=self.errors)
+            self.transport = UdpSender(o.host, o.port, name=self.name, errors=self.errors)
 
     def write(self, snapshot) -> None:
         o = self.options
@@ -157,7 +157,7 @@ class LogstashExporter(Exporter):
                                                             type_=o.type, tags=o.tags)]
         self._last_tick = snapshot.tick
         if o.protocol == "udp":
-            self.sender.send(events + samples)
+            self.transport.send(events + samples)
             return
         # one chunk per event (the buffer drops whole documents); samples in batches
         chunks = [(d + b"\n", 1) for d in events]
@@ -165,15 +165,7 @@ class LogstashExporter(Exporter):
             part = samples[i:i + _SAMPLE_BATCH]
             chunks.append((b"\n".join(part) + b"\n", len(part)))
         if chunks:
-            self.sender.send(chunks)
+            self.transport.send(chunks)
         else:
-            self.sender.flush()
+            self.transport.flush()
 
-    def close(self) -> None:
-        if self.sender is not None:
-            self.sender.close(self.options.close_timeout)
-
-    def stats(self) -> dict:
-        s = self.sender
-        return {"sent": s.sent if s else 0, "dropped": s.dropped if s else 0,
-                "reconnects": s.reconnects if s else 0, "errors": self.errors.total}

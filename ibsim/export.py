@@ -139,8 +139,14 @@ class Exporter:
     """Convenience base: options parsed from ``OPTIONS``, an :class:`ErrorLog`, empty stats.
 
     Subclasses set ``name`` (the registry name), ``unit`` (what ``sent``
-    counts) and ``OPTIONS``, and implement ``write``.
+    counts) and ``OPTIONS``, and implement ``write``. A push exporter keeps
+    its sender (TCP, UDP or HTTP, from :mod:`ibsim._sender`) in ``transport``;
+    the base then closes it (waiting up to the ``close_timeout`` option) and
+    reports its counts.
     """
+
+    #: the exporter's sender, or None (pull exporters)
+    transport = None
 
     name: ClassVar[str] = "exporter"
     unit: ClassVar[str] = "points"
@@ -158,11 +164,15 @@ class Exporter:
         raise NotImplementedError
 
     def close(self) -> None:
-        """Flush (bounded) and release the transport."""
+        """Flush (bounded by the ``close_timeout`` option) and release the transport."""
+        if self.transport is not None:
+            self.transport.close(getattr(self.options, "close_timeout", 0.0))
 
     def stats(self) -> dict:
         """``sent``, ``dropped``, ``reconnects``, ``errors`` (counts of ``unit``)."""
-        return {"sent": 0, "dropped": 0, "reconnects": 0, "errors": self.errors.total}
+        t = self.transport
+        return {"sent": t.sent if t else 0, "dropped": t.dropped if t else 0,
+                "reconnects": t.reconnects if t else 0, "errors": self.errors.total}
 
 
 # ====================================================================== discovery
