@@ -129,6 +129,23 @@ class _Buffer:
         self.count -= c
 
 
+def _drain_then_drop(sender, timeout: float, reached: bool, where: str) -> None:
+    """Retry ``sender.flush`` for up to ``timeout`` s (one try if the server was never
+    reached during the run), then count what is still buffered as dropped."""
+    deadline = time.monotonic() + (timeout if reached else 0.0)
+    while not sender.flush(force=True):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        time.sleep(min(sender.backoff.wait_s() or 0.05, left, 1.0))
+    buf = sender.buf
+    if buf.count:
+        sender.errors.error("closed_with_data", f"{buf.count} buffered not delivered to {where} before close")
+        buf.dropped += buf.count
+        buf.items.clear()
+        buf.count = 0
+
+
 class TcpSender:
     """A persistent TCP connection with reconnect, backoff and a bounded buffer.
 
@@ -212,19 +229,7 @@ class TcpSender:
 
         A server that was never reached during the run gets a single last try.
         """
-        # a server never reached during the run gets one last try, not the whole timeout
-        deadline = time.monotonic() + (timeout if self._connected_once else 0.0)
-        while not self.flush(force=True):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            time.sleep(min(self.backoff.wait_s() or 0.05, left, 1.0))
-        if self.buf.count:
-            self.errors.error("closed_with_data", f"{self.buf.count} buffered not delivered to "
-                              f"{self.host}:{self.port} before close")
-            self.buf.dropped += self.buf.count
-            self.buf.items.clear()
-            self.buf.count = 0
+        _drain_then_drop(self, timeout, self._connected_once, f"{self.host}:{self.port}")
         self._drop_socket()
 
     # ------------------------------------------------------------------ internals
@@ -357,17 +362,7 @@ class HttpPoster:
 
     def close(self, timeout: float = 10.0) -> None:
         """Try for up to ``timeout`` seconds to post what is buffered (once if never reached)."""
-        deadline = time.monotonic() + (timeout if self._ok_once else 0.0)
-        while not self.flush(force=True):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            time.sleep(min(self.backoff.wait_s() or 0.05, left, 1.0))
-        if self.buf.count:
-            self.errors.error("closed_with_data", f"{self.buf.count} events not posted to {self.url}")
-            self.buf.dropped += self.buf.count
-            self.buf.items.clear()
-            self.buf.count = 0
+        _drain_then_drop(self, timeout, self._ok_once, self.url)
 
     def _fail(self, exc: BaseException) -> None:
         self.errors.error(failure_kind(exc), f"{self.url}: {exc}")

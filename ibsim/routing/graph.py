@@ -256,14 +256,24 @@ def distances(nbr_sent: np.ndarray, targets: np.ndarray) -> np.ndarray:
         tg = targets[a:a + chunk]
         D = np.full((n_sw + 1, tg.size), INF, dtype=np.int16)
         D[tg, np.arange(tg.size)] = 0
-        while True:                      # one iteration per BFS level
-            new = np.minimum(D[:n_sw], min_plus_one(D, nbr_sent, slots))
-            np.minimum(new, INF, out=new)
-            if np.array_equal(new, D[:n_sw]):
-                break
-            D[:n_sw] = new
+        relax(D, nbr_sent, slots)
         out[a:a + tg.size] = D[:n_sw].T
     return out
+
+
+def relax(D: np.ndarray, nbr_sent: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """Bellman-Ford to a fixed point, in place: ``D[s] = min(D[s], 1 + min D[allowed nbr])``.
+
+    ``D`` has ``n_sw + 1`` rows (the last is the sentinel, kept at INF) and one
+    column per target; one iteration per BFS level. Returns ``D``.
+    """
+    n_sw = nbr_sent.shape[0]
+    while True:
+        new = np.minimum(D[:n_sw], min_plus_one(D, nbr_sent, slots))
+        np.minimum(new, INF, out=new)
+        if np.array_equal(new, D[:n_sw]):
+            return D
+        D[:n_sw] = new
 
 
 def candidates_toward(dist_row: np.ndarray, nbr_sent: np.ndarray) -> np.ndarray:

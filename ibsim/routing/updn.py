@@ -34,7 +34,7 @@ from typing import Iterable, NamedTuple
 import numpy as np
 
 from ..errors import RoutingError
-from .graph import INF, SwitchGraph, assign_least_loaded, bfs_levels, min_plus_one
+from .graph import INF, SwitchGraph, assign_least_loaded, bfs_levels, min_plus_one, relax
 
 __all__ = ["route_updn", "updn_order", "UpDownOrder", "detect_roots"]
 
@@ -132,12 +132,7 @@ def _updn_distances(sg: SwitchGraph, pos: np.ndarray, targets: np.ndarray):
         tg = targets[a:a + chunk]
         DD = np.full((n_sw + 1, tg.size), INF, dtype=np.int16)
         DD[tg, np.arange(tg.size)] = 0
-        while True:                       # one iteration per down level
-            new = np.minimum(DD[:n_sw], min_plus_one(DD, down, s_down))
-            np.minimum(new, INF, out=new)
-            if np.array_equal(new, DD[:n_sw]):
-                break
-            DD[:n_sw] = new
+        relax(DD, down, s_down)           # down-only distances
         has_down = DD[:n_sw] < INF
         PD = DD.copy()
         while True:                       # one iteration per up level
