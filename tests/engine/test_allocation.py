@@ -3,39 +3,7 @@
 import numpy as np
 import pytest
 
-from ibsim.engine.allocation import max_min_allocate
-
-
-def exact_progressive_filling(paths, weight, demand, capacity):
-    """Textbook weighted progressive filling, one bottleneck level at a time (reference)."""
-    A = len(paths)
-    rate = np.zeros(A)
-    frozen = np.zeros(A, dtype=bool)
-    remaining = capacity.astype(float).copy()
-    level = 0.0
-    while not frozen.all():
-        W = np.zeros(len(capacity))
-        for a in range(A):
-            if not frozen[a]:
-                for link in paths[a]:
-                    if link >= 0:
-                        W[link] += weight[a]
-        # next level at which a link saturates or a flow reaches its demand
-        cand = [remaining[l] / W[l] + level for l in range(len(capacity)) if W[l] > 0]
-        cand += [demand[a] / weight[a] for a in range(A) if not frozen[a]]
-        nxt = min(cand)
-        inc = nxt - level
-        for l in range(len(capacity)):
-            remaining[l] -= W[l] * inc
-        level = nxt
-        for a in range(A):
-            if frozen[a]:
-                continue
-            rate[a] = weight[a] * level
-            sat = any(link >= 0 and remaining[link] <= 1e-9 * capacity[link] for link in paths[a])
-            if sat or demand[a] / weight[a] <= level + 1e-12:
-                frozen[a] = True
-    return rate
+from ibsim.engine.allocation import max_min_allocate, max_min_reference as exact_progressive_filling
 
 
 def random_case(rng, n_links=12, n_aggs=30, hops=4):

@@ -1,0 +1,45 @@
+"""Every benchmark runs once at its smallest size and prints the JSON keys it promises."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run(script, *args):
+    p = subprocess.run([sys.executable, str(BENCH / script), *args, "--json"], capture_output=True,
+                       text=True, timeout=300, cwd=BENCH.parent)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def test_fabric_benchmark():
+    out = run("fabric.py", "--radix", "4", "--levels", "2")
+    assert {"ports", "compile_s", "bytes_per_port", "route_minhop_s", "route_updn_s", "route_ftree_s"} <= set(out)
+    assert out["metrics_ftree"]["unreachable"] == 0
+
+
+def test_engine_benchmark():
+    out = run("engine.py", "--radix", "4", "--levels", "2", "--ticks", "2")
+    assert {"ports", "tick_s", "baseline_s", "tick_vs_baseline", "reallocate_s", "peak_rss_mb"} <= set(out)
+    assert out["reroute_s"] is not None
+
+
+@pytest.mark.parametrize("bounds", ["1,32"])
+def test_allocation_benchmark(bounds):
+    out = run("allocation.py", "--cases", "5", "--bounds", bounds)
+    assert out["by_max_iter"]["32"]["converged"] == 5
+    assert out["by_max_iter"]["32"]["rel_error_max"] < 1e-6
+
+
+def test_mad_benchmark():
+    from ibsim.mad.ofed import have_tools
+    if not have_tools("ibnetdiscover", "opensm"):
+        pytest.skip("needs ibsim-utils, libumad2sim0, infiniband-diags and opensm")
+    out = run("mad.py", "--radix", "4", "--rounds", "1", "--runs", "1", "--mads", "200")
+    assert {"ibnetdiscover_s", "ibnetdiscover_c_s", "ibnetdiscover_ratio", "opensm_up_s", "opensm_up_c_s",
+            "opensm_up_ratio", "mads_per_s"} <= set(out)
