@@ -1,20 +1,28 @@
 """Max-min fair sharing: feasibility, exactness against progressive filling, error bound."""
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from ibsim.engine.allocation import max_min_allocate, max_min_reference as exact_progressive_filling
 
 
+def _load_benchmark():
+    """The random-case generator of benchmarks/allocation.py (one definition for both)."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "allocation.py"
+    spec = importlib.util.spec_from_file_location("bench_allocation", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_bench = _load_benchmark()
+
+
 def random_case(rng, n_links=12, n_aggs=30, hops=4):
-    paths = np.full((n_aggs, hops), -1)
-    for a in range(n_aggs):
-        k = rng.integers(1, hops + 1)
-        paths[a, :k] = rng.choice(n_links, size=k, replace=False)
-    weight = rng.integers(1, 5, size=n_aggs).astype(float)
-    demand = rng.uniform(0.1, 30, size=n_aggs)
-    capacity = rng.uniform(5, 40, size=n_links)
-    return paths, weight, demand, capacity
+    return _bench.random_case(rng, n_links=n_links, n_aggs=n_aggs, hops=hops)
 
 
 @pytest.mark.parametrize("seed", range(25))
