@@ -133,6 +133,7 @@ class Simulation(LinkStateMixin, ExternalSMMixin):
         self._listeners: list = []
         self._inbox: deque = deque()
         self._sm_disabled: set[int] = set()
+        self._mgmt_egress: list[int] = []             # MAD egress ports not yet counted
         #: bumped whenever a link goes down or comes up (physical states changed)
         self.link_version = 0
         self.mtu = int(mtu)
@@ -416,6 +417,7 @@ class Simulation(LinkStateMixin, ExternalSMMixin):
                 fn(self)
             except Exception:  # noqa: BLE001 - a posted command never breaks the tick
                 log.exception("posted command %r failed", fn)
+        self.flush_mgmt()
         t = self.time_s
         while self._actions and self._actions[0].at_s <= t + 1e-9:
             self._apply(self._actions.pop(0))
@@ -445,6 +447,7 @@ class Simulation(LinkStateMixin, ExternalSMMixin):
             return self._snapshot(events)
 
     def _snapshot(self, events=()) -> Snapshot:
+        self.flush_mgmt()
         st = self.state
         return Snapshot(self.time_s, self.ticks, self._t0_wall + self.time_s, self.fabric,
                         st.counters.copy(), st.port_state.copy(), st.phys_state.copy(),

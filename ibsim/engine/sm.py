@@ -3,22 +3,62 @@
 :class:`ExternalSMMixin` is part of :class:`~ibsim.engine.simulation.Simulation`.
 The MAD server calls these methods, with ``sim.lock`` held, when a subnet
 manager's Set reaches a port, so the simulation stays the one writer of the
-state. May import: fabric, engine.links.
+state. The server also reports the links its packets cross
+(:meth:`ExternalSMMixin.count_mgmt`), which the simulation adds to the port
+counters as a real fabric counts VL15 and GSI traffic. May import: fabric,
+engine.links.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..fabric.counters import COUNTER_ROW
 from ..fabric.state import ACTIVE, INIT, LINKUP
 from ..fabric.state import STATE as STATE_NAMES
 from .links import EXTERNAL_SM
 
-__all__ = ["ExternalSMMixin"]
+__all__ = ["ExternalSMMixin", "MAD_WORDS"]
+
+#: 4-octet words one management datagram adds to PortXmitData/PortRcvData per link:
+#: the 256-byte MAD plus its 32-byte frame, as linux-rdma's ibsim counts it
+MAD_WORDS = 72
+_XMIT_ROWS = [COUNTER_ROW[n] for n in ("port_xmit_data", "port_xmit_packets", "unicast_xmit_packets")]
+_RCV_ROWS = [COUNTER_ROW[n] for n in ("port_rcv_data", "port_rcv_packets", "unicast_rcv_packets")]
+_PER_MAD = np.array([[MAD_WORDS], [1], [1]], dtype=np.uint64)
 
 
 class ExternalSMMixin:
     """LIDs, port states, enables and LFT blocks set by an external SM."""
+
+    # ------------------------------------------------------------ management traffic
+    def count_mgmt(self, egress) -> None:
+        """Note management packets (MADs) leaving ports ``egress`` (port indices, one per link crossed).
+
+        Cheap (a list extend); :meth:`flush_mgmt` adds them to the counters
+        at the next tick, snapshot or PerfMgt read. Call with :attr:`lock` held.
+        """
+        self._mgmt_egress.extend(egress)
+
+    def flush_mgmt(self) -> None:
+        """Add the noted management packets to the counters: per link crossed, the
+        egress port counts 1 packet (``port_xmit_packets``, ``unicast_xmit_packets``)
+        and :data:`MAD_WORDS` words of ``port_xmit_data``; its peer the same as received."""
+        pending = self._mgmt_egress
+        if not pending:
+            return
+        self._mgmt_egress = []
+        e = np.asarray(pending, dtype=np.intp)
+        ctr = self.state.counters
+        f = self.fabric
+        if e.size * 8 < f.n_ports:                     # a few: per element
+            for ports, rows in ((e, _XMIT_ROWS), (f.peer_of_port[e], _RCV_ROWS)):
+                for r, amount in zip(rows, _PER_MAD[:, 0]):
+                    np.add.at(ctr[r], ports, amount)
+            return
+        for ports, rows in ((e, _XMIT_ROWS), (f.peer_of_port[e], _RCV_ROWS)):
+            n = np.bincount(ports, minlength=f.n_ports).astype(np.uint64)
+            ctr[rows] += n * _PER_MAD
 
     # ------------------------------------------------------------ external SM
     # Called by the MAD server, with :attr:`lock` held, when a subnet manager's

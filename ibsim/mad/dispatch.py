@@ -5,7 +5,8 @@
 * :meth:`Dispatcher.control` takes an 80-byte control datagram and returns
   the reply (None: send nothing), plus the client to attach when it was a
   CONNECT (the server binds and connects that slot's socket *before* sending
-  the reply) and any frames to send (trap 144 after SET_ISSM);
+  the reply) and any frames to send (trap 144 when SET_ISSM changes the
+  port's CapabilityMask);
 * :meth:`Dispatcher.frame` takes a 288-byte data frame from a slot and
   returns ``[(slot, frame), ...]``: the reply, the forwarded MAD, or the
   request bounced back with carrier status 110. Malformed frames return
@@ -185,8 +186,7 @@ class Dispatcher:
         if new == old:
             return True, []
         pi[20:24] = new.to_bytes(4, "big")
-        frames = self._trap144(c.port, new) if on else []
-        return True, frames
+        return True, self._trap144(c.port, new)     # the SMA reports any CapabilityMask change
 
     def drop_client(self, slot: int) -> None:
         """Free a slot (DISCONNECT, or the client is gone); its SM role and IsSM bit go too."""
@@ -216,6 +216,7 @@ class Dispatcher:
             stats["dropped"] += 1                  # malformed, or a TrapRepress
             return ()
         slots = self.clients.slots
+        count = self.sim.count_mgmt
         with self.lock:
             c = slots[slot] if slot < len(slots) else None
             if c is None:
@@ -234,22 +235,27 @@ class Dispatcher:
                 if dlid != 0xFFFF:
                     return self._bounce(b, slot)
                 if resp:
-                    dest = v.dr_back(src, b[224:225 + hc], hc)
+                    crossed = []
+                    dest = v.dr_back(src, b[224:225 + hc], hc, crossed)
                     if dest is None:
                         stats["dropped"] += 1
                         return ()
+                    count(crossed)
                     return self._response(b, dest, tid)
                 r = v.dr_out(src, buf[160:161 + hc], hc)
                 if r is None:
                     return self._bounce(b, slot)
-                dest, rp = r
+                dest, rp, there, back = r
                 b[224:225 + hc] = rp
+                count(there)
             else:
                 if slid == 0:
                     slid = v.lids[src]
                     b[4] = slid >> 8
                     b[5] = slid & 0xFF
-                dest = v.lid_route(src, dlid) if dlid != 0xFFFF else None
+                crossed = []
+                dest = v.lid_route(src, dlid, crossed) if dlid != 0xFFFF else None
+                count(crossed)
                 if dest is None:
                     if resp:
                         stats["dropped"] += 1
@@ -263,14 +269,20 @@ class Dispatcher:
                 if m > 2 or m == 0 or attr in FORWARDED_SMP_ATTRS:
                     if m == C.METHOD_TRAP or attr in FORWARDED_SMP_ATTRS:
                         return self._forward(b, dest, dqp, slot)
+                    if dr:
+                        count(back)
                     return self._answer(b, slot, c, dest, dr, C.STATUS_BAD_METHOD, None, slid, dlid,
                                         dqp, sqp, length)
             elif cls == C.CLASS_SA:
                 return self._forward(b, dest, dqp, slot)
             elif cls != C.CLASS_PERF:
                 return self._bounce(b, slot)       # vendor, CM, CC...: never to a client
+            else:
+                self.sim.flush_mgmt()              # PerfMgt reads counters: MADs so far included
             h = HANDLERS.get((cls, attr))
             if h is None:
+                if dr:
+                    count(back)
                 return self._answer(b, slot, c, dest, dr, C.STATUS_BAD_METHOD_ATTR, None, slid, dlid,
                                     dqp, sqp, length)
             try:
@@ -279,6 +291,7 @@ class Dispatcher:
                 log.exception("handler for class 0x%02x attribute 0x%04x failed", cls, attr)
                 return self._bounce(b, slot)
             if dr:                                   # the common case, inline: same path back
+                count(back)
                 b[35] = 0x81
                 status |= 0x8000
                 b[36] = status >> 8
@@ -301,7 +314,9 @@ class Dispatcher:
             self.stats["answered"] += 1
             return ((slot, b),)
         _CARRIER_INTO(b, 0, slid, dlid, sqp, dqp, 0, length)
-        back = self.view.lid_route(dest, slid)       # the reply must find its way back
+        crossed = []
+        back = self.view.lid_route(dest, slid, crossed)  # the reply must find its way back
+        self.sim.count_mgmt(crossed)
         if back is None or not self.view.same_attach(back, c.port):
             return self._bounce_answered(b, slot)
         self.stats["answered"] += 1
@@ -384,7 +399,9 @@ class Dispatcher:
         smlid = (v.pi[p][18] << 8) | v.pi[p][19]
         if not lid or not smlid:
             return []
-        dest = v.lid_route(p, smlid)
+        crossed = []
+        dest = v.lid_route(p, smlid, crossed)
+        self.sim.count_mgmt(crossed)
         if dest is None:
             return []
         sm = self.clients.sm_client_at(dest)

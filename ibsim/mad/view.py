@@ -269,10 +269,12 @@ class FabricView:
 
     # ------------------------------------------------------------ routing
     def dr_out(self, src: int, ipath: bytes, hops: int):
-        """Walk a directed route out of port ``src``; (dest port, return path) or None.
+        """Walk a directed route out of port ``src``.
 
-        Results are cached per (source, path) until a link changes state: a
-        subnet manager or ibnetdiscover asks several attributes along each path.
+        Returns (dest port, return path, egress ports of the way out, egress
+        ports of the same way back) or None. Results are cached per (source,
+        path) until a link changes state: a subnet manager or ibnetdiscover
+        asks several attributes along each path.
         """
         key = (src, ipath)
         lv = self.sim.link_version
@@ -293,6 +295,8 @@ class FabricView:
         rp[0] = self.port_num[src]
         cur = src
         phys = self.phys
+        out_ports: list[int] = []
+        back_ports: list[int] = []
         for i in range(1, hops + 1):
             n = self.node_of_port[cur]
             sw = self.is_switch_node[n]
@@ -311,11 +315,17 @@ class FabricView:
             if q < 0 or phys[e] != LINKUP or phys[q] != LINKUP:
                 return None
             rp[i] = self.port_num[q]
+            out_ports.append(e)
+            back_ports.append(q)
             cur = q
-        return cur, bytes(rp)
+        back_ports.reverse()
+        return cur, bytes(rp), out_ports, back_ports
 
-    def dr_back(self, src: int, rpath: bytes, hops: int):
-        """Walk a return path back from port ``src``; the port it arrives at, or None."""
+    def dr_back(self, src: int, rpath: bytes, hops: int, crossed: list | None = None):
+        """Walk a return path back from port ``src``; the port it arrives at, or None.
+
+        The egress port of every link crossed is appended to ``crossed`` (if given).
+        """
         cur = src
         phys = self.phys
         for i in range(hops, 0, -1):
@@ -327,11 +337,17 @@ class FabricView:
             q = self.peer[e]
             if q < 0 or phys[e] != LINKUP or phys[q] != LINKUP:
                 return None
+            if crossed is not None:
+                crossed.append(e)
             cur = q
         return cur
 
-    def lid_route(self, src: int, dlid: int):
-        """Route a LID-addressed packet from port ``src``; the port that owns ``dlid``, or None."""
+    def lid_route(self, src: int, dlid: int, crossed: list | None = None):
+        """Route a LID-addressed packet from port ``src``; the port that owns ``dlid``, or None.
+
+        The egress port of every link crossed is appended to ``crossed`` (if
+        given; on failure it holds the links crossed before the packet died).
+        """
         if dlid == 0 or dlid >= 0xC000:
             return None
         owner = self.lid_owner.get(dlid)
@@ -350,6 +366,8 @@ class FabricView:
             if (q < 0 or phys[src] != LINKUP or phys[q] != LINKUP or ps[src] != ACTIVE
                     or ps[q] != ACTIVE):
                 return None
+            if crossed is not None:
+                crossed.append(src)
             if not self.is_switch_port[q]:
                 return q if owner == q else None
             cur_node = self.node_of_port[q]
@@ -369,6 +387,8 @@ class FabricView:
             if (q < 0 or phys[e] != LINKUP or phys[q] != LINKUP or ps[e] != ACTIVE
                     or ps[q] != ACTIVE):
                 return None
+            if crossed is not None:
+                crossed.append(e)
             if not self.is_switch_port[q]:
                 return q if owner == q else None
             cur_node = self.node_of_port[q]

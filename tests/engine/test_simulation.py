@@ -219,3 +219,27 @@ def test_link_up_may_name_the_other_end():
     sim.inject("link_up", sim.fabric.port_label(q))
     sim.run(until="1s")
     assert sim.state.port_state[p] == ACTIVE and sim.state.port_state[q] == ACTIVE
+
+
+def test_management_packets_are_counted_per_link_by_the_simulation():
+    from ibsim.engine.sm import MAD_WORDS
+    f = compile_fabric(fat_tree(4, 2))
+    sim = Simulation(f, seed=1)
+    cabled = np.flatnonzero(f.peer_of_port >= 0)
+    rng = np.random.default_rng(3)
+    few = [int(cabled[0]), int(cabled[0]), int(cabled[5])]
+    many = rng.choice(cabled, size=8 * f.n_ports).tolist()       # the bincount path
+    for egress in (few, many):
+        before = sim.snapshot().counters.astype(np.int64)
+        sim.count_mgmt(egress)
+        assert (sim.state.counters.astype(np.int64) == before).all()   # noted, not yet applied
+        sim.step()                                                       # a tick applies them
+        d = sim.state.counters.astype(np.int64) - before
+        n = np.bincount(egress, minlength=f.n_ports)
+        m = np.bincount(f.peer_of_port[egress], minlength=f.n_ports)
+        assert (d[COUNTER_ROW["port_xmit_packets"]] == n).all()
+        assert (d[COUNTER_ROW["unicast_xmit_packets"]] == n).all()
+        assert (d[COUNTER_ROW["port_xmit_data"]] == MAD_WORDS * n).all()
+        assert (d[COUNTER_ROW["port_rcv_packets"]] == m).all()
+        assert (d[COUNTER_ROW["port_rcv_data"]] == MAD_WORDS * m).all()
+        assert (d[COUNTER_ROW["unicast_rcv_packets"]] == m).all()

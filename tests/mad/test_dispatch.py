@@ -10,6 +10,7 @@ import pytest
 from ibsim.fabric.counters import COUNTER_ROW
 from ibsim.fabric.state import ACTIVE, ARMED, DOWN, INIT
 from ibsim.mad import codec as C
+from ibsim.engine.sm import MAD_WORDS
 from ibsim.mad.dispatch import Dispatcher
 from ibsim.topology import fat_tree
 from tests.mad.conftest import make_sim
@@ -343,10 +344,11 @@ def test_port_counters_are_the_engines(h):
     lid = h.lid_of("node002 HCA-1", 1)
     st, hdr, data = reply_of(h.lid(slot, C.CLASS_PERF, C.ATTR_PORT_COUNTERS, lid, data=b"\0\1"))
     pc = C.PORT_COUNTERS.decode(data)
-    assert pc["PortXmitData"] == 2**32 - 1 and pc["SymbolErrorCounter"] == 12 and pc["PortRcvPkts"] == 4242
+    # the query itself arrived on that port (+1 packet); its reply leaves after the read
+    assert pc["PortXmitData"] == 2**32 - 1 and pc["SymbolErrorCounter"] == 12 and pc["PortRcvPkts"] == 4243
     st, hdr, data = reply_of(h.lid(slot, C.CLASS_PERF, C.ATTR_PORT_COUNTERS_EXT, lid, data=b"\0\1"))
     ext = C.PORT_COUNTERS_EXT.decode(data)
-    assert ext["PortXmitData"] == 5 * 2**32 and ext["PortRcvPkts"] == 4242
+    assert ext["PortXmitData"] == 5 * 2**32 + MAD_WORDS and ext["PortRcvPkts"] == 4244
     bad = reply_of(h.lid(slot, C.CLASS_PERF, C.ATTR_PORT_COUNTERS, lid, data=b"\0\xff"))[1]
     assert bad.mad_status == C.STATUS_BAD_FIELD
 
@@ -362,7 +364,8 @@ def test_all_port_select_sums_and_saturates(h):
     pc = C.PORT_COUNTERS.decode(data)
     assert pc["PortSelect"] == 0xFF and pc["PortXmitPkts"] == 2**32 - 1 and pc["LinkDownedCounter"] == 255
     data = reply_of(h.lid(slot, C.CLASS_PERF, C.ATTR_PORT_COUNTERS_EXT, lid, data=b"\0\xff"))[2]
-    assert C.PORT_COUNTERS_EXT.decode(data)["PortXmitPkts"] == len(ports) * 2**31
+    # + 1: the first query's reply left leaf2 through one of its ports
+    assert C.PORT_COUNTERS_EXT.decode(data)["PortXmitPkts"] == len(ports) * 2**31 + 1
     cpi = C.CLASS_PORT_INFO.decode(reply_of(h.lid(slot, C.CLASS_PERF, C.ATTR_CLASS_PORT_INFO, lid))[2])
     assert cpi["CapabilityMask"] & 0x100 and cpi["CapabilityMask"] & 0x200
 
@@ -377,11 +380,14 @@ def test_counter_select_clears_only_the_selected(h):
     data = reply_of(h.lid(slot, C.CLASS_PERF, C.ATTR_PORT_COUNTERS, lid, method=C.METHOD_SET,
                           data=b"\0\1" + sel.to_bytes(2, "big")))[2]
     pc = C.PORT_COUNTERS.decode(data)
-    assert pc["SymbolErrorCounter"] == 0 and pc["PortXmitData"] == 0 and pc["PortRcvData"] == 7
-    assert c[COUNTER_ROW["symbol_error"], p] == 0 and c[COUNTER_ROW["port_rcv_data"], p] == 7
+    # the Set itself arrived on the port before the reset (+72 words received)
+    rcv = 7 + MAD_WORDS
+    assert pc["SymbolErrorCounter"] == 0 and pc["PortXmitData"] == 0 and pc["PortRcvData"] == rcv
+    assert c[COUNTER_ROW["symbol_error"], p] == 0 and c[COUNTER_ROW["port_rcv_data"], p] == rcv
     reply_of(h.lid(slot, C.CLASS_PERF, C.ATTR_PORT_COUNTERS_EXT, lid, method=C.METHOD_SET,
                    data=b"\0\1\0\x08"))                       # extended bit 3: PortRcvPkts
-    assert c[COUNTER_ROW["port_rcv_packets"], p] == 0 and c[COUNTER_ROW["port_xmit_packets"], p] == 7
+    # PortRcvPkts cleared after this Set arrived; PortXmitPkts kept, + the first Set's reply
+    assert c[COUNTER_ROW["port_rcv_packets"], p] == 0 and c[COUNTER_ROW["port_xmit_packets"], p] == 7 + 1
 
 
 # ------------------------------------------------------------------ traps
@@ -430,3 +436,104 @@ def test_external_sm_mode_keeps_the_programmed_lfts(h):
         h.sim.step()                                         # past the sweep delay
     assert np.array_equal(h.f.state.lft, before)
     assert (h.f.state.port_state[h.f.find_port("leaf1:3")] == DOWN)
+
+
+# ------------------------------------------------------------------ management traffic in the counters
+def _traffic(h):
+    c = h.sim.snapshot().counters                     # a snapshot applies what the server noted
+    return {n: c[COUNTER_ROW[n]].astype(np.int64) for n in
+            ("port_xmit_packets", "port_rcv_packets", "port_xmit_data", "port_rcv_data",
+             "unicast_xmit_packets", "unicast_rcv_packets")}
+
+
+def _dr_ports(h, start_port, path):
+    """Egress port indices of a directed route (ports numbered as on the wire)."""
+    f, out, cur = h.f, [], start_port
+    for pn in path[1:]:
+        n = int(f.node_of_port[cur])
+        e = int(f.first_port[n]) + (pn if f.node_is_switch[n] else pn - 1)
+        out.append(e)
+        cur = int(f.peer_of_port[e])
+    return out
+
+
+def test_every_link_a_dr_smp_crosses_counts_one_packet_of_72_words_each_way(h):
+    slot = h.connect("node001 HCA-1")
+    src = h.d.clients.get(slot).port
+    path = [0, 1, 3, 2]                                # CA -> leaf1 -> spine -> leaf2
+    before = _traffic(h)
+    status, hdr, _ = reply_of(h.dr(slot, C.ATTR_NODE_INFO, path))
+    assert status == 0 and hdr.mad_status == 0x8000
+    after = _traffic(h)
+    out = _dr_ports(h, src, path)
+    back = [int(h.f.peer_of_port[e]) for e in out]
+    d = {k: after[k] - before[k] for k in after}
+    for e in out + back:                               # request out, reply back: 1 packet each way
+        assert d["port_xmit_packets"][e] == 1 and d["port_xmit_data"][e] == MAD_WORDS
+        assert d["port_rcv_packets"][e] == 1 and d["port_rcv_data"][e] == MAD_WORDS
+        assert d["unicast_xmit_packets"][e] == 1 and d["unicast_rcv_packets"][e] == 1
+    assert d["port_xmit_packets"].sum() == 2 * len(out) == d["port_rcv_packets"].sum()
+    assert d["port_xmit_data"].sum() == 2 * len(out) * MAD_WORDS
+
+
+def test_undeliverable_and_local_smps_cross_no_link(h):
+    slot = h.connect("node001 HCA-1")
+    before = _traffic(h)
+    reply_of(h.dr(slot, C.ATTR_NODE_INFO, [0]))        # the client's own port: no link
+    st, _, _ = reply_of(h.dr(slot, C.ATTR_NODE_INFO, [0, 1, 99]))   # bad port: 110 at once
+    assert st == C.SIM_TIMEOUT
+    after = _traffic(h)
+    assert all((after[k] == before[k]).all() for k in after)
+
+
+def test_lid_routed_perf_query_and_its_reply_are_counted_on_each_hop(h):
+    slot = h.connect("node001 HCA-1")
+    src = h.d.clients.get(slot).port
+    lid = h.lid_of("node008 HCA-1", 1)
+    crossed = []
+    dest = h.d.view.lid_route(src, lid, crossed)
+    back = []
+    h.d.view.lid_route(dest, h.lid_of("node001 HCA-1", 1), back)
+    assert len(crossed) == len(back) == 4               # CA-leaf-spine-leaf-CA
+    before = _traffic(h)
+    st, _, _ = reply_of(h.lid(slot, C.CLASS_PERF, C.ATTR_PORT_COUNTERS, lid, data=b"\0\1"))
+    assert st == 0
+    d = {k: v - before[k] for k, v in _traffic(h).items()}
+    for e in crossed + back:
+        assert d["port_xmit_packets"][e] == 1 and d["port_rcv_packets"][h.f.peer_of_port[e]] == 1
+    assert d["port_xmit_packets"].sum() == 8 and d["port_rcv_data"].sum() == 8 * MAD_WORDS
+
+
+def test_mad_counts_reach_the_legacy_counters_saturating(h):
+    slot = h.connect("node001 HCA-1")
+    src = h.d.clients.get(slot).port
+    h.f.state.counters[COUNTER_ROW["port_xmit_packets"], src] = 2**32 - 1
+    reply_of(h.dr(slot, C.ATTR_NODE_INFO, [0, 1]))
+    st, _, data = reply_of(h.lid(slot, C.CLASS_PERF, C.ATTR_PORT_COUNTERS, h.lid_of("node001 HCA-1", 1),
+                                 data=b"\0\1"))
+    assert C.PORT_COUNTERS.decode(data)["PortXmitPkts"] == 2**32 - 1      # saturated, not wrapped
+    st, _, data = reply_of(h.lid(slot, C.CLASS_PERF, C.ATTR_PORT_COUNTERS_EXT,
+                                 h.lid_of("node001 HCA-1", 1), data=b"\0\1"))
+    assert C.PORT_COUNTERS_EXT.decode(data)["PortXmitPkts"] == 2**32     # the DR request went out
+
+
+def test_set_issm_sends_trap_144_to_the_sm_on_each_capability_change(h):
+    sm = h.connect("node001 HCA-1", issm=1)
+    sm_lid = h.lid_of("node001 HCA-1", 1)
+    h.sim.set_external_sm(False)                             # keep the embedded routes for the test
+    other = h.connect("node005 HCA-1")
+    p = h.d.clients.get(other).port
+    h.d.view.pi[p][18:20] = sm_lid.to_bytes(2, "big")       # its SM LID, as the SM's Set gives it
+    lid = h.lid_of("node005 HCA-1", 1)
+    caps = []
+    for on in (1, 0, 0):                                    # on, off, and off again (no change)
+        reply, _, frames = h.ctl(other, C.CTL_SET_ISSM, on.to_bytes(4, "little"))
+        assert C.unpack_ctl(reply)[2] == C.CTL_SET_ISSM
+        for s, f in frames:
+            hdr = C.unpack_header(f)
+            assert s == sm and (hdr.method, hdr.attr_id, hdr.dlid, hdr.slid) == (C.METHOD_TRAP, C.ATTR_NOTICE,
+                                                                                 sm_lid, lid)
+            n = C.NOTICE.decode(f[C.OFF_DATA:])
+            assert n["TrapNumber"] == 144 and n["IssuerLID"] == lid
+            caps.append(int.from_bytes(f[C.OFF_DATA + 16:C.OFF_DATA + 20], "big"))   # details: CapabilityMask
+    assert len(caps) == 2 and caps[0] & 0x2 and not caps[1] & 0x2 and caps[0] & ~0x2 == caps[1]
