@@ -18,7 +18,10 @@ within minutes; medians are reported. Per server and round:
 
 Prints one JSON object: ``ibnetdiscover_s``, ``ibnetdiscover_c_s``,
 ``ibnetdiscover_ratio``, ``opensm_up_s``, ``opensm_up_c_s``,
-``opensm_up_ratio``, ``mads_per_s``, ``mads_per_s_c`` (and the sizes).
+``opensm_up_ratio``, ``mads_per_s``, ``mads_per_s_c``, ``fast_path``
+(whether our C loop was built; it is what ``serve`` uses) and the sizes.
+``--python-loop`` adds ours with the pure-Python loop in the same rounds
+(``*_py_s``, ``mads_per_s_py``).
 Targets: both ratios <= 1.5.
 """
 
@@ -39,11 +42,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _start_ours(net: Path, sock: str, workdir: Path) -> subprocess.Popen:
+def _start_ours(net: Path, sock: str, workdir: Path, fast: bool = True) -> subprocess.Popen:
     log = open(workdir / f"ours-{sock}.log", "w")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "IBSIM_MAD_FASTPATH": "1" if fast else "0"}
     return subprocess.Popen([sys.executable, "-m", "ibsim", "serve", str(net), "--sockname", sock,
                              "--routing", "opensm"], cwd=workdir, stdin=subprocess.DEVNULL,
-                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)})
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
 def _start_c(net: Path, sock: str, workdir: Path, fab) -> subprocess.Popen:
@@ -117,7 +121,10 @@ def _opensm(sock: str, workdir: Path, sim_host: str, timeout: float) -> float:
 
 def _start(server: str, net: Path, fab, workdir: Path):
     sock = f"bench{server}{os.getpid()}{uuid.uuid4().hex[:6]}"
-    proc = _start_ours(net, sock, workdir) if server == "ours" else _start_c(net, sock, workdir, fab)
+    if server == "c":
+        proc = _start_c(net, sock, workdir, fab)
+    else:
+        proc = _start_ours(net, sock, workdir, fast=server == "ours")
     return sock, proc
 
 
@@ -160,11 +167,14 @@ def main(argv=None) -> int:
     ap.add_argument("--mads", type=int, default=20000, help="MADs for the raw rate")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for SUBNET UP")
     ap.add_argument("--no-c", action="store_true", help="skip the C ibsim")
+    ap.add_argument("--python-loop", action="store_true",
+                    help="also run ours with the pure-Python loop (IBSIM_MAD_FASTPATH=0): *_py keys")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
     from ibsim import compile_fabric, fat_tree
     from ibsim.mad.ofed import have_tools
+    from ibsim.mad.server import fast_path_available
     from ibsim.topology import write_ibnetdiscover
 
     if not have_tools("ibnetdiscover", "opensm"):
@@ -179,8 +189,16 @@ def main(argv=None) -> int:
         net = tmp / "fabric.topo"
         write_ibnetdiscover(topo, net)
         servers = ("ours",) if args.no_c or not shutil.which("ibsim") else ("ours", "c")
+        if args.python_loop:
+            servers = ("ours", "py") + servers[1:]
         out = bench(net, fab, tmp, args, servers)
         res.update(out["ours"])
+        res["fast_path"] = fast_path_available()
+        if "py" in out:
+            names = {"ibnetdiscover_s": "ibnetdiscover_py_s", "opensm_up_s": "opensm_up_py_s",
+                     "mads_per_s": "mads_per_s_py"}
+            for k, v in out["py"].items():
+                res[names[k]] = v
         if "c" in out:
             c = out["c"]
             names = {"ibnetdiscover_s": "ibnetdiscover_c_s", "opensm_up_s": "opensm_up_c_s",

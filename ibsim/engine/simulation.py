@@ -133,7 +133,8 @@ class Simulation(LinkStateMixin, ExternalSMMixin):
         self._listeners: list = []
         self._inbox: deque = deque()
         self._sm_disabled: set[int] = set()
-        self._mgmt_egress: list[int] = []             # MAD egress ports not yet counted
+        #: egress ports of MADs not yet in the counters (see :meth:`count_mgmt`)
+        self.mgmt_pending: list[int] = []
         #: bumped whenever a link goes down or comes up (physical states changed)
         self.link_version = 0
         self.mtu = int(mtu)

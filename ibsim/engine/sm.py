@@ -38,17 +38,17 @@ class ExternalSMMixin:
         Cheap (a list extend); :meth:`flush_mgmt` adds them to the counters
         at the next tick, snapshot or PerfMgt read. Call with :attr:`lock` held.
         """
-        self._mgmt_egress.extend(egress)
+        self.mgmt_pending.extend(egress)
 
     def flush_mgmt(self) -> None:
         """Add the noted management packets to the counters: per link crossed, the
         egress port counts 1 packet (``port_xmit_packets``, ``unicast_xmit_packets``)
         and :data:`MAD_WORDS` words of ``port_xmit_data``; its peer the same as received."""
-        pending = self._mgmt_egress
+        pending = self.mgmt_pending
         if not pending:
             return
-        self._mgmt_egress = []
         e = np.asarray(pending, dtype=np.intp)
+        pending.clear()                             # the same list: the C fast path appends to it
         ctr = self.state.counters
         f = self.fabric
         if e.size * 8 < f.n_ports:                     # a few: per element

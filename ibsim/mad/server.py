@@ -11,7 +11,12 @@ UDP mode: the control socket on ``host:PORT`` and slot *i* on
 data socket is (its IP, the port it sent as CONNECT id).
 
 One thread runs an epoll loop over the control socket, the slot sockets
-and a wake-up pipe (traps queued by the simulation's tick thread). Every
+and a wake-up pipe (traps queued by the simulation's tick thread). When the
+C extension :mod:`ibsim.mad._fastpath` is built (``pip install`` compiles
+it where a C compiler exists), that loop waits and reads in C with the GIL
+released and answers directed-route SMP Gets of NodeInfo, NodeDescription,
+PortInfo, SwitchInfo and LFT blocks itself, exactly as the dispatcher would;
+every other frame goes to the dispatcher. Otherwise the loop is Python. Every
 socket is non-blocking: a client that stops reading loses its frames
 instead of stalling the others, and a client that has gone away
 (``ECONNREFUSED``) loses its slot. Slot sockets are bound on first use and
@@ -30,12 +35,22 @@ import time
 
 from .dispatch import Dispatcher
 
-__all__ = ["MadServer", "abstract_name", "start_mad_server"]
+try:
+    from . import _fastpath
+except ImportError:                  # no C compiler at install time: the Python loop serves
+    _fastpath = None
+
+__all__ = ["MadServer", "abstract_name", "fast_path_available", "start_mad_server"]
 
 log = logging.getLogger(__name__)
 
 _BATCH = 16                       # datagrams read from one socket per readiness event
 _DEAD = (errno.ECONNREFUSED, errno.ENOTCONN, errno.ENOENT, errno.ECONNRESET)
+
+
+def fast_path_available() -> bool:
+    """Whether the C loop and fast path (:mod:`ibsim.mad._fastpath`) are built."""
+    return _fastpath is not None
 
 
 def abstract_name(text: str) -> bytes:
@@ -63,11 +78,21 @@ class MadServer:
         sleep in epoll). Spinning shortens a lone client's round trip but
         burns a core that OpenSM and the tick loop need on a small machine:
         on 2 cores it made ``ibnetdiscover`` ~10 % faster and OpenSM's
-        bring-up ~15 % slower, so it is off by default.
+        bring-up ~15 % slower, so it is off by default. Python loop only.
+    fast : bool, optional
+        Use the C loop and fast path (default: when built, unless the
+        environment sets ``IBSIM_MAD_FASTPATH=0``). ``True`` when it is not
+        built raises :class:`ImportError`.
     """
 
     def __init__(self, sim, *, sockname: str | None = None, udp: int | None = None,
-                 host: str = "127.0.0.1", max_clients: int = 256, spin_s: float = 0.0):
+                 host: str = "127.0.0.1", max_clients: int = 256, spin_s: float = 0.0,
+                 fast: bool | None = None):
+        if fast and _fastpath is None:
+            raise ImportError("ibsim.mad._fastpath is not built (reinstall ibsim where a C compiler exists)")
+        if fast is None:
+            fast = _fastpath is not None and os.environ.get("IBSIM_MAD_FASTPATH", "1") != "0"
+        self.fast = bool(fast)
         self.sim = sim
         self.base = sockname if sockname is not None else os.environ.get("IBSIM_SOCKNAME", "sim")
         self.udp = udp
@@ -91,8 +116,15 @@ class MadServer:
         except OSError:
             self._cleanup()
             raise
-        self._ep.register(self._ctl.fileno(), select.EPOLLIN)
-        self._ep.register(self._wake_r, select.EPOLLIN)
+        self._loop = None
+        if self.fast:
+            d = self.dispatcher
+            self._loop = _fastpath.Loop(d.clients.slots, sim.lock, self._fast_sync, sim)
+            self._loop.add_fd(self._ctl.fileno(), -1)
+            self._loop.add_fd(self._wake_r, -1)
+        else:
+            self._ep.register(self._ctl.fileno(), select.EPOLLIN)
+            self._ep.register(self._wake_r, select.EPOLLIN)
         self.dispatcher.wakeup = self._wake
         self.dispatcher.reclaim = self._reclaim
 
@@ -131,7 +163,8 @@ class MadServer:
     def start(self) -> MadServer:
         """Start the server thread (returns self)."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"ibsim-mad-{self.base}", daemon=True)
+            run = self._run_fast if self._loop is not None else self._run
+            self._thread = threading.Thread(target=run, name=f"ibsim-mad-{self.base}", daemon=True)
             self._thread.start()
         return self
 
@@ -151,6 +184,8 @@ class MadServer:
             s.close()
         self._slots.clear()
         self._fd_slot.clear()
+        if getattr(self, "_loop", None) is not None:
+            self._loop.close()
         if getattr(self, "_ctl", None) is not None:
             self._ctl.close()
         for fd in (self._wake_r, self._wake_w):
@@ -211,6 +246,55 @@ class MadServer:
             if spin:
                 busy_until = clock() + spin
 
+    def _fast_sync(self) -> None:
+        """Called by the C loop, lock held, when the engine replaced its LFT or LID array."""
+        v = self.dispatcher.view
+        v.sync()
+        self._loop.tables(*v.fast_tables())
+
+    def _run_fast(self) -> None:
+        loop = self._loop
+        d = self.dispatcher
+        stats = d.stats
+        ctl_fd = self._ctl.fileno()
+        while not self._closing:
+            try:
+                slow, ready, dead, answered, dropped = loop.run(1000)
+            except InterruptedError:
+                continue
+            except Exception:
+                if self._closing:
+                    break
+                log.exception("MAD server: C loop failed; going on")
+                time.sleep(0.01)
+                continue
+            if answered:
+                stats["frames"] += answered
+                stats["answered"] += answered
+            if dropped:
+                stats["dropped"] += dropped
+            for slot in dead:
+                self._dead(slot)
+            for slot, buf in slow:
+                try:
+                    out = d.frame(slot, buf)
+                    if out:
+                        self._send(out, slot)
+                except Exception:
+                    if self._closing:
+                        return
+                    log.exception("MAD server: error while serving client %d", slot)
+            for fd in ready:
+                try:
+                    if fd == ctl_fd:
+                        self._on_control()
+                    elif fd == self._wake_r:
+                        self._on_wake()
+                except Exception:
+                    if self._closing:
+                        return
+                    log.exception("MAD server: error while serving fd %d", fd)
+
     def _on_wake(self) -> None:
         try:
             while os.read(self._wake_r, 4096):
@@ -254,7 +338,10 @@ class MadServer:
                     raise
                 self._slots[client.slot] = s
                 self._fd_slot[s.fileno()] = client.slot
-                self._ep.register(s.fileno(), select.EPOLLIN)
+                if self._loop is not None:
+                    self._loop.add_fd(s.fileno(), client.slot)
+                else:
+                    self._ep.register(s.fileno(), select.EPOLLIN)
             else:
                 self._drain(s)
             s.connect(client.addr)
@@ -330,7 +417,7 @@ class MadServer:
 
 
 def start_mad_server(sim, sockname: str | None = None, udp: int | None = None, *,
-                     host: str = "127.0.0.1", max_clients: int = 256) -> MadServer:
+                     host: str = "127.0.0.1", max_clients: int = 256, fast: bool | None = None) -> MadServer:
     """Serve ``sim`` to umad2sim clients in a background thread; ``.close()`` stops it.
 
     Parameters
@@ -344,6 +431,8 @@ def start_mad_server(sim, sockname: str | None = None, udp: int | None = None, *
         Base UDP port (clients set ``IBSIM_SERVER_NAME``/``IBSIM_SERVER_PORT``).
     host : str
         UDP bind address (default loopback).
+    fast : bool, optional
+        C loop and fast path (default: when built).
 
     Examples
     --------
@@ -351,5 +440,5 @@ def start_mad_server(sim, sockname: str | None = None, udp: int | None = None, *
     >>> srv = start_mad_server(Simulation(compile_fabric(fat_tree(4, 2))), sockname="doc")  # doctest: +SKIP
     >>> srv.close()                                                                       # doctest: +SKIP
     """
-    return MadServer(sim, sockname=sockname, udp=udp, host=host, max_clients=max_clients).start()
+    return MadServer(sim, sockname=sockname, udp=udp, host=host, max_clients=max_clients, fast=fast).start()
 

@@ -15,6 +15,8 @@ and memoryviews, never numpy scalars. May import: mad.codec, fabric, engine.
 
 from __future__ import annotations
 
+from array import array
+
 import numpy as np
 
 from ..fabric.index import SPEED_NAMES
@@ -93,6 +95,8 @@ class FabricView:
         self._build_port_info()
         self._build_tables()
         self._lft_arr = self._lid_arr = None
+        #: bumped when the live arrays are re-taken (the C fast path re-reads its tables)
+        self.version = 0
         self._refresh()
         self._dr_cache: dict = {}
         self._dr_version = -1
@@ -127,12 +131,19 @@ class FabricView:
             b[20:28] = C.be64(self.port_guid[p])
             b[36] = self.port_num[p]
             self.node_info.append(bytes(b))
+        self._node_info_buf = b"".join(self.node_info)
+        self._node_desc_buf = b"".join(self.node_desc_bytes)
+        self._fast_static = None
 
     def _build_port_info(self) -> None:
         f = self.fabric
         cw = f.cable_width.tolist()
         cs = f.cable_speed.tolist()
-        self.pi: list[bytearray] = []
+        #: stored PortInfo of every port, 64 bytes each, in one buffer (the C fast path reads it);
+        #: ``pi[p]`` is port p's writable 64-byte memoryview
+        self.pi_buf = bytearray(64 * self.n_ports)
+        whole = memoryview(self.pi_buf)
+        self.pi: list[memoryview] = [whole[64 * p:64 * p + 64] for p in range(self.n_ports)]
         self.mlnx_fdr10: set[int] = set()
         fdr10 = SPEED_NAMES.index("FDR10")
         for p in range(self.n_ports):
@@ -169,20 +180,22 @@ class FabricView:
                     self.mlnx_fdr10.add(p)
             for k, val in v.items():
                 C.PORT_INFO.put(b, k, val)
-            self.pi.append(b)
+            self.pi[p][:] = b
 
     def _build_tables(self) -> None:
         f = self.fabric
-        self.switch_info: list[bytearray] = []
+        self.switch_info_buf = bytearray(64 * f.n_switches)
+        whole = memoryview(self.switch_info_buf)
+        self.switch_info: list[memoryview] = [whole[64 * r:64 * r + 64] for r in range(f.n_switches)]
         for r in range(f.n_switches):
             n = int(f.node_of_switch[r])
-            self.switch_info.append(C.SWITCH_INFO.encode({
+            self.switch_info[r][:] = bytes(C.SWITCH_INFO.encode({
                 "LinearFDBCap": LINEAR_FDB_CAP, "MulticastFDBCap": MCAST_FDB_CAP,
                 "PortStateChange": 1, "PartitionEnforcementCap": PARTITION_ENF_CAP,
                 "FilterRawInboundCap": 1, "FilterRawOutboundCap": 1,
                 "EnhancedPort0": int(bool(f.node_enhanced_port0[n]))}, size=64))
         top = int(f.state.max_lid)
-        self.fdb_top: list[int] = [top] * f.n_switches
+        self.fdb_top = array("i", [top] * f.n_switches)          # LinearFDBTop per switch row
         self.pkeys: dict[tuple[int, int], bytes] = {}
         self.sl2vl: dict[tuple[int, int], bytes] = {}
         self.vlarb: dict[tuple[int, int], bytes] = {}
@@ -216,6 +229,7 @@ class FabricView:
             self._refresh()
 
     def _refresh(self) -> None:
+        self.version += 1
         st = self.fabric.state
         self.ps = memoryview(st.port_state)
         self.phys = memoryview(st.phys_state)
@@ -441,3 +455,22 @@ class FabricView:
 
     def node_type_of(self, p: int) -> int:
         return self.node_type[self.node_of_port[p]]
+
+    # ------------------------------------------------------------ C fast path
+    def fast_tables(self) -> tuple:
+        """The tables of :mod:`ibsim.mad._fastpath` in ``Loop.tables`` order (live arrays included)."""
+        if self._fast_static is None:
+            f = self.fabric
+            i32 = np.int32
+            self._fast_static = (
+                np.ascontiguousarray(f.node_of_port, dtype=i32), np.ascontiguousarray(f.port_num, dtype=i32),
+                np.ascontiguousarray(f.peer_of_port, dtype=i32),
+                np.ascontiguousarray(f.first_port[:self.n_nodes], dtype=i32),
+                np.ascontiguousarray(f.node_nports, dtype=i32),
+                np.ascontiguousarray(f.node_is_switch, dtype=np.uint8),
+                np.ascontiguousarray(f.switch_of_node, dtype=i32))
+        st = self.fabric.state
+        lft = np.ascontiguousarray(self._lft_arr, dtype=np.uint8)
+        return (*self._fast_static, st.phys_state, st.port_state, st.lid, lft, self.pi_buf,
+                self._node_info_buf, self._node_desc_buf, self.switch_info_buf, self.fdb_top,
+                self.lft_width, self.pkeys, self.mlnx_ext, self.mlnx_fdr10)

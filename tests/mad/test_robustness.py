@@ -20,11 +20,13 @@ import pytest
 from ibsim.mad import codec as C
 from ibsim.mad.client import MadError, SimClient
 from ibsim.mad.ofed import stop_process, wait_for_unix_socket
-from ibsim.mad.server import abstract_name
+from ibsim.mad.server import abstract_name, fast_path_available
 from ibsim.topology import fat_tree, parse_ibnetdiscover, write_ibnetdiscover
 from tests.mad.conftest import HAVE_TOOLS, make_sim, serving, tool, unique_sockname
 
 REPO = Path(__file__).resolve().parents[2]
+#: the C loop (when built) and the Python loop
+LOOPS = [True, False] if fast_path_available() else [False]
 ATTRS = [C.ATTR_NODE_INFO, C.ATTR_NODE_DESC, C.ATTR_PORT_INFO, C.ATTR_SWITCH_INFO, C.ATTR_LFT,
          C.ATTR_MFT, C.ATTR_PKEY_TABLE, C.ATTR_SL2VL, C.ATTR_VL_ARB, C.ATTR_GUID_INFO, C.ATTR_SM_INFO,
          C.ATTR_NOTICE, C.ATTR_MLNX_EXT_PORT_INFO, 0x0031, 0x0033, 0xFFFF]
@@ -155,10 +157,11 @@ def test_twenty_thousand_hostile_frames(tmp_path):
         log.close()
 
 
-def test_fuzz_in_process_leaves_the_server_answering():
+@pytest.mark.parametrize("fast", LOOPS)
+def test_fuzz_in_process_leaves_the_server_answering(fast):
     """A quicker in-process run (no tools needed): the dispatcher survives every frame."""
     sim = make_sim(fat_tree(4, 2))
-    with serving(sim) as (srv, sock):
+    with serving(sim, fast=fast) as (srv, sock):
         _spray(sock, 3000, 7, 14)
         with SimClient(sock) as c:
             st, data = c.smp(C.ATTR_NODE_INFO, path=[0, 1])
@@ -166,9 +169,10 @@ def test_fuzz_in_process_leaves_the_server_answering():
         assert srv._thread.is_alive()
 
 
-def test_a_stalled_client_does_not_stall_the_others():
+@pytest.mark.parametrize("fast", LOOPS)
+def test_a_stalled_client_does_not_stall_the_others(fast):
     sim = make_sim(fat_tree(4, 2))
-    with serving(sim) as (srv, sock):
+    with serving(sim, fast=fast) as (srv, sock):
         stalled = SimClient(sock)
         frame = C.pack_frame(C.make_mad(C.CLASS_SMP_DR, 1, C.ATTR_NODE_INFO, hop_cnt=1, path=b"\0\1"),
                              dlid=0xFFFF, slid=0xFFFF)
@@ -186,9 +190,10 @@ def test_a_stalled_client_does_not_stall_the_others():
         stalled.close()
 
 
-def test_a_vanished_client_loses_its_slot_and_its_requests_bounce():
+@pytest.mark.parametrize("fast", LOOPS)
+def test_a_vanished_client_loses_its_slot_and_its_requests_bounce(fast):
     sim = make_sim(fat_tree(4, 2))
-    with serving(sim) as (srv, sock):
+    with serving(sim, fast=fast) as (srv, sock):
         sm = SimClient(sock, "node001 HCA-1", issm=True)
         sm_slot = sm.slot
         sm.ctl_sock.close()
@@ -206,9 +211,10 @@ def test_a_vanished_client_loses_its_slot_and_its_requests_bounce():
                 c.rpc(C.pack_frame(mad, dlid=lid, dqp=1, sqp=1))
 
 
-def test_many_clients_at_once():
+@pytest.mark.parametrize("fast", LOOPS)
+def test_many_clients_at_once(fast):
     sim = make_sim(fat_tree(4, 2))
-    with serving(sim) as (srv, sock):
+    with serving(sim, fast=fast) as (srv, sock):
         errors = []
 
         def worker(i):
@@ -228,9 +234,10 @@ def test_many_clients_at_once():
         assert len(srv.dispatcher.clients) == 0
 
 
-def test_slots_of_clients_that_died_without_disconnect_are_reclaimed():
+@pytest.mark.parametrize("fast", LOOPS)
+def test_slots_of_clients_that_died_without_disconnect_are_reclaimed(fast):
     sim = make_sim(fat_tree(4, 2))
-    with serving(sim, max_clients=4) as (srv, sock):
+    with serving(sim, max_clients=4, fast=fast) as (srv, sock):
         ghosts = [SimClient(sock) for _ in range(4)]
         for g in ghosts:                                       # crash: no DISCONNECT
             g.ctl_sock.close()
