@@ -284,3 +284,13 @@ def test_exporters_section_builds_specs_and_names_the_line_of_a_typo():
     err = error(bad)
     assert err.line == line_of(bad, "hots")
     assert "did you mean 'host'" in str(err) and "exporters[0]" in str(err)
+
+
+def test_routing_sm_settle_reaches_the_simulation():
+    text = SMALL.replace("routing: {engine: ftree, sweep_delay: 1s}", "routing: {engine: opensm, sm_settle: 2s}")
+    s = scenario(text)
+    assert s.routing.engine == "opensm" and s.routing.sm_settle_s == 2.0
+    assert s.build().sm_settle_s == 2.0
+    assert scenario().build().sm_settle_s == 0.5
+    err = error(text.replace("sm_settle: 2s", "sm_settle: soon"))
+    assert err.line == line_of(text, "sm_settle") and "sm_settle" in str(err)

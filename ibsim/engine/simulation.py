@@ -96,6 +96,11 @@ class Simulation(LinkStateMixin, ExternalSMMixin):
         activates ports and reroutes (OpenSM sweeps every 10 s).
     max_iter : int
         Bound on max-min freezing rounds per reallocation.
+    sm_settle : float or str
+        With an external SM: the data plane re-walks its paths once the SM
+        has set no LID, port state or LFT block for this long (simulated
+        seconds), not once per tick while it programs thousands of blocks;
+        until then traffic keeps the paths it had. 0: after every tick.
     port_buffer : int
         Bytes buffered per port: what is in flight, and discarded, when its
         link goes down.
@@ -113,7 +118,7 @@ class Simulation(LinkStateMixin, ExternalSMMixin):
 
     def __init__(self, fabric, *, tick=0.1, seed: int | None = None, routing: str = "minhop",
                  routing_options: dict | None = None, mtu: int = 4096, sweep_delay=10.0,
-                 max_iter: int = 32, port_buffer=1 << 20):
+                 max_iter: int = 32, port_buffer=1 << 20, sm_settle=0.5):
         self.fabric = fabric
         self.state = fabric.state
         self.tick_s = parse_duration(tick)
@@ -141,6 +146,11 @@ class Simulation(LinkStateMixin, ExternalSMMixin):
         if self.mtu <= 0:
             raise ScenarioError(f"mtu must be positive, got {mtu}")
         self.sweep_delay_s = parse_duration(sweep_delay)
+        self.sm_settle_s = parse_duration(sm_settle)
+        if self.sm_settle_s < 0:
+            raise ScenarioError(f"sm_settle must not be negative, got {sm_settle!r}")
+        self._sm_need = [False, False, False]          # flows, paths, alloc: SM changes not yet applied
+        self._sm_quiet_at = 0.0                        # simulated time the SM's last change settles
         self.max_iter = int(max_iter)
         self.port_buffer = float(port_buffer)
         self.ticks = 0
@@ -426,6 +436,7 @@ class Simulation(LinkStateMixin, ExternalSMMixin):
             self._sweep_at = None
             self._sweep()
         self._update_jobs()
+        self._sm_settled()
         if self._need_flows or self._need_paths or self._need_alloc:
             self._reallocate()
         # traffic counters: loops over counter rows only, never ports

@@ -107,8 +107,7 @@ class ExternalSMMixin:
             st.lid[port] = lid
         self._grow_lft(int(lid) + 1)
         st.version += 1
-        self._need_flows = True
-        self._need_paths = True
+        self._sm_changed(flows=True, paths=True)
 
     def sm_set_port_state(self, ports, state: int) -> None:
         """Move ports (a few indices) to a logical state (Init, Armed, Active), as an SM Set does.
@@ -128,10 +127,10 @@ class ExternalSMMixin:
         if not changed:
             return
         st.version += 1
-        self._need_alloc = True
+        self._sm_changed(alloc=True)
         for p, old in changed:
             if not f.is_switch[p]:
-                self._need_flows = True          # a host's link changed: its demands follow
+                self._sm_changed(flows=True)     # a host's link changed: its demands follow
             q = int(f.peer_of_port[p])
             if state == ACTIVE and q >= 0 and ps[q] == ACTIVE:
                 self._event("port_state_change", p, {"from": STATE_NAMES.get(old, str(old)),
@@ -164,6 +163,22 @@ class ExternalSMMixin:
         self._grow_lft(end)
         st.lft[switch_row, block * 64:end] = np.frombuffer(entries, dtype=np.uint8, count=64)
         st.version += 1
-        self._need_paths = True
-        self._need_alloc = True
+        self._sm_changed(paths=True, alloc=True)
+
+    def _sm_changed(self, flows: bool = False, paths: bool = False, alloc: bool = False) -> None:
+        """Note what an SM Set changed; applied by :meth:`_sm_settled` once the SM is quiet."""
+        need = self._sm_need
+        need[0] |= flows
+        need[1] |= paths
+        need[2] |= alloc
+        self._sm_quiet_at = self.time_s + self.sm_settle_s
+
+    def _sm_settled(self) -> None:
+        """At a tick: hand the SM's changes to the data plane if it set nothing for ``sm_settle``."""
+        need = self._sm_need
+        if (need[0] or need[1] or need[2]) and self.time_s + 1e-9 >= self._sm_quiet_at:
+            self._need_flows |= need[0]
+            self._need_paths |= need[1]
+            self._need_alloc |= need[2]
+            need[0] = need[1] = need[2] = False
 

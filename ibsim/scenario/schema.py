@@ -31,7 +31,7 @@ TOP_KEYS = ("name", "description", "seed", "clock", "topology", "routing", "mtu"
 MTUS = (256, 512, 1024, 2048, 4096)
 
 _CLOCK_KEYS = ("tick", "duration", "realtime")
-_ROUTING_KEYS = ("engine", "roots", "sweep_delay")
+_ROUTING_KEYS = ("engine", "roots", "sweep_delay", "sm_settle")
 _OUTPUT_KEYS = ("dir", "every", "max_rows")
 _JOB_KEYS = ("name", "pattern", "hosts", "load", "rate", "start", "stop")
 #: YAML fault parameter -> Fault parameter
@@ -254,7 +254,8 @@ def _parse_routing(ck: _Checker, value) -> RoutingSpec:
             raise ck.error(path + ("roots",), f"expected a list of switches, got {_kind(d['roots'])}")
         roots = tuple(ck.string(x, path + ("roots", i)) for i, x in enumerate(r))
     sweep = ck.duration(d["sweep_delay"], path + ("sweep_delay",)) if "sweep_delay" in d else 10.0
-    return RoutingSpec(engine, roots, sweep)
+    settle = ck.duration(d["sm_settle"], path + ("sm_settle",)) if "sm_settle" in d else 0.5
+    return RoutingSpec(engine, roots, sweep, settle)
 
 
 def _parse_mtu(ck: _Checker, value) -> int:

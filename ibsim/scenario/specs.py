@@ -76,11 +76,15 @@ class RoutingSpec:
         Root switches (descriptions or GUIDs) for ``updn``/``ftree``.
     sweep_delay_s : float
         Seconds between a link change and the sweep that reroutes [s].
+    sm_settle_s : float
+        With an external SM (``opensm``): quiet time after its last Set before
+        the data plane follows its tables [s].
     """
 
     engine: str = "minhop"
     roots: tuple[str, ...] | None = None
     sweep_delay_s: float = 10.0
+    sm_settle_s: float = 0.5
 
 
 @dataclass(frozen=True)

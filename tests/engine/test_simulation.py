@@ -243,3 +243,50 @@ def test_management_packets_are_counted_per_link_by_the_simulation():
         assert (d[COUNTER_ROW["port_rcv_packets"]] == m).all()
         assert (d[COUNTER_ROW["port_rcv_data"]] == MAD_WORDS * m).all()
         assert (d[COUNTER_ROW["unicast_rcv_packets"]] == m).all()
+
+
+def _programming_sim(settle):
+    sim = Simulation(compile_fabric(fat_tree(4, 2)), seed=1, tick=0.1, sm_settle=settle)
+    sim.add_job(Job("a2a", "all_to_all", load=0.5))
+    sim.step()
+    sim.set_external_sm(True)                          # an SM takes over, keeping the tables
+    return sim
+
+
+def test_the_data_plane_reroutes_once_the_sm_stops_programming():
+    sim = _programming_sim(0.5)
+    base = sim.stats["reallocations"]
+    block = bytes(sim.state.lft[0, :64])
+    for _ in range(20):                                # 2 s of an SM writing LFT blocks
+        sim.sm_set_lft_block(0, 0, block)
+        sim.step()
+    assert sim.stats["reallocations"] == base          # no re-walk while it programs
+    for _ in range(4):
+        sim.step()                                     # 0.4 s quiet: not yet
+    assert sim.stats["reallocations"] == base
+    sim.step()
+    sim.step()                                         # 0.5 s quiet: once
+    assert sim.stats["reallocations"] == base + 1
+    for _ in range(10):
+        sim.step()
+    assert sim.stats["reallocations"] == base + 1
+
+
+def test_sm_settle_zero_reroutes_at_the_next_tick_and_faults_never_wait():
+    sim = _programming_sim(0.0)
+    base = sim.stats["reallocations"]
+    sim.sm_set_lft_block(0, 0, bytes(sim.state.lft[0, :64]))
+    sim.step()
+    assert sim.stats["reallocations"] == base + 1
+    sim = _programming_sim(5.0)
+    p = sim.fabric.find_port("leaf1:3")
+    assert sim.xmit_rate[p] > 0
+    sim.sm_set_lft_block(0, 0, bytes(sim.state.lft[0, :64]))
+    sim.inject("link_down", "leaf1:3")                 # while the SM programs: applied at once
+    sim.step()
+    assert sim.xmit_rate[p] == 0
+
+
+def test_negative_sm_settle_is_refused():
+    with pytest.raises(ScenarioError, match="sm_settle"):
+        Simulation(compile_fabric(fat_tree(4, 2)), sm_settle=-1)
