@@ -7,13 +7,16 @@ or flows):
    sweep (Init ports become Active, routes are recomputed);
 2. if flows, link states or routes changed: rebuild aggregates, walk the
    LFTs, allocate max-min fair rates and precompute per-port per-tick
-   increments (this is the only expensive step, and it runs only on change);
+   increments (this is the only expensive step, and it runs only on change,
+   on copies taken under the lock and without holding it:
+   :mod:`ibsim.engine.rates`);
 3. advance the traffic counters by one tick: one in-place add over the seven
    contiguous traffic rows of the counter array, with a fractional carry so
    no word or packet is lost between ticks;
 4. draw bit errors on cables with a bit-error rate;
 5. advance the clock and notify observers whose interval has come round.
 
+Every step but the computation in 2 holds :attr:`Simulation.lock`.
 May import: fabric, routing, traffic, faults, engine.* (never exporters).
 """
 
@@ -30,11 +33,10 @@ import numpy as np
 from ..errors import ScenarioError, TopologyError
 from ..fabric.counters import COUNTER_ROW
 from ..faults import Action, Fault, expand
-from ..traffic import Job, resolve_pattern
+from ..traffic import Job
 from ..units import parse_duration
-from .allocation import max_min_allocate
-from .flows import build_flowset, walk_paths
 from .links import EXTERNAL_SM, LinkStateMixin
+from .rates import RatesMixin, xmit_wait_rate
 from .sm import ExternalSMMixin
 from .snapshot import Event, Snapshot
 
@@ -50,28 +52,7 @@ assert [COUNTER_ROW[n] - _R0 for n in TRAFFIC_ROWS] == list(range(len(TRAFFIC_RO
 _TRAFFIC = slice(_R0, _R0 + len(TRAFFIC_ROWS))
 
 
-def xmit_wait_rate(capacity: np.ndarray, offered: np.ndarray, carried: np.ndarray) -> np.ndarray:
-    """PortXmitWait increments per second.
-
-    A port waits when the traffic offered to it exceeds what leaves it (it is
-    the bottleneck, or credits are held back by a bottleneck downstream).
-    One XmitWait tick is the time to send one 4-octet word at the port's
-    active rate, so a port stalled all the time counts ``capacity / 4`` per
-    second, like ``port_xmit_data`` at line rate::
-
-        xmit_wait/s = capacity/4 * clip((offered - carried) / capacity, 0, 1)
-
-    Parameters
-    ----------
-    capacity, offered, carried : ndarray of float64
-        Bytes/s per port.
-    """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        stall = np.where(capacity > 0, (offered - carried) / capacity, 0.0)
-    return capacity / 4.0 * np.clip(stall, 0.0, 1.0)
-
-
-class Simulation(LinkStateMixin, ExternalSMMixin):
+class Simulation(RatesMixin, LinkStateMixin, ExternalSMMixin):
     """Drive a fabric's counters with traffic and faults, tick by tick.
 
     Parameters
@@ -312,93 +293,6 @@ class Simulation(LinkStateMixin, ExternalSMMixin):
         """Queue ``fn(sim)`` from any thread; it runs at the next tick boundary."""
         self._inbox.append(fn)
 
-    # ------------------------------------------------------------ rates
-    def _host_demands(self) -> list[tuple]:
-        """(ports, demand bytes/s, pattern) of each running job, host links capped."""
-        f = self.fabric
-        active = []
-        for job, js in zip(self.jobs, self._job_state):
-            if not js["running"]:
-                continue
-            ports = js["ports"]
-            cap = f.capacity_bytes(f.cable_width[ports], f.cable_speed[ports])
-            dem = cap * job.load if job.load is not None else np.full(ports.size, float(job.rate))
-            if js["pattern"] is None:
-                js["pattern"] = resolve_pattern(job, ports.size, js["rng"], js["names"])
-                js["drawn_at"] = self.time_s
-            active.append([ports, dem, js["pattern"]])
-        if not active:
-            return []
-        # cap each host's total offered load at its link rate, proportionally over its jobs
-        allp = np.concatenate([a[0] for a in active])
-        alld = np.concatenate([a[1] for a in active])
-        tot = np.bincount(allp, weights=alld, minlength=f.n_ports)
-        cap = f.capacity_bytes(f.cable_width, f.cable_speed)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where(tot > cap, cap / tot, 1.0)
-        for a in active:
-            a[1] = a[1] * scale[a[0]]
-        return [tuple(a) for a in active]
-
-    def _reallocate(self) -> None:
-        t = _time.perf_counter()
-        f = self.fabric
-        st = self.state
-        up = st.link_up_mask()
-        if self._need_flows:
-            self._flows = build_flowset(f, up, self._host_demands())
-            self._need_flows = False
-            self._need_paths = True
-        fs = self._flows
-        if self._need_paths:
-            self._paths, self._path_ok = walk_paths(f, st.lft, st.lid, fs.src_switch, fs.dst_port)
-            self._need_paths = False
-        paths = self._paths
-        n = f.n_ports
-        if fs.n:
-            # loops below run over hops only
-            H = paths.shape[0]
-            up_ext = np.append(up, True)          # the padding link is always up
-            blocked = ~self._path_ok
-            for h in range(H):
-                blocked |= ~up_ext[paths[h]]
-            demand = np.where(blocked, 0.0, fs.demand)
-            alloc = max_min_allocate(paths, fs.weight, demand, st.capacity, max_iter=self.max_iter)
-            rate = alloc.rate
-            self.stats["alloc_iterations"] += alloc.iterations
-            self.stats["alloc_unconverged"] += int(not alloc.converged)
-            sw_carried = np.zeros(n + 1)
-            sw_offered = np.zeros(n + 1)
-            for h in range(H):
-                sw_carried += np.bincount(paths[h], weights=rate, minlength=n + 1)
-                sw_offered += np.bincount(paths[h], weights=demand, minlength=n + 1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                phi = np.where(fs.demand > 0, rate / fs.demand, 0.0)
-            inj_carried, inj_offered = fs.injection(phi, n)
-            xmit = sw_carried[:n] + inj_carried
-            offered = sw_offered[:n] + inj_offered
-        else:
-            xmit = np.zeros(n)
-            offered = np.zeros(n)
-        xmit[~up] = 0.0
-        peer = f.peer_of_port
-        rcv = np.where(peer >= 0, xmit[np.maximum(peer, 0)], 0.0)
-        self.xmit_rate, self.rcv_rate = xmit, rcv
-        wait = xmit_wait_rate(st.capacity, offered, xmit)
-        dt = self.tick_s
-        pt = self._per_tick
-        pt[0] = xmit * dt / 4.0
-        pt[1] = rcv * dt / 4.0
-        pt[2] = xmit * dt / self.mtu
-        pt[3] = rcv * dt / self.mtu
-        pt[4] = wait * dt
-        pt[5] = pt[2]
-        pt[6] = pt[3]
-        self._need_alloc = False
-        self.stats["reallocations"] += 1
-        self.stats["aggregates"] = fs.n
-        self.stats["realloc_s"] += _time.perf_counter() - t
-
     # ------------------------------------------------------------ the tick
     def _update_jobs(self) -> None:
         t = self.time_s
@@ -417,11 +311,22 @@ class Simulation(LinkStateMixin, ExternalSMMixin):
                     self._need_flows = True
 
     def step(self) -> None:
-        """Advance one tick (holding :attr:`lock`)."""
-        with self.lock:
-            self._step()
+        """Advance one tick.
 
-    def _step(self) -> None:
+        The tick holds :attr:`lock`, except while it recomputes flows, paths
+        and rates (seconds on a big fabric): that reads copies taken under
+        the lock, so the MAD server keeps answering meanwhile.
+        """
+        with self.lock:
+            inputs = self._step_begin()
+        result = self._realloc_compute(inputs) if inputs is not None else None
+        with self.lock:
+            if result is not None:
+                self._realloc_install(result)
+            self._step_end()
+
+    def _step_begin(self):
+        """Commands, faults, sweeps and jobs of this tick; the reallocation's inputs, if one is due."""
         while self._inbox:
             fn = self._inbox.popleft()
             try:
@@ -438,7 +343,11 @@ class Simulation(LinkStateMixin, ExternalSMMixin):
         self._update_jobs()
         self._sm_settled()
         if self._need_flows or self._need_paths or self._need_alloc:
-            self._reallocate()
+            return self._realloc_inputs()
+        return None
+
+    def _step_end(self) -> None:
+        """Add this tick's traffic to the counters, advance the clock, notify observers."""
         # traffic counters: loops over counter rows only, never ports
         acc, whole = self._acc, self._whole
         np.add(acc, self._per_tick, out=acc)

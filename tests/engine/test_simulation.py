@@ -290,3 +290,19 @@ def test_sm_settle_zero_reroutes_at_the_next_tick_and_faults_never_wait():
 def test_negative_sm_settle_is_refused():
     with pytest.raises(ScenarioError, match="sm_settle"):
         Simulation(compile_fabric(fat_tree(4, 2)), sm_settle=-1)
+
+
+def test_a_reallocation_computed_from_older_inputs_is_dropped():
+    sim = Simulation(compile_fabric(fat_tree(4, 2)), seed=1)
+    sim.add_job(Job("a2a", "all_to_all", load=0.5))
+    sim.step()
+    with sim.lock:
+        sim._need_alloc = True
+        old = sim._realloc_compute(sim._realloc_inputs())    # computed outside the lock ...
+        sim.inject("link_down", "leaf1:3")
+        sim.step()                                            # ... while a newer one is installed
+        n = sim.stats["reallocations"]
+        rate = sim.xmit_rate.copy()
+        sim._realloc_install(old)
+    assert sim.stats["reallocations"] == n and np.array_equal(sim.xmit_rate, rate)
+    assert sim._need_alloc                                    # the next tick recomputes

@@ -22,6 +22,7 @@ from ibsim.mad.client import MadError, SimClient
 from ibsim.mad.ofed import stop_process, wait_for_unix_socket
 from ibsim.mad.server import abstract_name, fast_path_available
 from ibsim.topology import fat_tree, parse_ibnetdiscover, write_ibnetdiscover
+from ibsim.traffic import Job
 from tests.mad.conftest import HAVE_TOOLS, make_sim, serving, tool, unique_sockname
 
 REPO = Path(__file__).resolve().parents[2]
@@ -245,3 +246,32 @@ def test_slots_of_clients_that_died_without_disconnect_are_reclaimed(fast):
         with SimClient(sock) as c:                             # would be the 5th slot
             assert c.smp(C.ATTR_NODE_INFO, path=[0])[0] == 0
         assert len(srv.dispatcher.clients) == 0
+
+
+@pytest.mark.parametrize("fast", LOOPS)
+def test_mads_are_answered_while_the_engine_reallocates(fast):
+    """A long reallocation (slowed down here to 1.5 s) runs outside the lock: MADs still flow."""
+    sim = make_sim(fat_tree(4, 2))
+    sim.add_job(Job("a2a", "all_to_all", load=0.5))
+    compute = sim._realloc_compute
+    started = threading.Event()
+
+    def slow_compute(inputs):
+        started.set()
+        time.sleep(1.5)
+        return compute(inputs)
+
+    sim._realloc_compute = slow_compute
+    with serving(sim, fast=fast) as (srv, sock), SimClient(sock, "node003 HCA-1", timeout=1.0) as c:
+        ticker = threading.Thread(target=sim.step)
+        ticker.start()
+        assert started.wait(5)
+        t = time.monotonic()
+        for _ in range(50):
+            assert c.smp(C.ATTR_NODE_INFO, path=[0, 1])[0] == 0
+        lid = int(sim.fabric.state.lid[sim.fabric.find_port("node003 HCA-1:1")])
+        mad = C.make_mad(C.CLASS_PERF, C.METHOD_GET, C.ATTR_PORT_COUNTERS, tid=9, data=b"\0\1")
+        c.rpc(C.pack_frame(mad, dlid=lid, dqp=1, sqp=1))  # PerfMgt takes the lock too
+        assert time.monotonic() - t < 1.0 and ticker.is_alive()
+        ticker.join(5)
+    assert sim.stats["reallocations"] >= 1 and sim.xmit_rate.sum() > 0
