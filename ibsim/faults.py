@@ -16,16 +16,20 @@ port_disable   port ``"node:port"`` (PortPhysicalState Disabled) ``for`` (s)
 port_enable    port                                           -
 switch_down    switch: every port                             ``for`` (s)
 switch_up      switch                                         -
+degrade        link: retrains at most at ``width``/``speed``   ``width`` (lanes or
+               (down, then up in Init until the SM's sweep)   ``"1x"``), ``speed``
+                                                              (``"SDR"``...), ``for`` (s)
 ============== ============================================== ===================
 
-May import: errors.
+May import: errors, linkrate.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import ScenarioError, lookup
+from .errors import ScenarioError, TopologyError, lookup
+from .linkrate import WIDTHS, parse_speed, parse_width
 
 __all__ = ["Fault", "Action", "FAULTS", "expand"]
 
@@ -36,7 +40,8 @@ class Action:
 
     ``op`` is one of ``hold`` (force ports down; ``scope`` says which
     ports: ``node``, ``link``, ``port`` or ``switch``), ``release`` (undo one
-    hold), ``ber`` (set a cable's bit-error rate).
+    hold), ``ber`` (set a cable's bit-error rate), ``degrade`` (cap the
+    width and speed a link trains at, and retrain it; ``None`` lifts a cap).
     """
 
     at_s: float
@@ -122,6 +127,26 @@ def _ber(f: Fault) -> list[Action]:
     return acts
 
 
+def _degrade(f: Fault) -> list[Action]:
+    width, speed = f.params.get("width"), f.params.get("speed")
+    if width is None and speed is None:
+        raise ScenarioError("degrade: give the 'width' (e.g. 1x) or the 'speed' (e.g. SDR) the link "
+                            "trains at, or both")
+    try:
+        cap = {"width": WIDTHS[parse_width(width)] if width is not None else None,
+               "speed": parse_speed(speed) if speed is not None else None}
+    except TopologyError as exc:
+        raise ScenarioError(f"degrade: {exc}") from None
+    acts = [Action(f.at_s, "degrade", "link", f.target, cap, "degrade")]
+    dur = f.params.get("for_s")
+    if dur is not None:
+        if dur <= 0:
+            raise ScenarioError(f"fault 'degrade': 'for' must be positive, got {dur}")
+        acts.append(Action(f.at_s + dur, "degrade", "link", f.target, {"width": None, "speed": None},
+                           "degrade"))
+    return acts
+
+
 #: fault kind -> {"build": expander, "params": allowed parameter names, "target": what it names}
 FAULTS: dict[str, dict] = {
     "unplug": {"build": _hold("node"), "params": {"for_s"}, "target": "node"},
@@ -134,6 +159,7 @@ FAULTS: dict[str, dict] = {
     "port_enable": {"build": _release("port"), "params": set(), "target": "port"},
     "switch_down": {"build": _hold("switch"), "params": {"for_s"}, "target": "node"},
     "switch_up": {"build": _release("switch"), "params": set(), "target": "node"},
+    "degrade": {"build": _degrade, "params": {"width", "speed", "for_s"}, "target": "link"},
 }
 
 

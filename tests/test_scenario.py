@@ -294,3 +294,13 @@ def test_routing_sm_settle_reaches_the_simulation():
     assert scenario().build().sm_settle_s == 0.5
     err = error(text.replace("sm_settle: 2s", "sm_settle: soon"))
     assert err.line == line_of(text, "sm_settle") and "sm_settle" in str(err)
+
+
+def test_degrade_fault_parses_width_and_speed():
+    text = SMALL + '  - {at: 2s, degrade: {link: "leaf1:4", width: 1, speed: sdr}, for: 1s}\n'
+    f = scenario(text).faults[-1].fault
+    assert f == Fault("degrade", "leaf1:4", 2.0, {"width": "1x", "speed": "SDR", "for_s": 1.0})
+    err = error(text.replace("speed: sdr", "speed: warp"))
+    assert err.line == line_of(text, "degrade") and "warp" in str(err) and "SDR" in str(err)
+    err = error(SMALL + '  - {at: 2s, degrade: "leaf1:4"}\n')
+    assert "width" in str(err)

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ScenarioError, TopologyError
 from ..fabric.counters import COUNTER_ROW
+from ..fabric.index import SPEED_NAMES, WIDTH_NAMES
 from ..fabric.state import ACTIVE, DISABLED, INIT, LINKUP, POLLING
 from ..faults import Action
 from ..routing import compute_lfts
@@ -60,6 +61,9 @@ class LinkStateMixin:
 
     def _apply(self, a: Action) -> None:
         ports = self._ports_of(a.scope, a.target)
+        if a.op == "degrade":
+            self._degrade(ports, a.params["width"], a.params["speed"])
+            return
         if a.op == "ber":
             p = int(ports[0])
             if a.params["rate"] > 0:
@@ -133,11 +137,31 @@ class LinkStateMixin:
 
     def _link_up(self, ends: np.ndarray, reason: str) -> None:
         st = self.state
+        f = self.fabric
         self.link_version += 1
-        st.set_ports_up(ends, INIT)           # trained (LinkUp) but not yet Active
+        # trained (LinkUp) but not yet Active, at the cable's rate or a degrade cap
+        cw, cs = self._cap_width[ends], self._cap_speed[ends]
+        width = np.where(cw > 0, np.minimum(f.cable_width[ends], cw), f.cable_width[ends])
+        speed = np.where(cs > 0, np.minimum(f.cable_speed[ends], cs), f.cable_speed[ends])
+        st.set_ports_up(ends, INIT, width, speed)
         for p, _ in self._cables(ends):
-            self._event("link_up", p, {"reason": reason, "state": "Init"}, TRAPS["link_up"])
+            details = {"reason": reason, "state": "Init"}
+            if cw[ends == p].any() or cs[ends == p].any():
+                details.update(width=WIDTH_NAMES.get(int(st.width[p]), str(st.width[p])),
+                               speed=SPEED_NAMES[int(st.speed[p])])
+            self._event("link_up", p, details, TRAPS["link_up"])
         self._request_sweep()
+
+    def _degrade(self, ends: np.ndarray, width: int | None, speed: str | None) -> None:
+        """Cap the rate a link trains at (None: lift) and retrain it if it is up."""
+        self._cap_width[ends] = width or 0
+        self._cap_speed[ends] = SPEED_NAMES.index(speed) if speed else 0
+        self._event("fault", int(ends[0]), {"fault": "degrade", "width": f"{width}x" if width else None,
+                                            "speed": speed})
+        up = self._physically_up(ends)
+        if up.all():
+            self._link_down(ends, "retrain")
+            self._link_up(ends, "retrain")
 
     def _cables(self, ends: np.ndarray):
         """Yield ``(port, peer)`` once per cable among the port indices ``ends``."""

@@ -143,6 +143,8 @@ class Simulation(RatesMixin, LinkStateMixin, ExternalSMMixin):
         n = fabric.n_ports
         self._held = np.zeros(n, dtype=np.int16)      # faults holding this end down
         self._disabled = np.zeros(n, dtype=np.int16)  # port_disable holds (phys Disabled)
+        self._cap_width = np.zeros(n, dtype=np.uint8)  # degrade: most lanes a link trains at (0: cable)
+        self._cap_speed = np.zeros(n, dtype=np.uint8)  # degrade: fastest speed code (0: cable)
         self._ber: dict[int, dict] = {}               # port (one end) -> {rate, down_above, ...}
         self._acc = np.zeros((len(TRAFFIC_ROWS), n), dtype=np.float64)
         self._per_tick = np.zeros_like(self._acc)

@@ -82,14 +82,15 @@ class FabricState:
         self.phys_state[port0] = LINKUP
         self.version += 1
 
-    def set_ports_up(self, ports: np.ndarray, state: int = ACTIVE) -> None:
-        """Bring ports up at their cable's width and speed (LinkUp, given port state)."""
+    def set_ports_up(self, ports: np.ndarray, state: int = ACTIVE, width=None, speed=None) -> None:
+        """Bring ports up (LinkUp, given port state) at their cable's width and speed, or at
+        ``width`` (lanes) and ``speed`` (codes), arrays aligned with ``ports``, where given."""
         f = self._fabric
         ports = np.asarray(ports, dtype=np.int64)
         self.port_state[ports] = state
         self.phys_state[ports] = LINKUP
-        self.width[ports] = f.cable_width[ports]
-        self.speed[ports] = f.cable_speed[ports]
+        self.width[ports] = f.cable_width[ports] if width is None else width
+        self.speed[ports] = f.cable_speed[ports] if speed is None else speed
         self.capacity[ports] = f.capacity_bytes(self.width[ports], self.speed[ports])
         self.version += 1
 

@@ -371,6 +371,8 @@ class Dispatcher:
         v = self.view
         ends = (port, v.peer[port])
         v.set_port_change(ends)
+        if ev.kind == "link_up":
+            v.sync_rates(ends)                    # it may have trained at another width or speed
         for p in ends:
             if p >= 0 and v.is_switch_port[p]:
                 self._trap_ports.append(v.first_port[v.node_of_port[p]])

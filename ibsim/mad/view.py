@@ -93,6 +93,9 @@ class FabricView:
         self._by_id = {s: i for i, s in enumerate(self.node_ids)}
         self._build_nodes()
         self._build_port_info()
+        st = f.state
+        trained = (st.width > 0) & ((st.width != f.cable_width) | (st.speed != f.cable_speed))
+        self.sync_rates(np.flatnonzero(trained).tolist())   # links degraded before we started
         self._build_tables()
         self._lft_arr = self._lid_arr = None
         #: bumped when the live arrays are re-taken (the C fast path re-reads its tables)
@@ -432,6 +435,28 @@ class FabricView:
                     self.lid_owner[lid] = p
                 else:
                     self.lid_owner.setdefault(lid + k, p)
+
+    def sync_rates(self, ports) -> None:
+        """PortInfo LinkWidthActive, LinkSpeedActive and LinkSpeedExtActive of trained ports (and
+        the FDR10 flag) follow the width and speed the engine trained them at (a degraded link
+        reports 1X); a port that is down keeps the values of its last training."""
+        st = self.fabric.state
+        fdr10 = SPEED_NAMES.index("FDR10")
+        for p in ports:
+            if p < 0:
+                continue
+            w, sp = int(st.width[p]), int(st.speed[p])
+            if not w:
+                continue
+            b = self.pi[p]
+            _, act, _, xact, _ = _speed_fields(sp)
+            b[31] = _WIDTH_ACTIVE.get(w, 2)
+            b[35] = (act << 4) | (b[35] & 0x0F)
+            b[62] = (xact << 4) | (b[62] & 0x0F)
+            if sp == fdr10:
+                self.mlnx_fdr10.add(p)
+            else:
+                self.mlnx_fdr10.discard(p)
 
     def set_port_change(self, ports) -> None:
         """Set SwitchInfo PortStateChange on the switches owning any of these ports."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import ScenarioError, TopologyError, lookup, suggest
 from ..faults import FAULTS, Fault, expand
+from ..linkrate import parse_speed, parse_width
 from ..traffic import PATTERN_PARAMS, PATTERNS, Job
 from ..units import parse_duration, parse_rate, parse_size
 from ..yamldoc import YamlDoc
@@ -36,7 +37,7 @@ _OUTPUT_KEYS = ("dir", "every", "max_rows")
 _JOB_KEYS = ("name", "pattern", "hosts", "load", "rate", "start", "stop")
 #: YAML fault parameter -> Fault parameter
 _FAULT_PARAMS = {"for": "for_s", "period": "period_s", "count": "count", "rate": "rate",
-                 "down_above": "down_above"}
+                 "down_above": "down_above", "width": "width", "speed": "speed"}
 _FAULT_PARAM_NAMES = {v: k for k, v in _FAULT_PARAMS.items()}
 
 
@@ -407,6 +408,8 @@ def _parse_fault(ck: _Checker, value, i: int) -> FaultSpec:
             conv[_FAULT_PARAMS[k]] = ck.duration(v, p, positive=True)
         elif k == "count":
             conv["count"] = ck.integer(v, p, lo=1)
+        elif k in ("width", "speed"):
+            conv[k] = ck.wrap(p, parse_width if k == "width" else parse_speed, v)
         else:
             conv[k] = ck.number(v, p, lo=0)
     fault = ck.wrap(path, Fault, kind, target, at, conv)

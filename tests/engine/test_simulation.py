@@ -8,6 +8,7 @@ from ibsim.engine import Simulation
 from ibsim.engine.simulation import xmit_wait_rate
 from ibsim.errors import ScenarioError
 from ibsim.fabric import ACTIVE, COUNTER_ROW, DISABLED, DOWN, INIT, POLLING, legacy_view
+from ibsim.fabric.index import SPEED_NAMES
 from ibsim.faults import Fault
 from ibsim.topology import single_switch
 from ibsim.traffic import Job
@@ -306,3 +307,51 @@ def test_a_reallocation_computed_from_older_inputs_is_dropped():
         sim._realloc_install(old)
     assert sim.stats["reallocations"] == n and np.array_equal(sim.xmit_rate, rate)
     assert sim._need_alloc                                    # the next tick recomputes
+
+
+def test_degrade_retrains_a_link_slower_and_for_restores_it():
+    f = compile_fabric(fat_tree(4, 2))
+    sim = Simulation(f, seed=1, sweep_delay=0.5)
+    sim.add_job(Job("a2a", "all_to_all", load=0.9))
+    sim.step()
+    p = f.find_port("leaf1:3")
+    q = int(f.peer_of_port[p])
+    full = sim.state.capacity[p]
+    downed = sim.state.counters[COUNTER_ROW["link_downed"], [p, q]].copy()
+    sim.inject("degrade", f.port_label(q), width="1x", speed="SDR", for_="5s")   # by the other end
+    sim.step()
+    assert (sim.state.port_state[[p, q]] == INIT).all()            # retrained: Init until the sweep
+    assert (sim.state.counters[COUNTER_ROW["link_downed"], [p, q]] == downed + 1).all()
+    assert (sim.state.width[[p, q]] == 1).all() and sim.state.capacity[p] == pytest.approx(2e9 / 8)
+    for _ in range(10):
+        sim.step()
+    assert (sim.state.port_state[[p, q]] == ACTIVE).all()
+    assert sim.xmit_rate[p] == pytest.approx(2e9 / 8)               # the slow link is the bottleneck
+    assert full > 40 * sim.state.capacity[p]
+    for _ in range(50):
+        sim.step()                                                 # 'for' ran out: full rate again
+    assert sim.state.capacity[p] == full and (sim.state.width[[p, q]] == 4).all()
+    ups = [e for e in sim.events if e.kind == "link_up"]
+    assert ups[0].details["width"] == "1x" and ups[0].details["speed"] == "SDR"
+    assert "width" not in ups[-1].details
+
+
+def test_degrade_of_a_down_link_applies_when_it_comes_up():
+    f = compile_fabric(fat_tree(4, 2))
+    sim = Simulation(f, seed=1, sweep_delay=0.5)
+    p = f.find_port("leaf2:4")
+    sim.inject("link_down", "leaf2:4")
+    sim.step()
+    sim.inject("degrade", "leaf2:4", speed="QDR")
+    sim.step()
+    assert sim.state.width[p] == 0                                 # still down
+    sim.inject("link_up", "leaf2:4")
+    sim.step()
+    assert sim.state.width[p] == 4 and SPEED_NAMES[sim.state.speed[p]] == "QDR"
+
+
+@pytest.mark.parametrize("params, msg", [({}, "width"), ({"width": "3x"}, "3x"), ({"speed": "FAST"}, "FAST")])
+def test_degrade_needs_a_valid_width_or_speed(params, msg):
+    sim = Simulation(compile_fabric(fat_tree(4, 2)), seed=1)
+    with pytest.raises(ScenarioError, match=msg):
+        sim.inject("degrade", "leaf1:3", **params)

@@ -254,6 +254,26 @@ def test_iblinkinfo_shows_a_fault_and_its_healing(tmp_path):
     assert up.count("Active/  LinkUp") == 2 * 16
 
 
+def test_iblinkinfo_and_perfquery_show_a_degraded_link(tmp_path):
+    sim = make_sim(fat_tree(4, 2), sweep_delay=0.2)
+    f = sim.fabric
+    with serving(sim) as (srv, sock):
+        before = tool(sock, "iblinkinfo", cwd=tmp_path).stdout
+        with sim.lock:
+            sim.inject("degrade", "leaf2:3", width=1, speed="SDR")
+            for _ in range(10):                                  # retrain, then the sweep
+                sim.step()
+        out = tool(sock, "iblinkinfo", cwd=tmp_path).stdout
+        leaf2 = out[out.index("leaf2:"):]
+        leaf2 = leaf2[:leaf2.index("\n\n")] if "\n\n" in leaf2 else leaf2
+        assert re.search(r"\s3\[  \] ==\(\s*1X\s+2\.5 Gbps\s+Active/  LinkUp\)==>", leaf2), leaf2
+        assert out.count("1X") == 2 and before.count("1X") == 0           # both ends, nothing else
+        lid = int(f.state.lid[f.first_port[f.find_node("leaf2")]])
+        pi = tool(sock, "smpquery", "portinfo", str(lid), "3", cwd=tmp_path).stdout
+        assert re.search(r"LinkWidthActive:\.+1X", pi) and re.search(r"LinkSpeedActive:\.+2\.5 Gbps", pi), pi
+        assert int(field(tool(sock, "perfquery", str(lid), "3", cwd=tmp_path).stdout, "LinkDownedCounter")) == 1
+
+
 @pytest.mark.parametrize("sim_host", [None, "mgmt01 mlx5_0"])
 def test_shipped_cluster_dump_is_discovered_exactly_as_from_the_c_ibsim(sim_host, tmp_path):
     """Preset LIDs, enhanced port 0, mixed rates, a first node that is not the lowest GUID."""
