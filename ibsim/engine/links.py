@@ -139,14 +139,13 @@ class LinkStateMixin:
         st = self.state
         f = self.fabric
         self.link_version += 1
-        # trained (LinkUp) but not yet Active, at the cable's rate or a degrade cap
-        cw, cs = self._cap_width[ends], self._cap_speed[ends]
-        width = np.where(cw > 0, np.minimum(f.cable_width[ends], cw), f.cable_width[ends])
-        speed = np.where(cs > 0, np.minimum(f.cable_speed[ends], cs), f.cable_speed[ends])
+        # trained (LinkUp) but not yet Active: at what both ends enable, within the cable's
+        # rate and any degrade cap
+        width, speed = self._trained_rate(ends)
         st.set_ports_up(ends, INIT, width, speed)
         for p, _ in self._cables(ends):
             details = {"reason": reason, "state": "Init"}
-            if cw[ends == p].any() or cs[ends == p].any():
+            if st.width[p] != f.cable_width[p] or st.speed[p] != f.cable_speed[p]:
                 details.update(width=WIDTH_NAMES.get(int(st.width[p]), str(st.width[p])),
                                speed=SPEED_NAMES[int(st.speed[p])])
             self._event("link_up", p, details, TRAPS["link_up"])

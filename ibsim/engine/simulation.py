@@ -145,6 +145,9 @@ class Simulation(RatesMixin, LinkStateMixin, ExternalSMMixin):
         self._disabled = np.zeros(n, dtype=np.int16)  # port_disable holds (phys Disabled)
         self._cap_width = np.zeros(n, dtype=np.uint8)  # degrade: most lanes a link trains at (0: cable)
         self._cap_speed = np.zeros(n, dtype=np.uint8)  # degrade: fastest speed code (0: cable)
+        self._en_width = np.full(n, 0xFF, dtype=np.uint8)  # LinkWidthEnabled an SM set (all)
+        self._en_speed = np.full(n, 0x0F, dtype=np.uint8)  # LinkSpeedEnabled (SDR..QDR)
+        self._en_ext = np.full(n, 0x1F, dtype=np.uint8)    # LinkSpeedExtEnabled (FDR..XDR)
         self._ber: dict[int, dict] = {}               # port (one end) -> {rate, down_above, ...}
         self._acc = np.zeros((len(TRAFFIC_ROWS), n), dtype=np.float64)
         self._per_tick = np.zeros_like(self._acc)

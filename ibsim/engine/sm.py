@@ -14,7 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..fabric.counters import COUNTER_ROW
+from ..fabric.index import SPEED_NAMES
 from ..fabric.state import ACTIVE, INIT, LINKUP
+from ..linkrate import SPEEDS
 from ..fabric.state import STATE as STATE_NAMES
 from .links import EXTERNAL_SM
 
@@ -26,6 +28,46 @@ MAD_WORDS = 72
 _XMIT_ROWS = [COUNTER_ROW[n] for n in ("port_xmit_data", "port_xmit_packets", "unicast_xmit_packets")]
 _RCV_ROWS = [COUNTER_ROW[n] for n in ("port_rcv_data", "port_rcv_packets", "unicast_rcv_packets")]
 _PER_MAD = np.array([[MAD_WORDS], [1], [1]], dtype=np.uint64)
+#: (lanes, PortInfo LinkWidthEnabled bit), widest first
+_WIDTH_BITS = ((12, 8), (8, 4), (4, 2), (2, 16), (1, 1))
+#: (speed code, LinkSpeedEnabled bit, LinkSpeedExtEnabled bit), fastest first
+_SPEED_BITS = tuple((code, SPEEDS[name].speed_code, SPEEDS[name].ext_code)
+                    for code, name in reversed(list(enumerate(SPEED_NAMES))) if name)
+_FDR10 = SPEED_NAMES.index("FDR10")
+
+
+def trained_rate(cable_width, cable_speed, width_mask, speed_mask, ext_mask):
+    """Width (lanes) and speed (code) links train at, given what both ends enable.
+
+    Parameters
+    ----------
+    cable_width, cable_speed : ndarray
+        What each cable supports (lanes, speed codes).
+    width_mask, speed_mask, ext_mask : ndarray
+        LinkWidthEnabled, LinkSpeedEnabled and LinkSpeedExtEnabled common to
+        both ends (bitwise and).
+
+    Returns
+    -------
+    (ndarray of uint8, ndarray of uint8)
+        The widest enabled width within the cable's, and the fastest enabled
+        speed within the cable's (FDR10 only on an FDR10 cable); 1x and SDR,
+        which every port supports, when nothing is common.
+    """
+    width = np.zeros(len(cable_width), dtype=np.uint8)
+    for lanes, bit in _WIDTH_BITS:               # loops over the 5 widths, not ports
+        ok = (width == 0) & ((width_mask & bit) != 0) & (lanes <= cable_width)
+        width[ok] = lanes
+    width[width == 0] = 1
+    speed = np.zeros(len(cable_speed), dtype=np.uint8)
+    for code, bit, ext in _SPEED_BITS:           # over the 9 speeds
+        allowed = ((ext_mask & ext) != 0) if ext else ((speed_mask & bit) != 0)
+        if code == _FDR10:
+            allowed = allowed & (cable_speed == _FDR10)
+        ok = (speed == 0) & allowed & (code <= cable_speed)
+        speed[ok] = code
+    speed[speed == 0] = 1
+    return width, speed
 
 
 class ExternalSMMixin:
@@ -59,6 +101,39 @@ class ExternalSMMixin:
         for ports, rows in ((e, _XMIT_ROWS), (f.peer_of_port[e], _RCV_ROWS)):
             n = np.bincount(ports, minlength=f.n_ports).astype(np.uint64)
             ctr[rows] += n * _PER_MAD
+
+    # ------------------------------------------------------------ trained rates
+    def sm_set_rate_enabled(self, port: int, width_mask: int, speed_mask: int, ext_mask: int) -> None:
+        """PortInfo LinkWidthEnabled/LinkSpeedEnabled/LinkSpeedExtEnabled of a port, as an SM
+        (or ``ibportstate``) set them: used the next time the link trains (after a PortState
+        Down Set, a Disable/Enable, or any link down/up)."""
+        self._en_width[port] = width_mask
+        self._en_speed[port] = speed_mask
+        self._en_ext[port] = ext_mask
+
+    def sm_retrain(self, port: int) -> None:
+        """The link goes down and trains again, at what both ends enable (a PortState Down
+        Set, or PhysLinkState Polling on a live link)."""
+        q = int(self.fabric.peer_of_port[port])
+        if q < 0:
+            return
+        ends = np.array([port, q])
+        if self._physically_up(ends).all():
+            self._link_down(ends, "sm_retrain")
+            self._link_up(ends, "sm_retrain")
+
+    def _trained_rate(self, ends: np.ndarray):
+        """(width, speed) the links of ``ends`` train at: enables of both ends, degrade caps."""
+        f = self.fabric
+        peer = f.peer_of_port[ends]
+        width, speed = trained_rate(f.cable_width[ends], f.cable_speed[ends],
+                                    self._en_width[ends] & self._en_width[peer],
+                                    self._en_speed[ends] & self._en_speed[peer],
+                                    self._en_ext[ends] & self._en_ext[peer])
+        cw, cs = self._cap_width[ends], self._cap_speed[ends]
+        width = np.where(cw > 0, np.minimum(width, cw), width)
+        speed = np.where(cs > 0, np.minimum(speed, cs), speed)
+        return width, speed
 
     # ------------------------------------------------------------ external SM
     # Called by the MAD server, with :attr:`lock` held, when a subnet manager's
@@ -137,7 +212,8 @@ class ExternalSMMixin:
                                                      "to": "Active", "reason": "sm"})
 
     def sm_set_enabled(self, port: int, enabled: bool) -> None:
-        """PortInfo PhysLinkState Set: Disabled (3) takes the link down, Polling (2) undoes it."""
+        """PortInfo PhysLinkState Set: Disabled (3) takes the link down; Polling (2) undoes
+        that, or, on a live link, makes it train again (``ibportstate ... reset``)."""
         p = int(port)
         if not enabled and p not in self._sm_disabled:
             self._sm_disabled.add(p)
@@ -147,6 +223,8 @@ class ExternalSMMixin:
             self._sm_disabled.discard(p)
             self._disabled[p] -= 1
             self._hold(np.array([p]), -1, reason="sm_enable")
+        elif enabled:
+            self.sm_retrain(p)
 
     def _grow_lft(self, entries: int) -> None:
         """Widen the LFTs (whole 64-entry blocks, 255 = no route) to hold ``entries`` LIDs."""

@@ -41,7 +41,7 @@ _HDR = C.HEADER.unpack_from
 _CARRIER_INTO = C.CARRIER.pack_into
 _U32LE = struct.Struct("<I")
 _U64LE = struct.Struct("<Q")
-_FF4 = b"\xff\xff\xff\xff"
+_FF2 = b"\xff\xff"
 _TIMEOUT = C.be32(C.SIM_TIMEOUT)
 _LINK_EVENTS = frozenset({"link_down", "link_up"})
 _CAP_NOTICE = 0x00400000           # IsCapabilityMaskNoticeSupported
@@ -212,7 +212,8 @@ class Dispatcher:
         resp = method & 0x80
         dr = cls == 0x81
         if (bv != 1 or cv > 2 or method == 0x07
-                or (dr and (hp or hc > 63 or (mst >> 15) != (resp >> 7) or buf[64:68] != _FF4))):
+                or (dr and (hp or hc > 63 or (mst >> 15) != (resp >> 7) or buf[66:68] != _FF2
+                            or (dlid == 0xFFFF and buf[64:66] != _FF2)))):
             stats["dropped"] += 1                  # malformed, or a TrapRepress
             return ()
         slots = self.clients.slots
@@ -232,8 +233,15 @@ class Dispatcher:
                 b[40] = slot >> 8
                 b[41] = slot & 0xFF
             if dr:
+                start, home_way = src, None
                 if dlid != 0xFFFF:
-                    return self._bounce(b, slot)
+                    # a LID-routed part to the node where the directed part starts (IBA 14.2.2)
+                    if resp:
+                        return self._bounce(b, slot)
+                    r = self._lid_routed_part(v, src, c.port, dlid, (b[64] << 8) | b[65])
+                    if r is None:
+                        return self._bounce(b, slot)
+                    start, home_way = r
                 if resp:
                     crossed = []
                     dest = v.dr_back(src, b[224:225 + hc], hc, crossed)
@@ -242,12 +250,14 @@ class Dispatcher:
                         return ()
                     count(crossed)
                     return self._response(b, dest, tid)
-                r = v.dr_out(src, buf[160:161 + hc], hc)
+                r = v.dr_out(start, buf[160:161 + hc], hc)
                 if r is None:
                     return self._bounce(b, slot)
                 dest, rp, there, back = r
                 b[224:225 + hc] = rp
                 count(there)
+                if home_way:
+                    back = back + home_way
             else:
                 if slid == 0:
                     slid = v.lids[src]
@@ -301,6 +311,20 @@ class Dispatcher:
                 stats["answered"] += 1
                 return ((slot, b),)
             return self._answer(b, slot, c, dest, dr, status, data, slid, dlid, dqp, sqp, length)
+
+    def _lid_routed_part(self, v, src: int, home: int, dlid: int, drslid: int):
+        """Route a DR SMP's LID-routed part: (start port, egress ports of the LID-routed way
+        back to the requester), or None when either way is broken. Counts the way there."""
+        there = []
+        start = v.lid_route(src, dlid, there)
+        self.sim.count_mgmt(there)
+        if start is None:
+            return None
+        back = []
+        end = v.lid_route(start, drslid if drslid != 0xFFFF else v.lids[src], back)
+        if end is None or not v.same_attach(end, home):
+            return None
+        return start, back
 
     def _answer(self, b, slot, c, dest, dr, status, data, slid, dlid, dqp, sqp, length):
         b[35] = 0x81                                # GetResp, for Set too

@@ -139,6 +139,8 @@ def _port_info_set(v, t: int, d) -> int:
     lsee = d[63] & 0x1F
     if lsee:
         b[63] = (b[63] & 0xE0) | ((b[62] & 0x0F) if lsee == 0x1F else 0 if lsee == 0x1E else lsee)
+    if (d[29] or lse or lsee) and not port0 and v.peer[t] >= 0:
+        v.sim.sm_set_rate_enabled(t, b[29], b[35] & 0x0F, b[63] & 0x1F)   # at the next training
     if d[33] & 0x0F:
         b[33] = (b[33] & 0xF0) | (d[33] & 0x0F)     # LinkDownDefaultState
     opvl = d[43] >> 4
@@ -170,10 +172,9 @@ def _port_info_set(v, t: int, d) -> int:
 def _set_state(v, t: int, want: int) -> int:
     q = v.peer[t]
     cur = v.ps[t]
-    if want == 1:                                   # Down: the link retrains to Init
+    if want == 1:                                   # Down: the link goes down, retrains to Init
         if q >= 0 and v.phys[t] == LINKUP and v.phys[q] == LINKUP:
-            v.sim.sm_set_port_state([t, q], INIT)
-            v.set_port_change((t, q))
+            v.sim.sm_retrain(t)
         return OK
     if want == cur:
         return OK

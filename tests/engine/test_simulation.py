@@ -355,3 +355,16 @@ def test_degrade_needs_a_valid_width_or_speed(params, msg):
     sim = Simulation(compile_fabric(fat_tree(4, 2)), seed=1)
     with pytest.raises(ScenarioError, match=msg):
         sim.inject("degrade", "leaf1:3", **params)
+
+
+def test_trained_rate_takes_the_best_width_and_speed_both_ends_enable():
+    from ibsim.engine.sm import trained_rate
+    code = {n: i for i, n in enumerate(SPEED_NAMES)}
+    cw = np.array([4, 4, 4, 12, 4, 4])
+    cs = np.array([code["EDR"], code["EDR"], code["FDR10"], code["HDR"], code["FDR"], code["EDR"]])
+    wm = np.array([0xFF, 0x01, 0xFF, 0x0A, 0x10, 0x00])     # all; 1x; all; 4x+12x; 2x only; none
+    sm = np.array([0x0F, 0x01, 0x07, 0x07, 0x03, 0x00])
+    em = np.array([0x1F, 0x00, 0x00, 0x02, 0x00, 0x00])
+    w, s = trained_rate(cw, cs, wm, sm, em)
+    assert w.tolist() == [4, 1, 4, 12, 2, 1]                # 2x runs on two lanes of a 4x cable
+    assert [SPEED_NAMES[c] for c in s] == ["EDR", "SDR", "FDR10", "EDR", "DDR", "SDR"]

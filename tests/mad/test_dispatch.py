@@ -537,3 +537,45 @@ def test_set_issm_sends_trap_144_to_the_sm_on_each_capability_change(h):
             assert n["TrapNumber"] == 144 and n["IssuerLID"] == lid
             caps.append(int.from_bytes(f[C.OFF_DATA + 16:C.OFF_DATA + 20], "big"))   # details: CapabilityMask
     assert len(caps) == 2 and caps[0] & 0x2 and not caps[1] & 0x2 and caps[0] & ~0x2 == caps[1]
+
+
+# ------------------------------------------------------------------ LID-routed part, retraining
+def test_dr_smp_with_a_lid_routed_part_starts_at_that_lid(h):
+    slot = h.connect("node001 HCA-1")
+    leaf2 = h.lid_of("leaf2")
+    me = h.lid_of("node001 HCA-1", 1)
+    mad = bytearray(C.make_mad(C.CLASS_SMP_DR, C.METHOD_GET, C.ATTR_NODE_INFO, 0, tid=77, hop_cnt=1,
+                               path=bytes([0, 3])))
+    mad[32:34] = me.to_bytes(2, "big")                      # DrSLID: back to us by LID; DrDLID permissive
+    st, hdr, data = reply_of(h.send(slot, C.pack_frame(bytes(mad), dlid=leaf2, slid=me)), slot)
+    assert st == 0 and hdr.mad_status == 0x8000
+    ni = C.NODE_INFO.decode(data)
+    spine = h.f.node_of_port[h.f.peer_of_port[h.f.find_port("leaf2:3")]]
+    assert ni["NodeGUID"] == int(h.f.node_guid[spine]) and ni["LocalPortNum"] == h.f.port_num[
+        h.f.peer_of_port[h.f.find_port("leaf2:3")]]
+    st, _, _ = reply_of(h.send(slot, C.pack_frame(bytes(mad), dlid=999, slid=me)), slot)
+    assert st == C.SIM_TIMEOUT                               # no such LID: 110 at once
+    mad[34:36] = b"\x00\x07"                                # a LID-routed part at the end: unsupported,
+    assert h.send(slot, C.pack_frame(bytes(mad), dlid=leaf2, slid=me)) == []   # dropped as malformed
+
+
+def _pi_set(h, slot, path, port, **fields):
+    cur = bytearray(reply_of(h.dr(slot, C.ATTR_PORT_INFO, path, mod=port))[2][:64])
+    for k, v in fields.items():
+        C.PORT_INFO.put(cur, k, v)
+    return reply_of(h.dr(slot, C.ATTR_PORT_INFO, path, mod=port, method=C.METHOD_SET, data=bytes(cur)))
+
+
+def test_port_state_down_retrains_at_the_width_both_ends_enable(h):
+    slot = h.connect()                                       # on leaf1
+    p = h.f.find_port("leaf1:3")
+    q = int(h.f.peer_of_port[p])
+    _, hdr, _ = _pi_set(h, slot, [0], 3, LinkWidthEnabled=1, LinkSpeedEnabled=0, PortState=0)
+    assert hdr.mad_status == 0x8000 and h.f.state.width[p] == 4          # enabled, not yet trained
+    _, hdr, data = _pi_set(h, slot, [0], 3, PortState=1)                  # Down: the link retrains
+    assert hdr.mad_status == 0x8000
+    assert (h.f.state.width[[p, q]] == 1).all() and (h.f.state.port_state[[p, q]] == INIT).all()
+    assert (h.f.state.counters[COUNTER_ROW["link_downed"], [p, q]] == 1).all()
+    pi = C.PORT_INFO.decode(reply_of(h.dr(slot, C.ATTR_PORT_INFO, [0], mod=3))[2])
+    assert pi["LinkWidthActive"] == 1 and pi["LinkWidthEnabled"] == 1
+    assert [e.kind for e in h.sim.events[-2:]] == ["link_down", "link_up"]

@@ -298,3 +298,25 @@ def test_management_traffic_shows_in_perfquery_on_an_idle_fabric(tmp_path):
     pkts, words = int(field(out, "PortXmitPkts")), int(field(out, "PortXmitData"))
     assert pkts > 0 and words == MAD_WORDS * pkts        # every word is a MAD's
     assert int(field(out, "PortRcvData")) == MAD_WORDS * int(field(out, "PortRcvPkts")) > 0
+
+
+def test_ibportstate_retrains_a_link_at_the_width_and_speed_it_enables(tmp_path):
+    sim = make_sim(fat_tree(4, 2), sweep_delay=0.1)
+    f = sim.fabric
+    lid = int(f.state.lid[f.first_port[f.find_node("leaf2")]])
+    with serving(sim) as (srv, sock):
+        q = tool(sock, "ibportstate", str(lid), "4", cwd=tmp_path).stdout     # the peer: LID + DR path
+        assert "Peer PortInfo" in q and "DR path slid" in q, q
+        for op in (["width", "1"], ["speed", "1"], ["espeed", "30"], ["reset"]):
+            tool(sock, "ibportstate", str(lid), "4", *op, cwd=tmp_path)
+        with sim.lock:
+            for _ in range(5):
+                sim.step()                                          # the sweep activates it again
+        out = tool(sock, "iblinkinfo", cwd=tmp_path).stdout
+    slow = [ln for ln in out.splitlines() if "1X" in ln]
+    assert len(slow) == 2, out                                      # both ends of leaf2:4, nothing else
+    for ln in slow:
+        assert re.search(r"1X\s+2\.5 Gbps\s+Active/  LinkUp", ln) and "Could be 4X Could be 25.78125 Gbps" in ln
+    p = f.find_port("leaf2:4")
+    assert sim.state.width[p] == 1 and sim.state.capacity[p] == pytest.approx(2e9 / 8)
+    assert sim.state.counters[COUNTER_ROW["link_downed"], p] == 1
