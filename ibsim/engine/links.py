@@ -178,8 +178,11 @@ class LinkStateMixin:
         if self._sweep_at is None or due < self._sweep_at:
             self._sweep_at = due
 
-    def _sweep(self) -> None:
-        """The embedded subnet manager's sweep: activate trained ports, reroute."""
+    def _sweep(self, defer: bool = False) -> None:
+        """The embedded subnet manager's sweep: activate trained ports, reroute.
+
+        ``defer``: leave the LFT computation to the tick's reallocation, which
+        runs it without the lock (:mod:`ibsim.engine.rates`)."""
         if self.routing == EXTERNAL_SM:
             return                          # the external SM brings ports up itself
         st = self.state
@@ -194,15 +197,26 @@ class LinkStateMixin:
             st.version += 1
             if not f.is_switch[init].all():
                 self._need_flows = True     # a host is back: its demands return
-        self.reroute(reason="sweep")
+        if defer:
+            self._route_pending = True
+            self._need_paths = True
+        else:
+            self.reroute(reason="sweep")
 
     def reroute(self, reason: str = "manual") -> None:
-        """Recompute the LFTs on the current link states (the SM's routing step)."""
+        """Recompute the LFTs on the current link states (the SM's routing step), now."""
         t = _time.perf_counter()
+        lft = None
         if self.routing != EXTERNAL_SM:     # else the LFTs are what the external SM set
-            self.state.lft = compute_lfts(self.fabric, self.routing, **self.routing_options)
+            lft = compute_lfts(self.fabric, self.routing, **self.routing_options)
+        self._install_routes(lft, _time.perf_counter() - t, reason)
+
+    def _install_routes(self, lft, dt: float, reason: str) -> None:
+        """New LFTs (None: keep the external SM's) in force: stats, paths to re-walk, an event."""
+        self._route_pending = False
+        if lft is not None:
+            self.state.lft = lft
         self.state.version += 1
-        dt = _time.perf_counter() - t
         self.stats["reroutes"] += 1
         self.stats["reroute_s"] += dt
         self._need_paths = True

@@ -11,6 +11,9 @@ A reallocation has three steps:
 3. :meth:`~RatesMixin._realloc_install` (lock held): the result becomes the
    rates the next ticks count.
 
+When the embedded subnet manager's sweep is due, step 2 also computes the
+new LFTs (on the link states of step 1) and step 3 puts them in force.
+
 A change made while step 2 runs (a subnet manager's Set through the MAD
 server, say) sets the need flags again, so the next tick reallocates once
 more; a result computed from inputs older than one already installed is
@@ -23,9 +26,11 @@ import time as _time
 
 import numpy as np
 
+from ..routing import compute_lfts
 from ..traffic import resolve_pattern
 from .allocation import max_min_allocate
 from .flows import build_flowset, walk_paths
+from .links import EXTERNAL_SM
 
 __all__ = ["RatesMixin", "xmit_wait_rate"]
 
@@ -97,13 +102,17 @@ class RatesMixin:
             self._paths = self._path_ok = None
             if flows:
                 self._flows = None
+        route = None
+        if self._route_pending and self.routing != EXTERNAL_SM:
+            route = {"engine": self.routing, "options": dict(self.routing_options)}
         return {
+            "route": route,
             "seq": self._realloc_seq,
             "up": st.link_up_mask(),
             "capacity": st.capacity.copy(),
             "demands": self._host_demands() if flows else None,
             "flows": None if flows else self._flows,
-            "lft": st.lft.copy() if paths else None,
+            "lft": st.lft.copy() if paths and route is None else None,
             "lid": st.lid.copy() if paths else None,
             "paths": None if paths else (self._paths, self._path_ok),
             "tick_s": self.tick_s,
@@ -116,6 +125,11 @@ class RatesMixin:
         t = _time.perf_counter()
         f = self.fabric
         up = inp["up"]
+        lft = None
+        if inp["route"] is not None:           # a sweep's routing step, on the links of its tick
+            lft = compute_lfts(f, inp["route"]["engine"], up=up, **inp["route"]["options"])
+            inp = {**inp, "lft": lft}
+        route_s = _time.perf_counter() - t
         fs = inp["flows"]
         if fs is None:
             fs = build_flowset(f, up, inp["demands"])
@@ -163,7 +177,7 @@ class RatesMixin:
         pt[4] = wait * dt
         pt[5] = pt[2]
         pt[6] = pt[3]
-        return {"seq": inp["seq"], "flows": fs, "paths": paths, "path_ok": path_ok, "xmit": xmit, "rcv": rcv,
+        return {"seq": inp["seq"], "lft": lft, "route": inp["route"], "route_s": route_s, "flows": fs, "paths": paths, "path_ok": path_ok, "xmit": xmit, "rcv": rcv,
                 "per_tick": pt, "iterations": iterations, "converged": converged,
                 "seconds": _time.perf_counter() - t}
 
@@ -172,6 +186,14 @@ class RatesMixin:
         if r["seq"] != self._realloc_seq:        # another reallocation was installed meanwhile
             self._need_alloc = True
             return
+        if r["route"] is not None:
+            if self.routing != r["route"]["engine"]:     # an external SM took over meanwhile
+                self._route_pending = False
+                self._need_paths = True
+                return
+            need = (self._need_paths, self._need_alloc)  # set by changes made meanwhile, if any
+            self._install_routes(r["lft"], r["route_s"], "sweep")
+            self._need_paths, self._need_alloc = need    # the paths below are on these LFTs
         self._realloc_seq += 1
         self._flows, self._paths, self._path_ok = r["flows"], r["paths"], r["path_ok"]
         self.xmit_rate, self.rcv_rate = r["xmit"], r["rcv"]

@@ -162,6 +162,7 @@ class Simulation(RatesMixin, LinkStateMixin, ExternalSMMixin):
         self._need_paths = True
         self._need_alloc = True
         self._sweep_at: float | None = None
+        self._route_pending = False                    # a sweep's LFTs are still to be computed
         self._stop = False
         self.stats = {"reallocations": 0, "reroutes": 0, "alloc_iterations": 0,
                       "alloc_unconverged": 0, "aggregates": 0, "realloc_s": 0.0, "reroute_s": 0.0,
@@ -344,7 +345,7 @@ class Simulation(RatesMixin, LinkStateMixin, ExternalSMMixin):
             self._apply(self._actions.pop(0))
         if self._sweep_at is not None and self._sweep_at <= t + 1e-9:
             self._sweep_at = None
-            self._sweep()
+            self._sweep(defer=True)
         self._update_jobs()
         self._sm_settled()
         if self._need_flows or self._need_paths or self._need_alloc:

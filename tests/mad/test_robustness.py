@@ -275,3 +275,32 @@ def test_mads_are_answered_while_the_engine_reallocates(fast):
         assert time.monotonic() - t < 1.0 and ticker.is_alive()
         ticker.join(5)
     assert sim.stats["reallocations"] >= 1 and sim.xmit_rate.sum() > 0
+
+
+def test_mads_are_answered_while_the_embedded_sm_reroutes(monkeypatch):
+    """The sweep's routing step (slowed down here to 1.5 s) runs outside the lock too."""
+    from ibsim.engine import rates
+    sim = make_sim(fat_tree(4, 2), sweep_delay=0.1)
+    started = threading.Event()
+    real = rates.compute_lfts
+
+    def slow_lfts(*a, **kw):
+        started.set()
+        time.sleep(1.5)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(rates, "compute_lfts", slow_lfts)
+    sim.inject("link_down", "leaf1:3")
+    sim.step()                                                   # the fault; the sweep is due next
+    before = sim.stats["reroutes"]
+    with serving(sim) as (srv, sock), SimClient(sock, "node003 HCA-1", timeout=1.0) as c:
+        ticker = threading.Thread(target=lambda: [sim.step() for _ in range(3)])
+        ticker.start()
+        assert started.wait(5)
+        t = time.monotonic()
+        for _ in range(50):
+            assert c.smp(C.ATTR_NODE_INFO, path=[0, 1])[0] == 0
+        assert time.monotonic() - t < 1.0 and ticker.is_alive()
+        ticker.join(10)
+    assert sim.stats["reroutes"] == before + 1
+    assert [e for e in sim.events if e.kind == "reroute"][-1].details["reason"] == "sweep"
