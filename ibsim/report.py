@@ -256,6 +256,7 @@ def _incident_label(inc: dict) -> str:
 
 # ----------------------------------------------------------------- plot
 _RED, _GREEN, _ORANGE, _GREY, _BLUE = "#c0392b", "#27ae60", "#e67e22", "#7f8c8d", "#2c6fbb"
+_PURPLE = "#8e44ad"
 
 
 def _timeline_items(meta: dict, events: list[dict], t_end: float, gap: float, names: dict,
@@ -282,19 +283,27 @@ def _timeline_items(meta: dict, events: list[dict], t_end: float, gap: float, na
         items.append({"kind": "outage", "start": inc["start"], "end": inc["end"] if closed else t_end,
                       "closed": closed, "color": _RED, "alpha": 0.25, "text": "#7b1f16",
                       "label": inc["label"]})
-    ber_open: dict[str, dict] = {}
+    # link faults that last: bit errors (orange), a link trained below its rate (purple)
+    open_: dict[tuple, dict] = {}
     for e in events:
         d = e.get("details") or {}
-        if e["kind"] != "fault" or d.get("fault") != "ber":
+        kind = d.get("fault")
+        if e["kind"] != "fault" or kind not in ("ber", "degrade"):
             continue
         where = _end(e, names)[1]
-        if d.get("rate", 0):
+        if kind == "ber" and d.get("rate", 0):
             it = {"kind": "ber", "start": e["time_s"], "end": t_end, "color": _ORANGE, "alpha": 0.25,
                   "text": "#8a4a0b", "label": f"bit errors (BER {d['rate']:.0e}) {where}"}
-            items.append(it)
-            ber_open[where] = it
-        elif where in ber_open:
-            ber_open.pop(where)["end"] = e["time_s"]
+        elif kind == "degrade" and (d.get("width") or d.get("speed")):
+            rate = " ".join(x for x in (d.get("width"), d.get("speed")) if x)
+            it = {"kind": "degrade", "start": e["time_s"], "end": t_end, "color": _PURPLE, "alpha": 0.25,
+                  "text": "#4a235a", "label": f"trains at {rate} {where}"}
+        else:
+            if (kind, where) in open_:
+                open_.pop((kind, where))["end"] = e["time_s"]
+            continue
+        items.append(it)
+        open_[(kind, where)] = it
     return items
 
 
@@ -465,9 +474,9 @@ def plot_overview(path, meta: dict, data, fseries: dict, events: list[dict], *, 
                 ax.axvline(it["start"], color=_RED, lw=1.0, alpha=0.85)
                 if it["closed"]:
                     ax.axvline(it["end"], color=_GREEN, ls="--", lw=1.0, alpha=0.85)
-        elif it["kind"] == "ber":
+        elif it["kind"] in ("ber", "degrade"):
             for ax in axes[1:]:
-                ax.axvline(it["start"], color=_ORANGE, ls="-.", lw=1.0, alpha=0.9)
+                ax.axvline(it["start"], color=it["color"], ls="-.", lw=1.0, alpha=0.9)
     for rt in reroutes:
         for ax in axes[1:]:
             ax.axvline(rt, color=_GREY, ls=":", lw=1.0, alpha=0.9)
@@ -485,7 +494,7 @@ def plot_overview(path, meta: dict, data, fseries: dict, events: list[dict], *, 
         ax.grid(True, axis="y", color="#eeeeee", lw=0.6)
     fig.text(0.99, 0.003, f"ibsim {meta['versions'].get('ibsim', '')} | {meta['ticks']} ticks of "
              f"{meta['tick_s'] * 1000:g} ms | series every {meta['series']['every_s']:g} s | "
-             "red: link down, green dashed: link up, shaded: outage, orange: bit errors "
+             "red: link down, green dashed: link up, shaded: outage, orange: bit errors, purple: degraded link "
              "(▼ symbol_errors event), grey dotted ▼: SM reroute", ha="right", va="bottom",
              fontsize=7, color=_GREY)
     fig.subplots_adjust(left=0.075, right=0.93, top=1 - 0.45 / fig.get_figheight(),

@@ -228,3 +228,18 @@ def test_node_names_shorten_and_disambiguate():
         node_guid = np.array([1, 2, 3, 4], dtype=np.uint64)
     names = list(node_names(F()))
     assert names == ["ib-spine01", "0x0000000000000002", "0x0000000000000003", "cn0001 mlx5_0"]
+
+
+def test_timeline_shows_a_degraded_link_for_as_long_as_it_lasts():
+    from ibsim.report import _timeline_items
+
+    def fault(t, **details):
+        e = ev(t, "fault", "leaf09", 23, "spine05", 9, "")
+        e["details"] = {"fault": "degrade", **details}
+        return e
+
+    events = [fault(70, width="1x", speed=None), fault(95, width=None, speed=None),
+              fault(100, width=None, speed="SDR")]
+    items = [i for i in _timeline_items({"jobs": []}, events, 120, 3, {}, set()) if i["kind"] == "degrade"]
+    assert [(i["start"], i["end"], i["label"]) for i in items] == [
+        (70, 95, "trains at 1x leaf09:23"), (100, 120, "trains at SDR leaf09:23")]

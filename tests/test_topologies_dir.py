@@ -46,6 +46,6 @@ def test_fat_tree_demo_is_what_the_readme_says():
     a, b = scn.traffic[:2]
     assert max(a.start_s, b.start_s) < min(a.stop_s or 1e9, b.stop_s or 1e9)   # they overlap
     kinds = {f.fault.kind for f in scn.faults}
-    assert kinds >= {"unplug", "flap", "ber"}
+    assert kinds >= {"unplug", "flap", "ber", "degrade"}
     unplug = next(f.fault for f in scn.faults if f.fault.kind == "unplug")
     assert unplug.params.get("for_s") == 10
