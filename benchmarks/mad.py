@@ -12,7 +12,10 @@ within minutes; medians are reported. Per server and round:
 
 * ``ibnetdiscover`` (before any SM): wall time, ``--runs`` per round;
 * raw MAD rate: one client (:class:`ibsim.mad.client.SimClient`, no
-  umad2sim), one MAD in flight, directed-route NodeInfo over 4 hops;
+  umad2sim), one MAD in flight, directed-route NodeInfo over 4 hops, the
+  client pinned to the first CPU and the server to the last (unpinned, the
+  kernel sometimes puts both on one CPU, which is several times faster and
+  makes the figure a lottery);
 * OpenSM (``-d2``, private files) from start to SUBNET UP, from its log's
   own timestamps.
 
@@ -73,7 +76,39 @@ def _discover(sock: str, workdir: Path, runs: int) -> float:
     return statistics.median(times)
 
 
-def _mad_rate(sock: str, n: int, fab) -> float:
+def _pinned(pid: int | None):
+    """Client on the first CPU, server on the last, while the MAD rate is measured.
+
+    Unpinned, the kernel sometimes runs a client and its server on one CPU,
+    where a round trip is several times cheaper than across two; which one
+    happens varies from run to run and server to server. Pinned, every server
+    is measured across two CPUs.
+    """
+    import contextlib
+
+    @contextlib.contextmanager
+    def ctx():
+        cpus = sorted(os.sched_getaffinity(0))
+        if pid is None or len(cpus) < 2:
+            yield
+            return
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]   # affinity is per thread
+        try:
+            for tid in tids:
+                os.sched_setaffinity(tid, {cpus[-1]})
+            os.sched_setaffinity(0, {cpus[0]})
+            yield
+        finally:
+            os.sched_setaffinity(0, set(cpus))
+            for tid in tids:
+                try:
+                    os.sched_setaffinity(tid, set(cpus))
+                except OSError:
+                    pass
+    return ctx()
+
+
+def _mad_rate(sock: str, n: int, fab, pid: int | None = None) -> float:
     from ibsim.mad import codec as C
     from ibsim.mad.client import SimClient
     # from the first switch (default attach point): down to a CA needs a leaf; take
@@ -85,11 +120,12 @@ def _mad_rate(sock: str, n: int, fab) -> float:
         frame = C.pack_frame(mad, dlid=0xFFFF, slid=0xFFFF)
         c.rpc(frame)                                  # one to check the path
         send, recv = c.data_sock.send, c.data_sock.recv
-        t = time.perf_counter()
-        for _ in range(n):
-            send(frame)
-            recv(512)
-        return n / (time.perf_counter() - t)
+        with _pinned(pid):
+            t = time.perf_counter()
+            for _ in range(n):
+                send(frame)
+                recv(512)
+            return n / (time.perf_counter() - t)
 
 
 def _four_hop_path(fab) -> list[int]:
@@ -147,7 +183,7 @@ def bench(net: Path, fab, workdir: Path, args, servers=("ours", "c")) -> dict:
                 for srv in order:
                     res[srv]["ibnetdiscover_s"].append(_discover(started[srv][0], workdir, 1))
             for srv in order:
-                res[srv]["mads_per_s"].append(_mad_rate(started[srv][0], args.mads, fab))
+                res[srv]["mads_per_s"].append(_mad_rate(started[srv][0], args.mads, fab, started[srv][1].pid))
             for srv in order:
                 res[srv]["opensm_up_s"].append(
                     _opensm(started[srv][0], workdir / f"osm-{srv}-{r}", sim_host, args.timeout))
