@@ -24,7 +24,9 @@ Prints one JSON object: ``ibnetdiscover_s``, ``ibnetdiscover_c_s``,
 ``opensm_up_ratio``, ``mads_per_s``, ``mads_per_s_c``, ``fast_path``
 (whether our C loop was built; it is what ``serve`` uses) and the sizes.
 ``--python-loop`` adds ours with the pure-Python loop in the same rounds
-(``*_py_s``, ``mads_per_s_py``).
+(``*_py_s``, ``mads_per_s_py``); ``--traffic LOAD`` adds
+``opensm_up_traffic_s``: OpenSM's bring-up on ours while an all-to-all over
+every host runs (the C ibsim has no traffic to compare with).
 Targets: both ratios <= 1.5.
 """
 
@@ -193,6 +195,28 @@ def bench(net: Path, fab, workdir: Path, args, servers=("ours", "c")) -> dict:
     return {s: {k: statistics.median(v) for k, v in d.items()} for s, d in res.items()}
 
 
+def bench_traffic(net: Path, fab, workdir: Path, args) -> float:
+    """OpenSM start to SUBNET UP on ours while an all-to-all over every host runs
+    (``serve`` of a scenario with ``routing: {engine: opensm}``)."""
+    from ibsim.mad.ofed import stop_process, wait_for_unix_socket
+    scn = workdir / "traffic.yml"
+    scn.write_text(f"name: bench\nclock: {{tick: 100ms, duration: 1h}}\ntopology: {{file: {net.name}}}\n"
+                   f"routing: {{engine: opensm}}\ntraffic:\n"
+                   f"  - {{name: a2a, pattern: all_to_all, hosts: all, load: {args.traffic}}}\n")
+    sock = f"benchtraffic{os.getpid()}{uuid.uuid4().hex[:6]}"
+    log = open(workdir / f"ours-{sock}.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "ibsim", "serve", str(scn), "--sockname", sock],
+                            cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        if not wait_for_unix_socket(f"{sock}:ctl", timeout=600, proc=proc):
+            raise RuntimeError(f"the server with traffic did not come up (see {workdir})")
+        return _opensm(sock, workdir / "osm-traffic", fab.node_desc[fab.n_switches], args.timeout)
+    finally:
+        stop_process(proc)
+        log.close()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--radix", type=int, default=36)
@@ -205,6 +229,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-c", action="store_true", help="skip the C ibsim")
     ap.add_argument("--python-loop", action="store_true",
                     help="also run ours with the pure-Python loop (IBSIM_MAD_FASTPATH=0): *_py keys")
+    ap.add_argument("--traffic", type=float, default=None, metavar="LOAD",
+                    help="also time OpenSM's bring-up on ours under an all-to-all at this load "
+                         "(opensm_up_traffic_s)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -243,6 +270,9 @@ def main(argv=None) -> int:
                 res[names[k]] = v
             res["ibnetdiscover_ratio"] = round(res["ibnetdiscover_s"] / res["ibnetdiscover_c_s"], 3)
             res["opensm_up_ratio"] = round(res["opensm_up_s"] / res["opensm_up_c_s"], 3)
+        if args.traffic is not None:
+            res["traffic_load"] = args.traffic
+            res["opensm_up_traffic_s"] = bench_traffic(net, fab, tmp, args)
     for k, v in list(res.items()):
         if isinstance(v, float):
             res[k] = round(v, 4) if v < 1000 else round(v)

@@ -40,6 +40,10 @@ def test_mad_benchmark():
     from ibsim.mad.ofed import have_tools
     if not have_tools("ibnetdiscover", "opensm"):
         pytest.skip("needs ibsim-utils, libumad2sim0, infiniband-diags and opensm")
-    out = run("mad.py", "--radix", "4", "--rounds", "1", "--runs", "1", "--mads", "200")
+    out = run("mad.py", "--radix", "4", "--rounds", "1", "--runs", "1", "--mads", "200", "--python-loop",
+              "--traffic", "0.5")
     assert {"ibnetdiscover_s", "ibnetdiscover_c_s", "ibnetdiscover_ratio", "opensm_up_s", "opensm_up_c_s",
-            "opensm_up_ratio", "mads_per_s"} <= set(out)
+            "opensm_up_ratio", "mads_per_s", "ibnetdiscover_py_s", "opensm_up_py_s", "mads_per_s_py",
+            "opensm_up_traffic_s"} <= set(out)
+    from ibsim.mad.server import fast_path_available
+    assert out["fast_path"] is fast_path_available() and out["opensm_up_traffic_s"] > 0
