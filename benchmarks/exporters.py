@@ -187,11 +187,27 @@ PICKLE_RECEIVER_INTERFACE = 127.0.0.1
 PICKLE_RECEIVER_PORT = {pickle}
 CACHE_QUERY_INTERFACE = 127.0.0.1
 CACHE_QUERY_PORT = {query}
+USE_FLOW_CONTROL = True
 LOG_UPDATES = False
 LOG_CREATES = False
+LOG_LISTENER_CONNECTIONS = False
 ENABLE_TAGS = False
 CARBON_METRIC_INTERVAL = 0
 """
+
+
+def write_carbon_config(d: Path, ports: dict) -> Path:
+    """A private carbon-cache under ``d``: loopback ``ports`` (line, pickle, query), whisper
+    files under ``d/storage/whisper`` at 1 s resolution, last value kept. Returns carbon.conf
+    (also used by the exporter tests' carbon fixture)."""
+    for sub in ("storage/whisper", "storage/lists", "log"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    (d / "storage-schemas.conf").write_text("[default]\npattern = .*\nretentions = 1s:2h\n")
+    (d / "storage-aggregation.conf").write_text("[default]\npattern = .*\nxFilesFactor = 0\n"
+                                                "aggregationMethod = last\n")
+    conf = d / "carbon.conf"
+    conf.write_text(CARBON_CONF.format(d=d, **ports))
+    return conf
 
 
 def _free_port() -> int:
@@ -226,12 +242,9 @@ def bench_carbon(radix: int, levels: int, n_snaps: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="ibsim-carbon-") as tmp:
         d = Path(tmp)
         ports_cfg = {"line": _free_port(), "pickle": _free_port(), "query": _free_port()}
-        for sub in ("storage/whisper", "storage/lists", "log"):
-            (d / sub).mkdir(parents=True)
-        (d / "carbon.conf").write_text(CARBON_CONF.format(d=d, **ports_cfg))
-        (d / "storage-schemas.conf").write_text("[default]\npattern = .*\nretentions = 1s:2h\n")
+        conf = write_carbon_config(d, ports_cfg)
         with open(d / "carbon.log", "wb") as log:
-            proc = subprocess.Popen([exe, f"--config={d}/carbon.conf", "--debug", "start"], stdout=log,
+            proc = subprocess.Popen([exe, f"--config={conf}", "--debug", "start"], stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60

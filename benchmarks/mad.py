@@ -33,6 +33,7 @@ Targets: both ratios <= 1.5.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -78,6 +79,7 @@ def _discover(sock: str, workdir: Path, runs: int) -> float:
     return statistics.median(times)
 
 
+@contextlib.contextmanager
 def _pinned(pid: int | None):
     """Client on the first CPU, server on the last, while the MAD rate is measured.
 
@@ -86,28 +88,23 @@ def _pinned(pid: int | None):
     happens varies from run to run and server to server. Pinned, every server
     is measured across two CPUs.
     """
-    import contextlib
-
-    @contextlib.contextmanager
-    def ctx():
-        cpus = sorted(os.sched_getaffinity(0))
-        if pid is None or len(cpus) < 2:
-            yield
-            return
-        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]   # affinity is per thread
-        try:
-            for tid in tids:
-                os.sched_setaffinity(tid, {cpus[-1]})
-            os.sched_setaffinity(0, {cpus[0]})
-            yield
-        finally:
-            os.sched_setaffinity(0, set(cpus))
-            for tid in tids:
-                try:
-                    os.sched_setaffinity(tid, set(cpus))
-                except OSError:
-                    pass
-    return ctx()
+    cpus = sorted(os.sched_getaffinity(0))
+    if pid is None or len(cpus) < 2:
+        yield
+        return
+    tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]     # affinity is per thread
+    try:
+        for tid in tids:
+            os.sched_setaffinity(tid, {cpus[-1]})
+        os.sched_setaffinity(0, {cpus[0]})
+        yield
+    finally:
+        os.sched_setaffinity(0, set(cpus))
+        for tid in tids:
+            try:
+                os.sched_setaffinity(tid, set(cpus))
+            except OSError:
+                pass
 
 
 def _mad_rate(sock: str, n: int, fab, pid: int | None = None) -> float:

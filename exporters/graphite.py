@@ -84,7 +84,8 @@ import numpy as np
 
 from ibsim.export import (COUNTERS, COUNTER_ROW, Exporter, HttpPoster, Option,
                           TcpSender, ascii_decimal, ascii_uint, assemble, choice, counters,
-                          duration, host, integer, node_names, port, port_labels, selected_ports,
+                          duration, event_kinds, host, integer, node_names, port, port_labels,
+                          selected_ports,
                           squeeze, squeeze_chunks, text, text_list, text_matrix)
 from ibsim.errors import ScenarioError, suggest
 
@@ -392,10 +393,6 @@ def _http_url(v) -> str:
     return v
 
 
-def _kinds(v):
-    return None if v == "all" else text_list(v)
-
-
 class GraphiteEventsExporter(Exporter):
     """Fabric events to graphite-web's ``POST /events/`` (one request per event)."""
 
@@ -404,7 +401,7 @@ class GraphiteEventsExporter(Exporter):
     OPTIONS = {
         "url": Option("http://127.0.0.1:8080/events/", _http_url, "graphite-web events URL"),
         "tags": Option(("ibsim",), text_list, "tags added to every event"),
-        "kinds": Option("all", _kinds, "event kinds to post, or all"),
+        "kinds": Option("all", event_kinds, "event kinds to post, or all"),
         "data": Option("message", choice("message", "json"), "event body: readable line or JSON"),
         "buffer": Option(10_000, integer(1), "events kept while graphite-web is away"),
         "timeout": Option(5.0, duration, "HTTP timeout (s)"),

@@ -57,8 +57,8 @@ import socket
 import numpy as np
 
 from ibsim.export import (COUNTER_ROW, Exporter, Option, TcpSender, UdpSender, boolean, choice,
-                          counters, duration, host, integer, iso_utc, port, selected_ports, text,
-                          text_list)
+                          counters, duration, event_kinds, host, integer, iso_utc, port, selected_ports,
+                          text, text_list)
 
 __all__ = ["event_document", "sample_documents", "encode", "LogstashExporter"]
 
@@ -123,7 +123,7 @@ class LogstashExporter(Exporter):
         "type": Option("ibsim", text, "the type field"),
         "tags": Option(("ibsim",), text_list, "tags of every document"),
         "host_name": Option(None, text, "host.name of fabric-wide events"),
-        "kinds": Option("all", lambda v: None if v == "all" else text_list(v), "event kinds, or all"),
+        "kinds": Option("all", event_kinds, "event kinds, or all"),
         "samples": Option(False, boolean, "also send counter samples"),
         "sample_counters": Option("all", counters, "counters in each sample"),
         "ports": Option("cabled", choice("cabled", "all"), "ports that get samples"),

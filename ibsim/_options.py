@@ -16,7 +16,7 @@ from .fabric.counters import COUNTER_NAMES, COUNTER_ROW
 from .units import parse_duration
 
 __all__ = ["Option", "parse_options", "integer", "number", "duration", "boolean", "text", "choice",
-           "host", "port", "text_list", "counters", "epoch_value"]
+           "host", "port", "text_list", "counters", "event_kinds", "epoch_value"]
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,11 @@ def counters(v) -> tuple[str, ...]:
     for n in names:
         lookup(COUNTER_ROW, n, "counter")
     return tuple(n for n in COUNTER_NAMES if n in set(names))
+
+
+def event_kinds(v) -> tuple[str, ...] | None:
+    """Converter: ``all`` (None: every event kind) or a list of event kinds."""
+    return None if v == "all" else text_list(v)
 
 
 def epoch_value(v) -> float:

@@ -78,8 +78,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import ClassVar, Iterable, Mapping, Protocol, runtime_checkable
 
-from ._options import (Option, boolean, choice, counters, duration, epoch_value, host, integer, number,
-                       parse_options, port, text, text_list)
+from ._options import (Option, boolean, choice, counters, duration, epoch_value, event_kinds, host,
+                       integer, number, parse_options, port, text, text_list)
 from ._sender import Backoff, ErrorLog, HttpPoster, TcpSender, UdpSender, failure_kind
 from ._textcols import (ascii_decimal, ascii_uint, assemble, iso_utc, node_names, port_labels,
                         selected_ports, squeeze, squeeze_chunks, text_matrix)
@@ -93,7 +93,7 @@ __all__ = [
     "ExporterProtocol", "Exporter", "GROUP", "exporter_names", "exporter_class", "build_exporter",
     # options
     "Option", "parse_options", "integer", "number", "duration", "boolean", "text", "choice",
-    "host", "port", "text_list", "counters", "epoch_value",
+    "host", "port", "text_list", "counters", "event_kinds", "epoch_value",
     # specs and wiring
     "ExporterSpec", "parse_spec", "specs_from_scenario", "specs_from_cli", "add_cli_arguments",
     "STAGE_OPTIONS", "TimeMap", "attach", "ExportStage", "ExportHandle",

@@ -209,7 +209,6 @@ class MadServer:
 
     # ------------------------------------------------------------ loop
     def _run(self) -> None:
-        ctl_fd = self._ctl.fileno()
         ep = self._ep
         spin = self.spin_s
         clock = time.perf_counter
@@ -230,19 +229,8 @@ class MadServer:
                     break
                 raise
             for fd, _mask in events:
-                try:
-                    if fd == ctl_fd:
-                        self._on_control()
-                    elif fd == self._wake_r:
-                        self._on_wake()
-                    else:
-                        slot = self._fd_slot.get(fd)
-                        if slot is not None:
-                            self._on_data(slot)
-                except Exception:
-                    if self._closing:
-                        break
-                    log.exception("MAD server: error while serving fd %d", fd)
+                if not self._on_ready(fd):
+                    break
             if spin:
                 busy_until = clock() + spin
 
@@ -254,9 +242,7 @@ class MadServer:
 
     def _run_fast(self) -> None:
         loop = self._loop
-        d = self.dispatcher
-        stats = d.stats
-        ctl_fd = self._ctl.fileno()
+        stats = self.dispatcher.stats
         while not self._closing:
             try:
                 slow, ready, dead, answered, dropped = loop.run(1000)
@@ -276,24 +262,35 @@ class MadServer:
             for slot in dead:
                 self._dead(slot)
             for slot, buf in slow:
-                try:
-                    out = d.frame(slot, buf)
-                    if out:
-                        self._send(out, slot)
-                except Exception:
-                    if self._closing:
-                        return
-                    log.exception("MAD server: error while serving client %d", slot)
+                if not self._guarded(self._serve_frame, slot, buf):
+                    return
             for fd in ready:
-                try:
-                    if fd == ctl_fd:
-                        self._on_control()
-                    elif fd == self._wake_r:
-                        self._on_wake()
-                except Exception:
-                    if self._closing:
-                        return
-                    log.exception("MAD server: error while serving fd %d", fd)
+                if not self._on_ready(fd):
+                    return
+
+    def _guarded(self, fn, *args) -> bool:
+        """Run one piece of service; an error is logged, never fatal. False: closing after it."""
+        try:
+            fn(*args)
+        except Exception:
+            if self._closing:
+                return False
+            log.exception("MAD server: error in %s%r", fn.__name__, args[:1])
+        return True
+
+    def _on_ready(self, fd: int) -> bool:
+        """Serve a readable fd: control socket, wake-up pipe or a slot socket (Python loop)."""
+        if fd == self._ctl.fileno():
+            return self._guarded(self._on_control)
+        if fd == self._wake_r:
+            return self._guarded(self._on_wake)
+        slot = self._fd_slot.get(fd)
+        return True if slot is None else self._guarded(self._on_data, slot)
+
+    def _serve_frame(self, slot: int, buf: bytes) -> None:
+        out = self.dispatcher.frame(slot, buf)
+        if out:
+            self._send(out, slot)
 
     def _on_wake(self) -> None:
         try:
@@ -363,8 +360,6 @@ class MadServer:
         # Read what is queued (up to _BATCH datagrams), answering each at once so the
         # client can work on one answer while we compute the next.
         s = self._slots[slot]
-        frame = self.dispatcher.frame
-        send = self._send
         for _ in range(_BATCH):
             try:
                 buf = s.recv(4096)
@@ -374,9 +369,7 @@ class MadServer:
                 if exc.errno in _DEAD:
                     self._dead(slot)
                 return
-            out = frame(slot, buf)
-            if out:
-                send(out, slot)
+            self._serve_frame(slot, buf)
 
     def _send(self, frames, sender: int | None = None) -> None:
         for slot, frame in frames:

@@ -98,8 +98,6 @@ class FabricView:
         self.sync_rates(np.flatnonzero(trained).tolist())   # links degraded before we started
         self._build_tables()
         self._lft_arr = self._lid_arr = None
-        #: bumped when the live arrays are re-taken (the C fast path re-reads its tables)
-        self.version = 0
         self._refresh()
         self._dr_cache: dict = {}
         self._dr_version = -1
@@ -232,7 +230,6 @@ class FabricView:
             self._refresh()
 
     def _refresh(self) -> None:
-        self.version += 1
         st = self.fabric.state
         self.ps = memoryview(st.port_state)
         self.phys = memoryview(st.phys_state)
@@ -370,37 +367,27 @@ class FabricView:
         owner = self.lid_owner.get(dlid)
         if owner is None:
             return None
-        if self.is_switch_port[src]:
-            n = self.node_of_port[src]
-            if self.node_of_port[owner] == n:
-                return owner
-            cur_node = n
-        else:
-            if owner == src:
-                return src
-            q = self.peer[src]
-            ps, phys = self.ps, self.phys
-            if (q < 0 or phys[src] != LINKUP or phys[q] != LINKUP or ps[src] != ACTIVE
-                    or ps[q] != ACTIVE):
-                return None
-            if crossed is not None:
-                crossed.append(src)
-            if not self.is_switch_port[q]:
-                return q if owner == q else None
-            cur_node = self.node_of_port[q]
-        ps, phys, lft, width = self.ps, self.phys, self.lft, self.lft_width
+        node_of_port, peer, ps, phys = self.node_of_port, self.peer, self.ps, self.phys
+        lft, width = self.lft, self.lft_width
         external = self.sim.routing == "opensm"
-        for _ in range(MAX_HOPS):
-            if self.node_of_port[owner] == cur_node:
-                return owner
-            row = self.switch_row[cur_node]
-            if dlid >= width or (external and dlid > self.fdb_top[row]):
-                return None
-            out = lft[row * width + dlid]
-            if out == 0 or out > self.nports[cur_node]:
-                return None
-            e = self.first_port[cur_node] + out
-            q = self.peer[e]
+        if self.is_switch_port[src]:
+            e, cur_node = -1, node_of_port[src]     # at a switch: its LFT picks the egress port
+        elif owner == src:
+            return src
+        else:
+            e, cur_node = src, -1                   # a CA sends on its own link
+        for _ in range(MAX_HOPS + (e >= 0)):
+            if e < 0:
+                if node_of_port[owner] == cur_node:
+                    return owner
+                row = self.switch_row[cur_node]
+                if dlid >= width or (external and dlid > self.fdb_top[row]):
+                    return None
+                out = lft[row * width + dlid]
+                if out == 0 or out > self.nports[cur_node]:
+                    return None
+                e = self.first_port[cur_node] + out
+            q = peer[e]
             if (q < 0 or phys[e] != LINKUP or phys[q] != LINKUP or ps[e] != ACTIVE
                     or ps[q] != ACTIVE):
                 return None
@@ -408,7 +395,7 @@ class FabricView:
                 crossed.append(e)
             if not self.is_switch_port[q]:
                 return q if owner == q else None
-            cur_node = self.node_of_port[q]
+            e, cur_node = -1, node_of_port[q]
         return None
 
     def same_attach(self, a: int, b: int) -> bool:

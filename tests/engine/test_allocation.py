@@ -1,24 +1,12 @@
 """Max-min fair sharing: feasibility, exactness against progressive filling, error bound."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from ibsim.engine.allocation import max_min_allocate, max_min_reference as exact_progressive_filling
+from tests.benchmark_module import load_benchmark
 
-
-def _load_benchmark():
-    """The random-case generator of benchmarks/allocation.py (one definition for both)."""
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "allocation.py"
-    spec = importlib.util.spec_from_file_location("bench_allocation", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_bench = _load_benchmark()
+_bench = load_benchmark("allocation")          # its random-case generator serves both
 
 
 def random_case(rng, n_links=12, n_aggs=30, hops=4):

@@ -27,6 +27,7 @@ from ibsim.fabric import compile_fabric
 from ibsim.faults import Fault
 from ibsim.topology import fat_tree
 from ibsim.traffic import Job
+from tests.benchmark_module import load_benchmark
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -99,48 +100,14 @@ def start(cmd, dir: Path, name: str, env=None) -> Server:
 
 
 # ---------------------------------------------------------------------- servers
-CARBON_CONF = """[cache]
-STORAGE_DIR = {d}/storage
-LOCAL_DATA_DIR = {d}/storage/whisper
-WHITELISTS_DIR = {d}/storage/lists
-CONF_DIR = {d}
-LOG_DIR = {d}/log
-PID_DIR = {d}
-USER =
-MAX_CACHE_SIZE = inf
-MAX_UPDATES_PER_SECOND = 100000
-MAX_CREATES_PER_MINUTE = inf
-LINE_RECEIVER_INTERFACE = 127.0.0.1
-LINE_RECEIVER_PORT = {line}
-ENABLE_UDP_LISTENER = False
-PICKLE_RECEIVER_INTERFACE = 127.0.0.1
-PICKLE_RECEIVER_PORT = {pickle}
-CACHE_QUERY_INTERFACE = 127.0.0.1
-CACHE_QUERY_PORT = {query}
-USE_FLOW_CONTROL = True
-LOG_UPDATES = False
-LOG_CREATES = False
-LOG_LISTENER_CONNECTIONS = False
-ENABLE_TAGS = False
-CARBON_METRIC_INTERVAL = 0
-"""
-
-SCHEMAS = """[default]
-pattern = .*
-retentions = 1s:2h
-"""
+_bench = load_benchmark("exporters")          # its private carbon-cache configuration serves both
 
 
 def start_carbon(d: Path) -> Server:
     exe = need("carbon-cache", "graphite-carbon")
     ports = {"line": free_port(), "pickle": free_port(), "query": free_port()}
-    for sub in ("storage/whisper", "storage/lists", "log"):
-        (d / sub).mkdir(parents=True, exist_ok=True)
-    (d / "carbon.conf").write_text(CARBON_CONF.format(d=d, **ports))
-    (d / "storage-schemas.conf").write_text(SCHEMAS)
-    (d / "storage-aggregation.conf").write_text("[default]\npattern = .*\nxFilesFactor = 0\n"
-                                                "aggregationMethod = last\n")
-    srv = start([exe, f"--config={d}/carbon.conf", "--debug", "start"], d, "carbon")
+    conf = _bench.write_carbon_config(d, ports)
+    srv = start([exe, f"--config={conf}", "--debug", "start"], d, "carbon")
     srv.ports = ports
     wait_until(lambda: port_open(ports["line"]) and port_open(ports["pickle"]), 60,
                "carbon-cache to listen", proc=srv.proc, log=srv.log)

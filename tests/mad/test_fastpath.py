@@ -45,9 +45,12 @@ class Pair:
         self.refresh()
 
     def refresh(self):
+        """Register the tables again, as the server's loop does when the engine replaced its
+        LFT or LID array."""
+        st = self.sim.fabric.state
         self.d.view.sync()
         self.loop.tables(*self.d.view.fast_tables())
-        self.version = self.d.view.version
+        self.arrays = (st.lft, st.lid)
 
     def connect(self, node: str) -> int:
         reply, client, _ = self.d.control(
@@ -60,11 +63,9 @@ class Pair:
         """C answer (or None) after checking it equals the dispatcher's, frame and counted links."""
         external = self.sim.routing == "opensm"
         with self.sim.lock:
-            v = self.d.view
-            v.sync()                                     # as the server's loop does per batch
-            if v.version != self.version:
-                self.loop.tables(*v.fast_tables())
-                self.version = v.version
+            st = self.sim.fabric.state
+            if st.lft is not self.arrays[0] or st.lid is not self.arrays[1]:
+                self.refresh()
             fast = self.loop.answer(slot, frame, external)
             self.sim.mgmt_pending.clear()
             out = self.d.frame(slot, frame)
