@@ -269,19 +269,22 @@ def bench_carbon(radix: int, levels: int, n_snaps: int) -> dict:
                      / f"p{int(f.port_num[p]):02d}" / f"{c}.wsp" for p in ports for c in COUNTER_NAMES]
             t0, t1 = int(snaps[0].wall_time), int(snaps[-1].wall_time)
 
+            def points(fp: Path, since: int) -> list:
+                """Stored values of one series; none while carbon has created the file but
+                not yet written its header."""
+                try:
+                    return whisper.fetch(str(fp), since, t1)[1] if fp.exists() else []
+                except whisper.CorruptWhisperFile:
+                    return []
+
             def stored() -> int:
-                n = 0
-                for fp in files:
-                    if fp.exists():
-                        (_, _, _), vals = whisper.fetch(str(fp), t0 - 1, t1)
-                        n += sum(v is not None for v in vals)
-                return n
+                return sum(v is not None for fp in files for v in points(fp, t0 - 1))
             deadline = time.monotonic() + 600
             n_stored = 0
             while time.monotonic() < deadline:
                 # cheap check first: the last point of the last series
-                last = files[-1]
-                if last.exists() and whisper.fetch(str(last), t1 - 1, t1)[1][-1] is not None:
+                tail = points(files[-1], t1 - 1)
+                if tail and tail[-1] is not None:
                     n_stored = stored()
                     if n_stored >= n_points:
                         break

@@ -47,3 +47,13 @@ def test_mad_benchmark():
             "opensm_up_traffic_s"} <= set(out)
     from ibsim.mad.server import fast_path_available
     assert out["fast_path"] is fast_path_available() and out["opensm_up_traffic_s"] > 0
+
+
+def test_exporters_benchmark():
+    import shutil
+    if not shutil.which("carbon-cache"):
+        pytest.skip("needs graphite-carbon")
+    out = run("exporters.py", "--radix", "4", "--levels", "2", "--repeat", "1", "--carbon-radix", "4",
+              "--carbon-snapshots", "5")
+    assert {"graphite_points_per_s", "graphyte_points_per_s", "speedup_vs_graphyte", "targets_met"} <= set(out)
+    assert out["carbon_points_stored"] == out["carbon_sent"] > 0 and out["carbon_points_lost"] == 0
