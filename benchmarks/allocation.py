@@ -36,7 +36,8 @@ def main(argv=None) -> int:
     ap.add_argument("--bounds", default="1,2,4,8,32")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    from ibsim.engine.allocation import max_min_allocate, max_min_reference
+    from ibsim.engine.allocation import max_min_allocate
+    from ibsim.testing.oracles import max_min_reference
 
     cases = [random_case(np.random.default_rng(s)) for s in range(args.cases)]
     exact = [max_min_reference(*c) for c in cases]

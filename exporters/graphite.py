@@ -33,8 +33,6 @@ Events are POSTed one by one to graphite-web's ``/events/`` API as JSON
 ``target=drawAsInfinite(events("ibsim"))``, or use a Grafana Graphite
 annotation with tag ``ibsim``.
 
-May import: ibsim.export, ibsim.errors.
-
 Options (YAML)::
 
     exporters:
@@ -82,7 +80,8 @@ import urllib.parse
 
 import numpy as np
 
-from ibsim.export import (COUNTERS, COUNTER_ROW, Exporter, HttpPoster, Option,
+from ibsim.export import (COUNTERS, COUNTER_ROW, CliFlag, Exporter, HttpPoster, Option,
+                          host_port_flag,
                           TcpSender, ascii_decimal, ascii_uint, assemble, choice, counters,
                           duration, event_kinds, host, integer, node_names, port, port_labels,
                           selected_ports,
@@ -354,6 +353,7 @@ class GraphiteExporter(_Carbon):
     """Counters to carbon's plaintext receiver (TCP 2003): ``path value timestamp`` lines."""
 
     name = "graphite"
+    CLI = host_port_flag(2003, "send counters to carbon's plaintext receiver (port 2003 by default)")
     OPTIONS = {**_CARBON_OPTIONS, "port": Option(2003, port, "carbon line receiver port"),
                "batch": Option(10_000, integer(1), "lines per send")}
 
@@ -370,6 +370,7 @@ class GraphitePickleExporter(_Carbon):
     """Counters to carbon's pickle receiver (TCP 2004), messages below 1 MiB."""
 
     name = "graphite_pickle"
+    CLI = host_port_flag(2004, "send counters to carbon's pickle receiver (port 2004 by default)")
     OPTIONS = {**_CARBON_OPTIONS, "port": Option(2004, port, "carbon pickle receiver port"),
                "max_message": Option(1_000_000, integer(1024, 1 << 20), "bytes per pickle message")}
 
@@ -393,10 +394,21 @@ def _http_url(v) -> str:
     return v
 
 
+def _events_url(v: str, opt: str) -> dict:
+    """``--graphite-events http://HOST:PORT`` -> ``{url: http://HOST:PORT/events/}``."""
+    u = urllib.parse.urlsplit(v if "://" in v else "http://" + v)
+    if u.scheme not in ("http", "https") or not u.netloc:
+        raise ScenarioError(f"expected a URL like http://HOST:PORT, got {v!r}", path=opt)
+    path = u.path if u.path not in ("", "/") else "/events/"
+    return {"url": urllib.parse.urlunsplit((u.scheme, u.netloc, path, u.query, ""))}
+
+
 class GraphiteEventsExporter(Exporter):
     """Fabric events to graphite-web's ``POST /events/`` (one request per event)."""
 
     name = "graphite_events"
+    CLI = CliFlag("URL", "post fabric events to graphite-web (http://HOST:PORT; /events/ is added)",
+                  _events_url)
     unit = "events"
     OPTIONS = {
         "url": Option("http://127.0.0.1:8080/events/", _http_url, "graphite-web events URL"),

@@ -27,8 +27,6 @@ Over TCP one persistent connection is used; while the receiver is away
 documents wait in a bounded buffer (oldest dropped first, counted in
 ``dropped``) and are sent after a reconnect. UDP is fire-and-forget.
 
-May import: ibsim.export, ibsim.errors.
-
 Options (YAML)::
 
     exporters:
@@ -56,9 +54,10 @@ import socket
 
 import numpy as np
 
-from ibsim.export import (COUNTER_ROW, Exporter, Option, TcpSender, UdpSender, boolean, choice,
+from ibsim.export import (COUNTER_ROW, CliFlag, Exporter, Option, TcpSender, UdpSender, boolean, choice,
                           counters, duration, event_kinds, host, integer, iso_utc, port, selected_ports,
-                          text, text_list)
+                          parse_host_port, text, text_list)
+from ibsim.errors import ScenarioError
 
 __all__ = ["event_document", "sample_documents", "encode", "LogstashExporter"]
 
@@ -111,10 +110,22 @@ def encode(doc: dict) -> bytes:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def _logstash_target(v: str, opt: str) -> dict:
+    """``--logstash tcp://HOST:PORT`` (or ``udp://``; plain ``HOST:PORT`` is tcp) -> options."""
+    scheme, _, rest = v.rpartition("://")
+    scheme = scheme or "tcp"
+    if scheme not in ("tcp", "udp"):
+        raise ScenarioError(f"expected tcp://HOST:PORT or udp://HOST:PORT, got {v!r}", path=opt)
+    h, p = parse_host_port(rest, None, opt)
+    return {"protocol": scheme, "host": h, "port": p}
+
+
 class LogstashExporter(Exporter):
     """Events (and optionally counter samples) as JSON to a Logstash tcp/udp input."""
 
     name = "logstash"
+    CLI = CliFlag("tcp://HOST:PORT", "send events as JSON lines (tcp://) or datagrams (udp://)",
+                  _logstash_target)
     unit = "documents"
     OPTIONS = {
         "host": Option("127.0.0.1", host, "receiver host"),

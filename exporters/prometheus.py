@@ -22,8 +22,6 @@ families (needs ``pip install 'ibsim[prometheus]'``), for registering the
 fabric in a registry of your own. The endpoint binds 127.0.0.1 unless told
 otherwise; ``port: 0`` takes any free port (``exporter.port`` says which).
 
-May import: ibsim.export, ibsim.errors.
-
 Options (YAML)::
 
     exporters:
@@ -37,14 +35,16 @@ Options (YAML)::
 from __future__ import annotations
 
 import http.server
+import re
 import socket
 import threading
 import urllib.parse
 
 import numpy as np
 
-from ibsim.export import (COUNTERS, Exporter, ExporterError, Option, ascii_uint, assemble, choice,
-                          host, node_names, port, selected_ports, squeeze, text_matrix)
+from ibsim.export import (COUNTERS, CliFlag, Exporter, ExporterError, Option, ascii_uint, assemble, choice,
+                          host, node_names, parse_host_port, port, selected_ports, squeeze,
+                          text_matrix)
 
 __all__ = ["LABELS", "METRICS", "FabricCollector", "PrometheusExporter", "CONTENT_TYPE"]
 
@@ -226,10 +226,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def _listen_address(v: str, opt: str) -> dict:
+    """``--prometheus [HOST:]PORT`` (host 127.0.0.1 by default) -> options."""
+    if re.fullmatch(r"\d+", v.strip()):
+        return {"port": int(v)}
+    h, pt = parse_host_port(v, 9684, opt)
+    return {"host": h, "port": pt}
+
+
 class PrometheusExporter(Exporter):
     """An HTTP endpoint serving the latest snapshot for Prometheus to scrape."""
 
     name = "prometheus"
+    CLI = CliFlag("[HOST:]PORT", "serve counters for Prometheus (host 127.0.0.1 by default; "
+                  "port 0 = any free port)", _listen_address)
     unit = "scrapes"
     OPTIONS = {
         "host": Option("127.0.0.1", host, "address to bind"),

@@ -13,11 +13,11 @@ faults     Fault and FAULTS (unplug, flap, ber, ...) expanded into timed actions
 engine     Simulation (the clock, the only writer of fabric state), Snapshot, Event
 yamldoc    YAML with a key path -> line map, for errors that name file and line
 scenario   YAML -> frozen Scenario -> Simulation (the composition root)
-recorder   Recorder (time series + run directory) and load_run
-report     summary.txt and overview.png of a run
 export     Exporter protocol, entry-point discovery, attach() with failure isolation and time mapping
 mad        MAD server speaking linux-rdma ibsim's protocol (OpenSM, infiniband-diags via libumad2sim)
-cli        python -m ibsim (the only module that prints or exits); cli_run: ``run``
+run        the run directory: Recorder, summary.txt and overview.png, load_run
+cli        python -m ibsim (the only package that prints or exits): topo, routes, run, serve
+testing    test support (OpenSM/diags runners, a wire-protocol client, oracles); nothing imports it
 
 Notebook use::
 
@@ -29,18 +29,15 @@ Notebook use::
     run = ibsim.load_run("runs/fat-tree-20250101T000000Z")
 """
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 from .errors import IbsimError, RoutingError, ScenarioError, TopologyError  # noqa: E402
 from .fabric import COUNTERS, Fabric, compile_fabric  # noqa: E402
 from .topology import GENERATORS, Topology, fat_tree  # noqa: E402
-from .engine import Event, Simulation, Snapshot  # noqa: E402
-from .scenario import Scenario, from_scenario, load_scenario  # noqa: E402
-from .recorder import Recorder, RunResult, load_run  # noqa: E402
-
-#: ``ibsim.Simulation.from_scenario(path, **overrides)``: build a scenario file's simulation
-Simulation.from_scenario = classmethod(from_scenario)
+from .engine import Event, Snapshot  # noqa: E402
+from .scenario import Scenario, Simulation, from_scenario, load_scenario  # noqa: E402
+from .run import Recorder, RunResult, load_run  # noqa: E402
 
 __all__ = ["IbsimError", "ScenarioError", "TopologyError", "RoutingError", "Topology", "GENERATORS",
            "fat_tree", "Fabric", "compile_fabric", "COUNTERS", "Simulation", "Snapshot", "Event",
-           "Scenario", "load_scenario", "Recorder", "RunResult", "load_run", "__version__"]
+           "Scenario", "load_scenario", "from_scenario", "Recorder", "RunResult", "load_run", "__version__"]

@@ -1,7 +1,7 @@
 """One error hierarchy for the whole library, and the name lookup helper.
 
 The library raises these; only :mod:`ibsim.cli` prints them and picks exit
-codes. May import: the standard library only.
+codes.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ degrade        link: retrains at most at ``width``/``speed``   ``width`` (lanes 
                                                               (``"SDR"``...), ``for`` (s)
 ============== ============================================== ===================
 
-May import: errors, linkrate.
 """
 
 from __future__ import annotations

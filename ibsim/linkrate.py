@@ -2,7 +2,7 @@
 
 Rates are unidirectional data rates after line encoding (8b/10b up to QDR,
 64b/66b for FDR10/FDR/EDR, post-FEC payload rate from HDR on), as tabulated
-by the IBTA roadmap and Linux ``ib_rate_to_mbps``. May import: stdlib only.
+by the IBTA roadmap and Linux ``ib_rate_to_mbps``.
 """
 
 from __future__ import annotations

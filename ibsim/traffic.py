@@ -6,7 +6,6 @@ A pattern turns the job's ``n`` hosts into demands: either explicit pairs
 ``(src, dst, fraction of the source's load)`` over host indices 0..n-1, or
 :data:`DENSE`, meaning every host spreads its load evenly over all other
 hosts of the job (handled in aggregate by the engine, never as n^2 pairs).
-May import: numpy, errors, units.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Parse quantities with units: durations, data rates, sizes. May import: errors.
+"""Parse quantities with units: durations, data rates, sizes.
 
 >>> parse_duration("100ms"), parse_duration("2m"), parse_duration(5)
 (0.1, 120.0, 5.0)

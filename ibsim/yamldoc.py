@@ -4,7 +4,7 @@
 semantics) and, from the same composed node tree, a map from key paths
 (``("traffic", 0, "load")``) to 1-based line numbers, so configuration errors
 can name the file, the line and the key path. Duplicate mapping keys, which
-PyYAML accepts silently, are rejected. May import: errors.
+PyYAML accepts silently, are rejected.
 
 >>> doc = load_yaml("clock:\\n  tick: 100ms\\ntraffic:\\n  - {pattern: uniform}\\n")
 >>> doc.data["clock"]["tick"], doc.line(("clock", "tick")), doc.line(("traffic", 0, "pattern"))

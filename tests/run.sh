@@ -25,6 +25,8 @@ fi
 
 PY="${PYTHON:-python3}"
 "$PY" -m pip install -q --disable-pip-version-check -e ".[test]"
+# the layers of pyproject.toml's import-linter contracts
+"$PY" -c "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
 # the MAD server's C loop must have been built (gcc is on the CI machine); its tests fail, not skip
 export IBSIM_REQUIRE_FASTPATH=1
 exec "$PY" -m pytest "$@"

@@ -155,7 +155,7 @@ class _FakeSim:
 
 def test_progress_bar_on_a_terminal():
     import io
-    from ibsim.cli_run import Progress
+    from ibsim.cli.run import Progress
     buf = io.StringIO()
     bar = Progress(10.0, buf, tty=True, min_interval=0.0)
     sim = _FakeSim()
@@ -170,7 +170,7 @@ def test_progress_bar_on_a_terminal():
 
 def test_progress_log_lines_elsewhere():
     import io
-    from ibsim.cli_run import Progress
+    from ibsim.cli.run import Progress
     buf = io.StringIO()
     log = Progress(10.0, buf, tty=False)
     sim = _FakeSim()

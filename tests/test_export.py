@@ -149,8 +149,8 @@ def test_cli_shortcuts():
     assert got == [
         ("graphite", {"host": "carbon", "port": 2103}),
         ("graphite", {"host": "127.0.0.1", "port": 2003}),
-        ("graphite_pickle", {"host": "::1", "port": 2004}),
         ("graphite_events", {"url": "http://gw:8080/events/"}),
+        ("graphite_pickle", {"host": "::1", "port": 2004}),
         ("logstash", {"protocol": "udp", "host": "127.0.0.1", "port": 5140}),
         ("logstash", {"protocol": "tcp", "host": "ls", "port": 5000}),
         ("prometheus", {"port": 0}),

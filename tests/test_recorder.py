@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from ibsim.engine.table import COUNTERS_CSV_COLUMNS
-from ibsim.recorder import (FABRIC_SERIES_COLUMNS, SERIES_COUNTERS, Recorder, fabric_series,
+from ibsim.run.recorder import (FABRIC_SERIES_COLUMNS, SERIES_COUNTERS, Recorder, fabric_series,
                             load_run, run_dir_name)
-from ibsim.report import incidents, node_names
+from ibsim.run.report import incidents, node_names
 from ibsim.scenario import Scenario
 
 SCN = """\
@@ -231,7 +231,7 @@ def test_node_names_shorten_and_disambiguate():
 
 
 def test_timeline_shows_a_degraded_link_for_as_long_as_it_lasts():
-    from ibsim.report import _timeline_items
+    from ibsim.run.report import _timeline_items
 
     def fault(t, **details):
         e = ev(t, "fault", "leaf09", 23, "spine05", 9, "")

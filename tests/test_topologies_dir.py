@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ibsim.recorder import Recorder
+from ibsim.run.recorder import Recorder
 from ibsim.scenario import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ This is exact when it converges. ``max_iter`` bounds the work: aggregates
 still active then get their current fair share, which is feasible (no link
 exceeds its capacity) but may leave some capacity unused; the tests measure
 that error against exact progressive filling. Loops run over iterations only,
-never over flows or ports. May import: numpy.
+never over flows or ports.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Allocation", "max_min_allocate", "max_min_reference"]
+__all__ = ["Allocation", "max_min_allocate"]
 
 
 class Allocation(NamedTuple):
@@ -141,40 +141,3 @@ def max_min_allocate(paths: np.ndarray, weight: np.ndarray, demand: np.ndarray,
         np.maximum(remaining, 0.0, out=remaining)
         remaining[n] = np.inf
     return Allocation(rate, it, converged)
-
-
-def max_min_reference(paths, weight, demand, capacity) -> np.ndarray:
-    """Textbook weighted progressive filling, one bottleneck level at a time.
-
-    A slow pure-Python reference (loops over flows and links) to check
-    :func:`max_min_allocate` against; ``paths`` is aggregate-major (A, H),
-    padded with -1. Returns the rate of each aggregate in bytes/s.
-    """
-    A = len(paths)
-    rate = np.zeros(A)
-    frozen = np.zeros(A, dtype=bool)
-    remaining = capacity.astype(float).copy()
-    level = 0.0
-    while not frozen.all():
-        W = np.zeros(len(capacity))
-        for a in range(A):
-            if not frozen[a]:
-                for link in paths[a]:
-                    if link >= 0:
-                        W[link] += weight[a]
-        # next level at which a link saturates or a flow reaches its demand
-        cand = [remaining[l] / W[l] + level for l in range(len(capacity)) if W[l] > 0]
-        cand += [demand[a] / weight[a] for a in range(A) if not frozen[a]]
-        nxt = min(cand)
-        inc = nxt - level
-        for l in range(len(capacity)):
-            remaining[l] -= W[l] * inc
-        level = nxt
-        for a in range(A):
-            if frozen[a]:
-                continue
-            rate[a] = weight[a] * level
-            sat = any(link >= 0 and remaining[link] <= 1e-9 * capacity[link] for link in paths[a])
-            if sat or demand[a] / weight[a] <= level + 1e-12:
-                frozen[a] = True
-    return rate

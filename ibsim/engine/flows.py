@@ -10,7 +10,6 @@ aggregates; a permutation is one aggregate per pair.
 The host's own injection link is not part of an aggregate's path: a host's
 offered load is capped at its link rate beforehand (over all its jobs), and
 its carried rate is recovered from the aggregates' allocated fractions.
-May import: numpy, fabric, traffic.
 """
 
 from __future__ import annotations

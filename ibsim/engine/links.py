@@ -3,7 +3,7 @@
 :class:`LinkStateMixin` is part of :class:`~ibsim.engine.simulation.Simulation`
 (kept apart to keep rooms small); it changes port and link states only
 through :class:`~ibsim.fabric.state.FabricState`'s mutators and records every
-change as an event. May import: fabric, routing, faults, engine.snapshot.
+change as an event.
 """
 
 from __future__ import annotations

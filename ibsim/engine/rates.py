@@ -17,7 +17,7 @@ new LFTs (on the link states of step 1) and step 3 puts them in force.
 A change made while step 2 runs (a subnet manager's Set through the MAD
 server, say) sets the need flags again, so the next tick reallocates once
 more; a result computed from inputs older than one already installed is
-dropped. May import: traffic, engine.allocation, engine.flows.
+dropped.
 """
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ or flows):
 5. advance the clock and notify observers whose interval has come round.
 
 Every step but the computation in 2 holds :attr:`Simulation.lock`.
-May import: fabric, routing, traffic, faults, engine.* (never exporters).
 """
 
 from __future__ import annotations

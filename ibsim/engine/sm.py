@@ -5,8 +5,7 @@ The MAD server calls these methods, with ``sim.lock`` held, when a subnet
 manager's Set reaches a port, so the simulation stays the one writer of the
 state. The server also reports the links its packets cross
 (:meth:`ExternalSMMixin.count_mgmt`), which the simulation adds to the port
-counters as a real fabric counts VL15 and GSI traffic. May import: fabric,
-engine.links.
+counters as a real fabric counts VL15 and GSI traffic.
 """
 
 from __future__ import annotations

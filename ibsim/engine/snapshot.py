@@ -1,7 +1,7 @@
 """Read-only views of the simulation: events and snapshots.
 
 Exporters, recorders and servers read these; they never touch the live
-state. May import: numpy, fabric.
+state.
 """
 
 from __future__ import annotations

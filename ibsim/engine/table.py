@@ -1,4 +1,4 @@
-"""Tabular views of a snapshot (the ``counters.csv`` layout). May import: numpy, fabric."""
+"""Tabular views of a snapshot (the ``counters.csv`` layout)."""
 
 from __future__ import annotations
 

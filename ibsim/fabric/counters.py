@@ -11,7 +11,6 @@ metric name and a help text. Everything else (exporters, the MAD server,
 Storage is one ``uint64`` array of shape ``[n_counters, n_ports]`` (row order =
 table order). The legacy view saturates at ``2**bits - 1`` and never wraps
 (IBA 16.1.3.5); the stored 64-bit value is what PortCountersExtended reports.
-May import: numpy, errors.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ by GUID; every node's ports follow one another (a switch from its management
 port 0, a CA from port 1), unconnected ports included. Index arrays follow the
 ``<value>_of_<key>`` pattern and are read-only; the mutable part lives in
 :class:`~ibsim.fabric.state.FabricState` (``fabric.state``), which only the
-simulation writes. May import: topology, linkrate, errors, numpy.
+simulation writes.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Mutable fabric state as structure-of-arrays: port states, rates, LIDs, counters, LFTs.
 
 Only the simulation (and, through it, a subnet manager's Sets) writes here;
-everything else reads copies (snapshots). May import: numpy, errors,
-fabric.counters.
+everything else reads copies (snapshots).
 """
 
 from __future__ import annotations

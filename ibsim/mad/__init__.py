@@ -13,10 +13,9 @@ handlers  HANDLERS[(mgmt_class, attr_id)]
 clients   client slots and SM clients
 dispatch  Dispatcher: control protocol, per-frame pipeline, traps (no sockets)
 server    MadServer: sockets and the server thread; start_mad_server()
-cli       ``python -m ibsim serve``
 
-May import: engine, fabric, topology, routing (never exporters or scenario,
-except cli, which is a composition root like ``ibsim.cli``).
+The command ``python -m ibsim serve`` is in :mod:`ibsim.cli.serve`; the
+test tooling that drives OpenSM and infiniband-diags is :mod:`ibsim.testing`.
 """
 
 from .dispatch import Dispatcher

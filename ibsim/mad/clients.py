@@ -4,7 +4,7 @@ A client occupies a slot (its id goes into TID bits 48..63 of every request
 it sends, so slots stay below 65536) and sits at one attach point: port 0
 of a switch or the first port of a CA. At most one client per attach point
 is the SM client (SET_ISSM); unsolicited MADs for that port go to it.
-Pure bookkeeping: no sockets. May import: mad.view.
+Pure bookkeeping: no sockets.
 """
 
 from __future__ import annotations

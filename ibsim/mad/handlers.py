@@ -6,7 +6,6 @@ dispatcher (see :mod:`ibsim.mad.dispatch`). LID-routed (0x01) and
 directed-route (0x81) SMPs share the SMP handlers.
 
 Handler signature: ``fn(view, method, attr_mod, port, data) -> (status, reply_data)``.
-May import: mad.smp, mad.perf, mad.codec.
 """
 
 from __future__ import annotations

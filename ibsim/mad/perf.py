@@ -10,7 +10,6 @@ values, all nine fields. A Set clears the counters its CounterSelect names
 PortSelect: a switch takes 0..NumPorts or 0xFF (the saturated sum over all
 its ports, since ClassPortInfo advertises AllPortSelect); a CA takes any of
 its own port numbers. Same handler signature as :mod:`ibsim.mad.smp`.
-May import: mad.codec, fabric.counters.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ LID-routed SMP to a switch, the physical ingress port for a directed route),
 ``data`` the 64 request data bytes. ``reply_data`` of None means "echo the
 request data" (used with error statuses). Gets read the live fabric; Sets go
 through the simulation's ``sm_*`` methods so the data plane follows what the
-subnet manager programs. May import: mad.codec, mad.view, fabric.state.
+subnet manager programs.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ metrics  walk, route_metrics: vectorised LFT walks, reachability, hops, link loa
 dump     write_lft_dump / read_lft_dump / lft_from_dump: OpenSM's opensm-lfts.dump
 
 Engines compute; they never mutate the fabric (the engine layer installs the
-result into ``fabric.state.lft``). May import: numpy, errors, fabric.
+result into ``fabric.state.lft``).
 
 Examples
 --------

@@ -14,7 +14,7 @@ its ``file`` routing engine (``-R file -U FILE``) reads back::
 The header range and the trailer give the switch's LinearFDBTop (the
 highest LID) in decimal; only entries naming an existing port are listed
 (255, "no route", is left out); LIDs are 4 hex digits, ports 3 decimal
-digits. Switches come in node GUID order. May import: numpy, errors, fabric.
+digits. Switches come in node GUID order.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ with the switch and port through which each one leaves the fabric.
 
 Kernels here are vectorised over switches; the only Python loops run over
 BFS levels, port slots, destination switches or single destination LIDs
-(never over ports or flows). May import: numpy, errors, fabric.
+(never over ports or flows).
 """
 
 from __future__ import annotations

@@ -4,8 +4,7 @@
 through a set of LFTs at once, one hop per iteration ("loops over hops
 only; never over ports or flows"), and reports delivery, switch hops, loops
 and the load each switch port puts on its link. :func:`route_metrics` uses
-it for every CA-to-CA LID pair, aggregated per source switch. May import:
-numpy, errors, fabric.
+it for every CA-to-CA LID pair, aggregated per source switch.
 """
 
 from __future__ import annotations

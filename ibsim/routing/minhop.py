@@ -4,8 +4,7 @@ Every switch forwards each destination LID out of a port on a shortest path
 (over usable links) to the switch the LID hangs off. Among equal-hop ports it
 takes the one already carrying the fewest CA LIDs, ties to the lowest port
 number (:func:`~ibsim.routing.graph.assign_least_loaded`), as OpenSM's
-``osm_switch_recommend_path`` does with LMC 0. May import: numpy, errors,
-fabric, routing.graph.
+``osm_switch_recommend_path`` does with LMC 0.
 """
 
 from __future__ import annotations

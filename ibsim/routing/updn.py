@@ -24,7 +24,7 @@ the first down move every move is down, and no route ever turns from down to
 up. Termination: rule 1 strictly lowers ``dd``, rule 2 strictly lowers
 ``pd``. Within those rules the port is chosen by OpenSM's least-loaded
 equalisation. On a fat tree with the default roots this gives exactly the
-min-hop distances. May import: numpy, errors, fabric, routing.graph.
+min-hop distances.
 """
 
 from __future__ import annotations

@@ -33,17 +33,16 @@ Rules
   ``period``, ``count``, ``rate``, ``down_above``). Targets are checked
   against the fabric when the scenario is built.
 * ``output`` is relative to the current directory; runs go to
-  ``<output>/<name>-<UTC time>/`` (see :mod:`ibsim.recorder`).
+  ``<output>/<name>-<UTC time>/`` (see :mod:`ibsim.run.recorder`).
 
 Modules: ``specs`` (the frozen spec dataclasses), ``schema`` (validation of
 the YAML tree into specs), ``core`` (:class:`Scenario`, :meth:`Scenario.build`,
-:class:`ScenarioSimulation`). May import: everything (this is the
-composition root); only cli and the package root import it.
+:class:`ScenarioSimulation`).
 """
 
-from .core import Scenario, ScenarioSimulation, from_scenario, load_scenario
+from .core import Scenario, ScenarioSimulation, Simulation, from_scenario, load_scenario
 from .schema import MTUS, TOP_KEYS
 from .specs import ClockSpec, FaultSpec, OutputSpec, RoutingSpec, TopologySpec
 
 __all__ = ["Scenario", "ClockSpec", "TopologySpec", "RoutingSpec", "OutputSpec", "FaultSpec",
-           "ScenarioSimulation", "load_scenario", "from_scenario", "TOP_KEYS", "MTUS"]
+           "Simulation", "ScenarioSimulation", "load_scenario", "from_scenario", "TOP_KEYS", "MTUS"]

@@ -1,6 +1,5 @@
 """Scenario: the validated, frozen description, and its build into a Simulation.
 
-May import: everything below the scenario layer (engine, fabric, topology, ...).
 """
 
 from __future__ import annotations
@@ -9,14 +8,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine import Simulation
+from ..engine import Simulation as EngineSimulation
 from ..errors import RoutingError, ScenarioError, TopologyError
 from ..units import parse_duration
 from ..yamldoc import YamlDoc, format_path, load_yaml
 from .schema import parse_scenario
 from .specs import ClockSpec, OutputSpec, RoutingSpec, TopologySpec
 
-__all__ = ["Scenario", "ScenarioSimulation", "load_scenario", "from_scenario"]
+__all__ = ["Scenario", "Simulation", "ScenarioSimulation", "load_scenario", "from_scenario"]
 
 
 @dataclass(frozen=True)
@@ -207,6 +206,15 @@ class Scenario:
         return sim
 
 
+class Simulation(EngineSimulation):
+    """:class:`ibsim.engine.Simulation`, plus :meth:`from_scenario` (this is ``ibsim.Simulation``)."""
+
+    @classmethod
+    def from_scenario(cls, path, **overrides) -> "ScenarioSimulation":
+        """Build the simulation a scenario file describes (see :func:`from_scenario`)."""
+        return from_scenario(path, **overrides)
+
+
 class ScenarioSimulation(Simulation):
     """A :class:`Simulation` built from a scenario; ``run()`` defaults to its clock.
 
@@ -238,8 +246,8 @@ def load_scenario(path) -> Scenario:
     return Scenario.from_file(path)
 
 
-def from_scenario(cls, path, **overrides) -> ScenarioSimulation:
-    """Build the simulation a scenario file describes (``Simulation.from_scenario``).
+def from_scenario(path, **overrides) -> ScenarioSimulation:
+    """Build the simulation a scenario file describes (also ``ibsim.Simulation.from_scenario``).
 
     Parameters
     ----------

@@ -2,7 +2,6 @@
 
 Every check raises :class:`~ibsim.errors.ScenarioError` naming the file, the
 line and the key path; unknown keys get the nearest valid key suggested.
-May import: errors, units, traffic, faults, topology, routing, yamldoc.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Frozen specs: the validated pieces of a scenario. May import: faults, topology."""
+"""Frozen specs: the validated pieces of a scenario."""
 
 from __future__ import annotations
 

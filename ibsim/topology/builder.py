@@ -3,7 +3,7 @@
 GUIDs use the Mellanox OUI (00:02:c9): switch *i* gets
 ``0x0002c90302000000 + i``; CA *i* gets ``0x0002c90301000000 + 8 i`` and its
 ports ``node GUID + port``, as on ConnectX HCAs. Host descriptions read
-``node042 HCA-1``. May import: graph, errors, linkrate.
+``node042 HCA-1``.
 """
 
 from __future__ import annotations

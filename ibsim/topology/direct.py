@@ -1,6 +1,5 @@
 """Direct-network generators: dragonfly and torus (routers that also hold CAs).
 
-May import: builder, graph, errors, linkrate.
 """
 
 from __future__ import annotations

@@ -4,8 +4,7 @@ Every generator takes ``speed=`` and ``width=`` (default 4x EDR) and returns a
 validated :class:`~ibsim.topology.graph.Topology`. GUIDs use the Mellanox OUI
 (00:02:c9): switch *i* gets ``0x0002c90302000000 + i``; CA *i* gets
 ``0x0002c90301000000 + 8 i`` and its ports ``node GUID + port``, as on
-ConnectX HCAs. Host descriptions read ``node042 HCA-1``. May import: graph,
-errors, linkrate.
+ConnectX HCAs. Host descriptions read ``node042 HCA-1``.
 """
 
 

@@ -15,8 +15,7 @@ Nodes are keyed by their node GUID (int). Each node carries:
 
 Each edge is one cable between ``(guid_a, port_a)`` and ``(guid_b, port_b)``
 with ``width`` (``"4x"``) and ``speed`` (``"EDR"``): the active width and
-speed of the link. Parallel cables are separate edges. May import: errors,
-linkrate.
+speed of the link. Parallel cables are separate edges.
 """
 
 from __future__ import annotations

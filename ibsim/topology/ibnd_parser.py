@@ -3,7 +3,6 @@
 Internal: collects node records and port lines (first pass), then pairs link
 ends, resolves port GUIDs, LIDs and link rates and builds the Topology
 (second pass). The semantics are documented in :mod:`.ibnetdiscover`.
-May import: graph, errors, linkrate.
 """
 
 from __future__ import annotations

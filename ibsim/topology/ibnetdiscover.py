@@ -79,7 +79,6 @@ parse; it reads no rate or LID from ``Rt`` lines (router links come up 4x SDR,
 router LIDs 0). Descriptions containing ``"`` or control characters cannot be
 written.
 
-May import: graph, ibnd_parser, errors, linkrate.
 """
 
 from __future__ import annotations

@@ -7,8 +7,7 @@
 =====================  ==============================================
 
 Pass ``format="ibnetdiscover"`` or ``format="yaml"`` for other names
-(``ibnetdiscover > fabric.txt``). May import: graph, ibnetdiscover, yamlio,
-errors.
+(``ibnetdiscover > fabric.txt``).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ types and out-of-range values raise :class:`~ibsim.errors.FileFormatError`
 naming the file, the line and the key path (``nodes[3].nports``).
 
 The writer emits one flow mapping per node and one flow list per link, so
-large fabrics stay compact and diffable. May import: graph, errors, linkrate.
+large fabrics stay compact and diffable.
 """
 
 from __future__ import annotations

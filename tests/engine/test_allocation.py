@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from ibsim.engine.allocation import max_min_allocate, max_min_reference as exact_progressive_filling
+from ibsim.engine.allocation import max_min_allocate
+from ibsim.testing.oracles import max_min_reference as exact_progressive_filling
 from tests.benchmark_module import load_benchmark
 
 _bench = load_benchmark("allocation")          # its random-case generator serves both

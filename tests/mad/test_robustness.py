@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from ibsim.mad import codec as C
-from ibsim.mad.client import MadError, SimClient
-from ibsim.mad.ofed import stop_process, wait_for_unix_socket
+from ibsim.testing.simclient import MadError, SimClient
+from ibsim.testing.ofed import stop_process, wait_for_unix_socket
 from ibsim.mad.server import abstract_name, fast_path_available
 from ibsim.topology import fat_tree, parse_ibnetdiscover, write_ibnetdiscover
 from ibsim.traffic import Job

@@ -6,7 +6,6 @@ otherwise (about every 10 % of the run); Ctrl-C stops the run cleanly at the
 next tick and the results are still written (exit code 130; a second
 Ctrl-C aborts without writing). Errors are
 raised as :class:`~ibsim.errors.IbsimError` and printed by ``cli.main``.
-May import: scenario, recorder, errors, units.
 """
 
 from __future__ import annotations
@@ -20,9 +19,9 @@ import signal
 import sys
 import time
 
-from . import export
-from .errors import ScenarioError
-from .units import format_duration, parse_duration
+from .. import export
+from ..errors import ScenarioError
+from ..units import format_duration, parse_duration
 
 __all__ = ["add_parsers", "cmd_run", "Progress"]
 
@@ -237,8 +236,8 @@ def _mad_options(args, scn) -> dict | None:
 
 def cmd_run(args) -> int:
     """Run the scenario of ``args``; returns 0, or 130 when stopped by Ctrl-C."""
-    from .recorder import Recorder
-    from .scenario import Scenario
+    from ..run import Recorder
+    from ..scenario import Scenario
 
     quiet = bool(getattr(args, "quiet", False))
     scn = Scenario.from_file(args.scenario)
@@ -258,7 +257,7 @@ def cmd_run(args) -> int:
     rec = Recorder(sim, every=out.every_s, max_rows=out.max_rows, duration=end)
     server = None
     if mad_opts is not None:
-        from .mad import start_mad_server
+        from ..mad import start_mad_server
         server = start_mad_server(sim, **mad_opts)
         if not quiet:
             if server.udp is not None:

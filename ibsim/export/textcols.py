@@ -4,7 +4,7 @@ Exporters turn whole counter rows (70k ports) into text without a Python
 object per value. A line is laid out as a ``uint8`` matrix, one row per line,
 its columns the line's fields side by side (NUL-padded); squeezing out the
 NUL bytes (``m[m != 0]``) gives the concatenated lines in order, because text
-fields never contain NUL. Used through :mod:`ibsim.export`. May import: numpy.
+fields never contain NUL. Used through :mod:`ibsim.export`.
 """
 
 from __future__ import annotations

@@ -19,8 +19,7 @@ per sample, no loop over ports) and at the end writes::
 The series stays bounded: the interval grows with the fabric so that
 samples x cabled ports stays under ``max_rows``; when a run outlasts the
 expected duration, every other sample is dropped and the interval doubled.
-:func:`load_run` reads a run directory back. May import: engine, fabric,
-report (matplotlib and pandas/pyarrow are optional).
+:func:`load_run` reads a run directory back.
 """
 
 from __future__ import annotations
@@ -38,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine.table import write_counters_csv
-from .fabric.counters import COUNTER_NAMES, COUNTER_ROW
+from ..engine.table import write_counters_csv
+from ..fabric.counters import COUNTER_NAMES, COUNTER_ROW
 
 __all__ = ["Recorder", "RunResult", "SeriesData", "load_run", "run_dir_name",
            "SERIES_COUNTERS", "FABRIC_SERIES_COLUMNS"]
@@ -105,7 +104,7 @@ class SeriesData:
 
     @property
     def names(self) -> np.ndarray:
-        """Display names of every node (see :func:`ibsim.report.node_names`)."""
+        """Display names of every node (see :func:`ibsim.run.report.node_names`)."""
         if self._names is None:
             from .report import node_names
             self._names = node_names(self.fabric)
@@ -149,7 +148,7 @@ class Recorder:
     """
 
     def __init__(self, sim, *, every=1.0, max_rows: int = 500_000, duration=None, scenario=None):
-        from .units import parse_duration
+        from ..units import parse_duration
         self.sim = sim
         self.scenario = scenario if scenario is not None else getattr(sim, "scenario", None)
         f = sim.fabric
@@ -347,7 +346,7 @@ def _job_hosts(sim) -> list[int | None]:
 
 def _versions() -> dict:
     import networkx
-    from . import __version__
+    from .._version import __version__
     v = {"python": platform.python_version(), "numpy": np.__version__,
          "networkx": networkx.__version__, "ibsim": __version__}
     for mod in ("yaml", "pandas", "pyarrow", "matplotlib"):
@@ -386,7 +385,7 @@ def _frame(cols: dict):
 
 
 def _table(snap) -> dict:
-    from .engine.table import counters_table
+    from ..engine.table import counters_table
     return counters_table(snap)
 
 

@@ -4,7 +4,7 @@ Shared by the exporters through :mod:`ibsim.export`. Nothing here raises on
 a network failure: failures are counted, logged once per kind (see
 :class:`ErrorLog`), and the data waits in a bounded buffer (oldest dropped
 first, counted) until a reconnect succeeds. Reconnects back off
-exponentially. May import: the standard library only.
+exponentially.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Exporter options: declared once with a default and a converter, checked at construction.
 
 Unknown keys are rejected naming the valid ones and the closest; a bad
-value names the key. Used through :mod:`ibsim.export`. May import: errors,
-units, fabric.counters.
+value names the key. Used through :mod:`ibsim.export`.
 """
 
 from __future__ import annotations
@@ -11,9 +10,9 @@ import datetime as _dt
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from .errors import ScenarioError, lookup, suggest
-from .fabric.counters import COUNTER_NAMES, COUNTER_ROW
-from .units import parse_duration
+from ..errors import ScenarioError, lookup, suggest
+from ..fabric.counters import COUNTER_NAMES, COUNTER_ROW
+from ..units import parse_duration
 
 __all__ = ["Option", "parse_options", "integer", "number", "duration", "boolean", "text", "choice",
            "host", "port", "text_list", "counters", "event_kinds", "epoch_value"]

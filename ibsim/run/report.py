@@ -6,8 +6,7 @@ dashboard picture: jobs as a timeline, fabric throughput, the busiest links
 and fabric health over simulated time, with incidents (link outages grouped
 by cause, bit-error faults, subnet-manager reroutes) overlaid as labelled
 vertical lines. Both read only what the recorder hands them (numpy arrays
-and event dicts); per-port work is vectorised. May import: fabric,
-recorder's data shapes (matplotlib only inside :func:`plot_overview`).
+and event dicts); per-port work is vectorised.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from collections import Counter
 
 import numpy as np
 
-from .fabric.counters import COUNTER_NAMES, COUNTER_ROW
+from ..fabric.counters import COUNTER_NAMES, COUNTER_ROW
 
 __all__ = ["summary_text", "plot_overview", "incidents", "busiest_ports", "node_names",
            "ERROR_COUNTERS"]
@@ -344,7 +343,7 @@ def plot_overview(path, meta: dict, data, fseries: dict, events: list[dict], *, 
     data : SeriesData
         The sampled series.
     fseries : dict
-        Fabric-wide series (:func:`ibsim.recorder.fabric_series`).
+        Fabric-wide series (:func:`ibsim.run.recorder.fabric_series`).
     events : list of dict
         ``Event.to_dict()`` of every event.
     top : int

@@ -5,7 +5,6 @@ process is started here with its own environment (``LD_PRELOAD`` of
 libumad2sim, ``IBSIM_SOCKNAME`` or the UDP variables, ``SIM_HOST``), in a
 working directory of the caller's choosing (umad2sim writes ``./sys-<pid>``
 there), and stopped by its PID. Nothing is ever killed by name.
-May import: stdlib only.
 """
 
 from __future__ import annotations

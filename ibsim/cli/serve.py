@@ -86,7 +86,7 @@ def build_simulation(source, *, routing: str | None = None, tick="100ms", seed: 
 
 
 def cmd_serve(args) -> int:
-    from .server import start_mad_server
+    from ..mad import start_mad_server
     sim, end = build_simulation(args.source, routing=args.routing, tick=args.tick, seed=args.seed)
     if args.until is not None:
         end = parse_duration(args.until)

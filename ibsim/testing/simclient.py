@@ -17,8 +17,8 @@ import itertools
 import os
 import socket
 
-from . import codec as C
-from .server import abstract_name
+from ..mad import codec as C
+from ..mad.server import abstract_name
 
 __all__ = ["MadError", "SimClient"]
 

@@ -1,0 +1,103 @@
+"""The exporter interface: protocol, discovery, options, time mapping, failure isolation.
+
+An exporter is any class with ``open()``, ``write(snapshot)`` and ``close()``
+(optionally ``stats()``), built from keyword options that it validates at
+construction, rejecting unknown keys with a suggestion. Exporters are found
+through the entry-point group ``ibsim.exporters`` (the built-in ones in the
+top-level ``exporters`` package are registered the same way in
+``pyproject.toml``) and looked up by name with :func:`build_exporter`.
+
+:func:`attach` registers each exporter as an observer of a
+:class:`~ibsim.engine.Simulation`, each with its own interval, and returns an
+:class:`ExportStage`. Every exporter runs on its own worker thread behind a
+one-snapshot slot, so a slow or failing server never stops the simulation:
+
+* transport failures are counted and logged once per kind (ECONNREFUSED,
+  timeout, ...), never once per tick; a summary of the repeats is logged at
+  close;
+* push exporters reconnect with exponential backoff and keep unsent data in a
+  bounded buffer (oldest dropped first, counted in ``dropped``);
+* in fast mode the simulation waits for a busy exporter (nothing is skipped);
+  in real-time mode a snapshot that finds the exporter busy replaces the
+  waiting one (counted in ``skipped``; its events are carried over, so none
+  is lost);
+* the run's last snapshot (``Simulation.finish()``) is always delivered, so
+  the final values a server holds equal ``counters.csv``;
+* :meth:`ExportStage.close` flushes, with a bounded wait, and its
+  :meth:`~ExportStage.stats` give ``sent``, ``dropped``, ``reconnects`` and
+  ``errors`` per exporter for ``metadata.json`` and the run summary.
+
+Time mapping
+------------
+Servers store points at wall-clock epochs, and whisper refuses points in the
+future or older than its retention. The stage therefore rewrites
+``snapshot.wall_time`` and every ``event.wall_time`` with a :class:`TimeMap`
+before an exporter sees them; exporters use those fields as the timestamp:
+
+* fast mode (no pacing), planned end ``until`` known: the run is anchored so
+  it *ends* at the wall time it started, whole seconds:
+  ``epoch(t) = floor(start_wall) - until + t``. Every point is in the past,
+  spaced exactly like simulated time;
+* real-time mode with factor ``f`` (simulated seconds per wall second):
+  ``epoch(t) = start_wall + t / f``, i.e. the wall clock of the moment;
+* an ``epoch:`` option (epoch seconds, ISO 8601, or a YAML timestamp)
+  pins simulated time 0: ``epoch(t) = epoch + t``;
+* fast mode with no planned end: ``epoch(t) = start_wall + t`` (points may
+  lie in the future; a warning says so).
+
+:meth:`TimeMap.for_run` computes it from (start wall time, planned end,
+real-time factor).
+
+Exporter implementations import everything they need from here: the
+counter schema, option converters (:mod:`.options`), transports that survive
+outages (:mod:`.transports`) and vectorised text and naming helpers
+(:mod:`.textcols`). Each exporter declares its own options and its
+command-line shorthand (:class:`CliFlag`); this package names none of them.
+
+protocol    Exporter base class and protocol, entry-point discovery, specs, CLI shorthands
+stage       TimeMap, ExportStage and attach(): one worker thread per exporter
+options     Option and the option converters
+transports  TCP/UDP/HTTP senders with backoff and bounded buffers; ErrorLog
+textcols    vectorised ASCII columns, node and port names
+
+Wiring, from the CLI or a scenario::
+
+    specs = specs_from_cli(args)                      # --graphite HOST:PORT ...
+    specs += specs_from_scenario(doc.get("exporters", []), source=path)
+    stage = attach(sim, specs, every="1s", until=end_s, realtime=factor)
+    sim.run(until=end_s, realtime=factor)            # finish() exports the last values
+    stage.close()
+    metadata["exporters"] = stage.stats()
+"""
+
+
+from ..engine.snapshot import Event, Snapshot
+from ..errors import ExporterError
+from ..fabric.counters import COUNTER_NAMES, COUNTER_ROW, COUNTERS, Counter
+from .options import (Option, boolean, choice, counters, duration, epoch_value, event_kinds, host,
+                      integer, number, parse_options, port, text, text_list)
+from .protocol import (GROUP, STAGE_OPTIONS, CliFlag, Exporter, ExporterProtocol, ExporterSpec,
+                       add_cli_arguments, build_exporter, exporter_class, exporter_names,
+                       host_port_flag, parse_host_port, parse_spec, specs_from_cli, specs_from_scenario)
+from .stage import ExportHandle, ExportStage, TimeMap, attach
+from .textcols import (ascii_decimal, ascii_uint, assemble, iso_utc, node_names, port_labels,
+                       selected_ports, squeeze, squeeze_chunks, text_matrix)
+from .transports import Backoff, ErrorLog, HttpPoster, TcpSender, UdpSender, failure_kind
+
+__all__ = [
+    # protocol and discovery
+    "GROUP", "ExporterProtocol", "Exporter", "CliFlag", "exporter_names", "exporter_class",
+    "build_exporter",
+    # options
+    "Option", "parse_options", "integer", "number", "duration", "boolean", "text", "choice",
+    "host", "port", "text_list", "counters", "event_kinds", "epoch_value",
+    # specs and wiring
+    "ExporterSpec", "parse_spec", "specs_from_scenario", "specs_from_cli", "add_cli_arguments",
+    "parse_host_port", "host_port_flag", "STAGE_OPTIONS", "TimeMap", "attach", "ExportStage",
+    "ExportHandle",
+    # for exporter implementations
+    "COUNTERS", "COUNTER_NAMES", "COUNTER_ROW", "Counter", "Snapshot", "Event", "ExporterError",
+    "ErrorLog", "Backoff", "TcpSender", "UdpSender", "HttpPoster", "failure_kind",
+    "ascii_uint", "ascii_decimal", "text_matrix", "assemble", "squeeze", "squeeze_chunks",
+    "node_names", "port_labels", "selected_ports", "iso_utc",
+]
