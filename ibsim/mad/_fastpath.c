@@ -7,20 +7,34 @@
  *   - Loop.run() waits in epoll_wait and reads the ready datagrams with the
  *     GIL released, so the tick thread and OpenSM's threads run meanwhile;
  *   - the most frequent request of discovery, a directed-route SMP Get of
- *     NodeInfo, NodeDescription, PortInfo, SwitchInfo or
- *     LinearForwardingTable that reaches its port, is answered here from the
+ *     NodeInfo, NodeDescription, PortInfo, SwitchInfo, LinearForwardingTable,
+ *     P_KeyTable or MLNX ExtendedPortInfo that reaches its port, is answered here from the
  *     same tables the Python handlers read (FabricView), byte for byte as
  *     Dispatcher.frame would answer it (tests/mad/test_fastpath.py checks
  *     that on every case);
  *   - everything else (Sets, LID routing, PerfMgt, SA, errors, bounces,
  *     control messages, traps) goes back to Python unchanged.
  *
- * The SMP answers themselves are in _fastpath_smp.c.
+ * Files: _fastpath_smp.c (the SMP answers), _fastpath_tables.c (Loop.tables: the install and
+ * checks of a FastTables), _fastpath.h (shared), _fastpath_layout.h (frame offsets, attribute
+ * IDs and fields, caps: generated from ibsim/mad/codec.py by `python -m ibsim.mad.cheader`;
+ * never edited by hand, tests/mad/test_cheader.py checks it and the build against Python).
  *
- * Tables are borrowed buffers (numpy arrays, bytearrays) registered with
- * Loop.tables(); every index read from the wire is bounds-checked against
- * them. The fast path runs with the GIL and the simulation's lock held, so it
- * sees the state between two ticks, like the Python path.
+ * Tables come as one ibsim.mad.fasttables.FastTables, read by field name; its buffers (numpy
+ * arrays, bytearrays) are borrowed, and checked once when installed (formats, lengths, the
+ * values used as indices), so the per-MAD path only bounds-checks what it reads from the wire.
+ * The fast path runs with the GIL and the simulation's lock held, so it sees the state between
+ * two ticks, like the Python path.
+ *
+ * Serving another hot directed-route Get here touches:
+ *   1. _fastpath_smp.c: a `case ATTR_...:` in fast_answer() filling `data` from the tables (its
+ *      ID and fields are in _fastpath_layout.h when codec.py has them; a new layout or constant
+ *      is listed in ibsim/mad/cheader.py and the header regenerated);
+ *   2. only for state no table holds yet: a FastTables field (ibsim/mad/fasttables.py), its
+ *      T_ index (_fastpath.h) and TABLE_SPECS row (_fastpath_tables.c), and its buffer in
+ *      FabricView.fast_tables (ibsim/mad/view.py);
+ *   3. tests/mad/test_fastpath.py: the attribute in GETS (C answers compared byte for byte
+ *      with the Python handler's).
  */
 #include "_fastpath.h"
 
