@@ -7,7 +7,8 @@ the server runs its pure-Python loop (same answers; ibnetdiscover about 20 % slo
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("ibsim.mad._fastpath", ["ibsim/mad/_fastpath.c", "ibsim/mad/_fastpath_smp.c"],
-                             depends=["ibsim/mad/_fastpath.h"], optional=True,
+setup(ext_modules=[Extension("ibsim.mad._fastpath", ["ibsim/mad/_fastpath.c", "ibsim/mad/_fastpath_smp.c",
+                                                       "ibsim/mad/_fastpath_tables.c"],
+                             depends=["ibsim/mad/_fastpath.h", "ibsim/mad/_fastpath_layout.h"], optional=True,
                              extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter",
                                                  "-Wno-missing-field-initializers"])])

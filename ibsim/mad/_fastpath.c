@@ -7,25 +7,36 @@
  *   - Loop.run() waits in epoll_wait and reads the ready datagrams with the
  *     GIL released, so the tick thread and OpenSM's threads run meanwhile;
  *   - the most frequent request of discovery, a directed-route SMP Get of
- *     NodeInfo, NodeDescription, PortInfo, SwitchInfo or
- *     LinearForwardingTable that reaches its port, is answered here from the
+ *     NodeInfo, NodeDescription, PortInfo, SwitchInfo, LinearForwardingTable,
+ *     P_KeyTable or MLNX ExtendedPortInfo that reaches its port, is answered here from the
  *     same tables the Python handlers read (FabricView), byte for byte as
  *     Dispatcher.frame would answer it (tests/mad/test_fastpath.py checks
  *     that on every case);
  *   - everything else (Sets, LID routing, PerfMgt, SA, errors, bounces,
  *     control messages, traps) goes back to Python unchanged.
  *
- * The SMP answers themselves are in _fastpath_smp.c.
+ * Files: _fastpath_smp.c (the SMP answers), _fastpath_tables.c (Loop.tables: the install and
+ * checks of a FastTables), _fastpath.h (shared), _fastpath_layout.h (frame offsets, attribute
+ * IDs and fields, caps: generated from ibsim/mad/codec.py by `python -m ibsim.mad.cheader`;
+ * never edited by hand, tests/mad/test_cheader.py checks it and the build against Python).
  *
- * Tables are borrowed buffers (numpy arrays, bytearrays) registered with
- * Loop.tables(); every index read from the wire is bounds-checked against
- * them. The fast path runs with the GIL and the simulation's lock held, so it
- * sees the state between two ticks, like the Python path.
+ * Tables come as one ibsim.mad.fasttables.FastTables, read by field name; its buffers (numpy
+ * arrays, bytearrays) are borrowed, and checked once when installed (formats, lengths, the
+ * values used as indices), so the per-MAD path only bounds-checks what it reads from the wire.
+ * The fast path runs with the GIL and the simulation's lock held, so it sees the state between
+ * two ticks, like the Python path.
+ *
+ * Serving another hot directed-route Get here touches:
+ *   1. _fastpath_smp.c: a `case ATTR_...:` in fast_answer() filling `data` from the tables (its
+ *      ID and fields are in _fastpath_layout.h when codec.py has them; a new layout or constant
+ *      is listed in ibsim/mad/cheader.py and the header regenerated);
+ *   2. only for state no table holds yet: a FastTables field (ibsim/mad/fasttables.py), its
+ *      T_ index (_fastpath.h) and TABLE_SPECS row (_fastpath_tables.c), and its buffer in
+ *      FabricView.fast_tables (ibsim/mad/view.py);
+ *   3. tests/mad/test_fastpath.py: the attribute in GETS (C answers compared byte for byte
+ *      with the Python handler's).
  */
 #include "_fastpath.h"
-
-/* item size of each table, in the order of the T_* constants */
-static const Py_ssize_t t_item[N_TABLES] = {4, 4, 4, 4, 4, 1, 4, 1, 1, 2, 1, 64, 64, 64, 64, 4};
 
 static void drop_refs(Loop *L)
 {
@@ -43,14 +54,6 @@ static void drop_refs(Loop *L)
     Py_CLEAR(L->mlnx_fdr10);
 }
 
-
-static void release_tables(Loop *L)
-{
-    for (int i = 0; i < N_TABLES; i++)
-        if (L->buf[i].obj)
-            PyBuffer_Release(&L->buf[i]);
-    L->have_tables = 0;
-}
 
 static int Loop_init(Loop *L, PyObject *args, PyObject *kw)
 {
@@ -114,62 +117,12 @@ static void Loop_dealloc(Loop *L)
     Py_TYPE(L)->tp_free((PyObject *)L);
 }
 
-/* tables(node_of_port, port_num, peer, first_port, nports, is_switch, switch_row, phys, ps, lid,
- *        lft, pi, node_info, node_desc, switch_info, fdb_top, lft_width, pkeys, mlnx_ext, mlnx_fdr10) */
-static PyObject *Loop_tables(Loop *L, PyObject *args)
+/* tables(t): install the FastTables t (checked once, in _fastpath_tables.c) */
+static PyObject *Loop_tables(Loop *L, PyObject *t)
 {
-    PyObject *objs[N_TABLES], *pkeys, *mlnx_ext, *fdr10;
-    Py_ssize_t width;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOOOOOnO!O!O!", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4],
-                          &objs[5], &objs[6], &objs[7], &objs[8], &objs[9], &objs[10], &objs[11],
-                          &objs[12], &objs[13], &objs[14], &objs[15], &width, &PyDict_Type, &pkeys,
-                          &PyDict_Type, &mlnx_ext, &PySet_Type, &fdr10))
+    if (install_tables(L, t) < 0)
         return NULL;
-    Py_buffer nb[N_TABLES];
-    memset(nb, 0, sizeof nb);
-    for (int i = 0; i < N_TABLES; i++) {
-        if (PyObject_GetBuffer(objs[i], &nb[i], PyBUF_C_CONTIGUOUS) < 0)
-            goto fail;
-        if (nb[i].len % t_item[i]) {
-            PyErr_Format(PyExc_ValueError, "table %d: %zd bytes is not a whole number of %zd-byte items", i,
-                         nb[i].len, t_item[i]);
-            goto fail;
-        }
-    }
-    Py_ssize_t np_ = nb[T_NODE_OF_PORT].len / 4, nn = nb[T_FIRST_PORT].len / 4;
-    Py_ssize_t ns = nb[T_FDB_TOP].len / 4;
-    const Py_ssize_t need_ports[] = {T_PORT_NUM, T_PEER, T_PHYS, T_PS, T_LID, T_PI, T_NODE_INFO};
-    for (size_t k = 0; k < sizeof need_ports / sizeof *need_ports; k++) {
-        Py_ssize_t t = need_ports[k];
-        if (nb[t].len / t_item[t] != np_) {
-            PyErr_Format(PyExc_ValueError, "table %zd has %zd items for %zd ports", t, nb[t].len / t_item[t], np_);
-            goto fail;
-        }
-    }
-    if (nb[T_NPORTS].len / 4 != nn || nb[T_IS_SWITCH].len != nn || nb[T_SWITCH_ROW].len / 4 != nn ||
-        nb[T_NODE_DESC].len / 64 != nn || nb[T_SWITCH_INFO].len / 64 != ns || width < 0 ||
-        nb[T_LFT].len != ns * width) {
-        PyErr_SetString(PyExc_ValueError, "node or switch table sizes disagree");
-        goto fail;
-    }
-    release_tables(L);
-    memcpy(L->buf, nb, sizeof nb);
-    Py_XSETREF(L->pkeys, Py_NewRef(pkeys));
-    Py_XSETREF(L->mlnx_ext, Py_NewRef(mlnx_ext));
-    Py_XSETREF(L->mlnx_fdr10, Py_NewRef(fdr10));
-    Py_CLEAR(L->seen_lft);                      /* run() checks against the state's arrays again */
-    Py_CLEAR(L->seen_lid);
-    L->n_ports = np_;
-    L->n_nodes = nn;
-    L->n_switches = ns;
-    L->lft_width = width;
-    L->have_tables = 1;
     Py_RETURN_NONE;
-fail:
-    for (int i = 0; i < N_TABLES; i++)
-        if (nb[i].obj)
-            PyBuffer_Release(&nb[i]);
-    return NULL;
 }
 
 static int grow_int_map(int **arr, int *cap, int need)
@@ -534,7 +487,7 @@ error:
 }
 
 static PyMethodDef Loop_methods[] = {
-    {"tables", (PyCFunction)Loop_tables, METH_VARARGS, "Register the fabric tables (see the module source)."},
+    {"tables", (PyCFunction)Loop_tables, METH_O, "tables(t): install a FastTables (ibsim.mad.fasttables), checked once."},
     {"add_fd", (PyCFunction)Loop_add_fd, METH_VARARGS, "add_fd(fd, slot): watch a slot socket (slot >= 0) or hand fd back (-1)."},
     {"answer", (PyCFunction)Loop_answer, METH_VARARGS, "answer(slot, frame, external) -> (reply, egress) or None."},
     {"run", (PyCFunction)Loop_run, METH_VARARGS, "run(timeout_ms) -> (slow, ready, dead, answered, dropped)."},
@@ -557,6 +510,46 @@ static struct PyModuleDef fastpath_module = {PyModuleDef_HEAD_INIT, "_fastpath",
                                              "C socket loop and directed-route Get fast path of the MAD server.",
                                              -1, NULL};
 
+static int add_value(PyObject *d, const char *name, PyObject *v)
+{
+    int r = v ? PyDict_SetItemString(d, name, v) : -1;
+    Py_XDECREF(v);
+    return r;
+}
+
+/* LAYOUT: every constant and attribute field of _fastpath_layout.h as compiled in, for
+ * tests/mad/test_cheader.py to compare with ibsim.mad.cheader.values() (a stale build shows) */
+static PyObject *layout_dict(void)
+{
+    PyObject *d = PyDict_New();
+    if (!d)
+        return NULL;
+#define ADD_CONSTANT(n)                                                                                     \
+    if (add_value(d, #n, PyLong_FromLongLong(n)) < 0)                                                       \
+        goto fail;
+#define ADD_FIELD(n)                                                                                        \
+    if (add_value(d, #n, Py_BuildValue("(iiiK)", n.byte, n.nbytes, n.shift, (unsigned long long)n.mask)) < 0) \
+        goto fail;
+    IBSIM_LAYOUT_CONSTANTS(ADD_CONSTANT)
+    IBSIM_LAYOUT_FIELDS(ADD_FIELD)
+#undef ADD_CONSTANT
+#undef ADD_FIELD
+    return d;
+fail:
+    Py_DECREF(d);
+    return NULL;
+}
+
+/* PyModule_AddObjectRef that consumes obj (PyModule_Add of Python 3.13) */
+static int add_owned(PyObject *m, const char *name, PyObject *obj)
+{
+    if (!obj)
+        return -1;
+    int r = PyModule_AddObjectRef(m, name, obj);
+    Py_DECREF(obj);
+    return r;
+}
+
 PyMODINIT_FUNC PyInit__fastpath(void)
 {
     if (PyType_Ready(&LoopType) < 0)
@@ -565,7 +558,8 @@ PyMODINIT_FUNC PyInit__fastpath(void)
     if (!m)
         return NULL;
     if (PyModule_AddObjectRef(m, "Loop", (PyObject *)&LoopType) < 0 ||
-        PyModule_AddIntConstant(m, "FRAME", FRAME) < 0) {
+        PyModule_AddIntConstant(m, "FRAME", FRAME) < 0 || add_owned(m, "LAYOUT", layout_dict()) < 0 ||
+        add_owned(m, "TABLE_FIELDS", table_field_names()) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -1,6 +1,7 @@
 /*
- * ibsim.mad._fastpath: what the socket loop (_fastpath.c) and the SMP answers
- * (_fastpath_smp.c) share: constants, the table layout and the Loop object.
+ * ibsim.mad._fastpath: what the socket loop (_fastpath.c), the SMP answers
+ * (_fastpath_smp.c) and the table install (_fastpath_tables.c) share: the
+ * generated layout, the table indices and the Loop object.
  */
 #ifndef IBSIM_FASTPATH_H
 #define IBSIM_FASTPATH_H
@@ -16,26 +17,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FRAME 288
+#include "_fastpath_layout.h"   /* offsets, attribute IDs and fields, caps: generated from Python */
+
+#define FRAME FRAME_SIZE
 #define BATCH 16            /* datagrams read from one socket per readiness event */
 #define MAX_FRAMES 256      /* datagrams handled per run() */
 #define MAX_EVENTS 64
-#define MAX_HOPS 63
-#define LINKUP 5
-#define LINEAR_FDB_CAP 0xC000
 
-#define ATTR_NODE_DESC 0x0010
-#define ATTR_NODE_INFO 0x0011
-#define ATTR_SWITCH_INFO 0x0012
-#define ATTR_PORT_INFO 0x0015
-#define ATTR_PKEY_TABLE 0x0016
-#define ATTR_LFT 0x0019
-#define ATTR_MLNX_EXT_PORT_INFO 0xFF90
-#define PARTITION_CAP_SW0 8
-#define PARTITION_CAP_CA 64
-#define PARTITION_ENF_CAP 64
-
-/* the tables, in the order Loop.tables() takes them */
+/* The buffers of a FastTables (ibsim/mad/fasttables.py), in its field order; TABLE_SPECS
+ * (_fastpath_tables.c) gives each one's field name, item format and length. */
 enum {
     T_NODE_OF_PORT,   /* int32 [ports] */
     T_PORT_NUM,       /* int32 [ports] */
@@ -47,7 +37,7 @@ enum {
     T_PHYS,           /* uint8 [ports], live */
     T_PS,             /* uint8 [ports], live */
     T_LID,            /* uint16 [ports], live */
-    T_LFT,            /* uint8 [switches * width], live */
+    T_LFT,            /* uint8 [switches][width], live */
     T_PI,             /* 64 bytes per port: stored PortInfo */
     T_NODE_INFO,      /* 64 bytes per port */
     T_NODE_DESC,      /* 64 bytes per node */
@@ -55,7 +45,6 @@ enum {
     T_FDB_TOP,        /* int32 [switches] */
     N_TABLES
 };
-
 
 typedef struct {
     PyObject_HEAD
@@ -87,8 +76,34 @@ typedef struct {
 
 #define I32(L, t) ((const int32_t *)(L)->buf[t].buf)
 #define U8(L, t) ((const unsigned char *)(L)->buf[t].buf)
+#define U16(L, t) ((const uint16_t *)(L)->buf[t].buf)
+
+/* an attribute field (the generated ib_field) of a big-endian buffer */
+static inline uint64_t get_field(const unsigned char *buf, ib_field f)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < f.nbytes; i++)
+        v = (v << 8) | buf[f.byte + i];
+    return (v >> f.shift) & f.mask;
+}
+
+static inline void put_field(unsigned char *buf, ib_field f, uint64_t value)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < f.nbytes; i++)
+        v = (v << 8) | buf[f.byte + i];
+    v = (v & ~(f.mask << f.shift)) | ((value & f.mask) << f.shift);
+    for (int i = f.nbytes - 1; i >= 0; i--, v >>= 8)
+        buf[f.byte + i] = (unsigned char)(v & 0xFF);
+}
 
 /* answer a directed-route SMP Get in place (1), leave it to Python (0), or fail (-1) */
 int fast_answer(Loop *L, int slot, Py_ssize_t src, unsigned char *b, int external);
+
+/* Loop.tables(t): take and validate the buffers of a FastTables (_fastpath_tables.c) */
+int install_tables(Loop *L, PyObject *t);
+void release_tables(Loop *L);
+/* the FastTables field names the C side reads, in order (exported as TABLE_FIELDS) */
+PyObject *table_field_names(void);
 
 #endif

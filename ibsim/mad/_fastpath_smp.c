@@ -51,32 +51,30 @@ static int stored_row(PyObject *d, PyObject *key, unsigned char *out)
  */
 int fast_answer(Loop *L, int slot, Py_ssize_t src, unsigned char *b, int external)
 {
-    if (b[0] != 0xFF || b[1] != 0xFF)                       /* carrier DLID: permissive */
+    if (be16(b + OFF_DLID) != PERMISSIVE_LID)                /* carrier DLID */
         return 0;
-    if (b[32] != 1 || b[33] != 0x81 || b[34] > 2 || b[35] != 0x01)    /* DR SMP Get */
+    if (b[OFF_BASE_VERSION] != BASE_VERSION || b[OFF_MGMT_CLASS] != CLASS_SMP_DR ||
+        b[OFF_CLASS_VERSION] > MAX_CLASS_VERSION || b[OFF_METHOD] != METHOD_GET)
         return 0;
-    if (b[36] & 0x80 || b[38] != 0 || b[39] > MAX_HOPS)     /* D bit, hop pointer, hop count */
+    if (be16(b + OFF_STATUS) & DR_DIRECTION || b[OFF_HOP_PTR] != 0 || b[OFF_HOP_CNT] > MAX_DR_HOPS)
         return 0;
-    if (b[64] != 0xFF || b[65] != 0xFF || b[66] != 0xFF || b[67] != 0xFF)   /* DrSLID, DrDLID */
+    if (be16(b + OFF_DR_SLID) != PERMISSIVE_LID || be16(b + OFF_DR_DLID) != PERMISSIVE_LID)
         return 0;
-    int attr = be16(b + 48);
-    if (attr != ATTR_NODE_INFO && attr != ATTR_NODE_DESC && attr != ATTR_PORT_INFO &&
-        attr != ATTR_SWITCH_INFO && attr != ATTR_LFT && attr != ATTR_PKEY_TABLE &&
-        attr != ATTR_MLNX_EXT_PORT_INFO)
-        return 0;
-    uint32_t mod = ((uint32_t)b[52] << 24) | ((uint32_t)b[53] << 16) | ((uint32_t)b[54] << 8) | b[55];
-    int hc = b[39];
+    int attr = be16(b + OFF_ATTR_ID);
+    uint32_t mod = ((uint32_t)b[OFF_ATTR_MOD] << 24) | ((uint32_t)b[OFF_ATTR_MOD + 1] << 16) |
+                   ((uint32_t)b[OFF_ATTR_MOD + 2] << 8) | b[OFF_ATTR_MOD + 3];
+    int hc = b[OFF_HOP_CNT];
     const int32_t *node_of_port = I32(L, T_NODE_OF_PORT), *port_num = I32(L, T_PORT_NUM);
     const int32_t *peer = I32(L, T_PEER), *first_port = I32(L, T_FIRST_PORT), *nports = I32(L, T_NPORTS);
     const unsigned char *is_sw = U8(L, T_IS_SWITCH), *phys = U8(L, T_PHYS);
-    unsigned char rp[MAX_HOPS + 1];
-    int32_t out_e[MAX_HOPS], back_e[MAX_HOPS];
+    unsigned char rp[MAX_DR_HOPS + 1];
+    int32_t out_e[MAX_DR_HOPS], back_e[MAX_DR_HOPS];
     Py_ssize_t cur = src;
     rp[0] = (unsigned char)port_num[src];
     for (int i = 1; i <= hc; i++) {
         int32_t n = node_of_port[cur];
         int sw = is_sw[n];
-        int out = b[160 + i];
+        int out = b[OFF_IPATH + i];
         if (i > 1 && !sw)
             return 0;                                        /* no passing through a CA */
         if (out == 0 || out > nports[n])
@@ -109,14 +107,11 @@ int fast_answer(Loop *L, int slot, Py_ssize_t src, unsigned char *b, int externa
             return 0;
         memcpy(data, U8(L, T_PI) + t * 64, 64);
         int32_t tn = node_of_port[t];
-        if (!is_sw[tn] || port_num[t] == 0) {
-            int lid = ((const uint16_t *)L->buf[T_LID].buf)[t];
-            data[16] = lid >> 8;
-            data[17] = lid & 0xFF;
-        }
-        data[28] = (unsigned char)port_num[dest];
-        data[32] = (data[32] & 0xF0) | (U8(L, T_PS)[t] & 0x0F);
-        data[33] = (unsigned char)((phys[t] << 4) | (data[33] & 0x0F));
+        if (!is_sw[tn] || port_num[t] == 0)                  /* a switch port's own LID: stored */
+            put_field(data, PORT_INFO_LID, U16(L, T_LID)[t]);
+        put_field(data, PORT_INFO_LocalPortNum, (uint64_t)port_num[dest]);
+        put_field(data, PORT_INFO_PortState, U8(L, T_PS)[t]);
+        put_field(data, PORT_INFO_PortPhysicalState, phys[t]);
         break;
     }
     case ATTR_SWITCH_INFO: {
@@ -126,9 +121,7 @@ int fast_answer(Loop *L, int slot, Py_ssize_t src, unsigned char *b, int externa
         if (r < 0 || r >= L->n_switches)
             return 0;
         memcpy(data, U8(L, T_SWITCH_INFO) + (Py_ssize_t)r * 64, 64);
-        int32_t top = I32(L, T_FDB_TOP)[r];
-        data[6] = (top >> 8) & 0xFF;
-        data[7] = top & 0xFF;
+        put_field(data, SWITCH_INFO_LinearFDBTop, (uint32_t)I32(L, T_FDB_TOP)[r]);
         break;
     }
     case ATTR_LFT: {
@@ -187,8 +180,11 @@ int fast_answer(Loop *L, int slot, Py_ssize_t src, unsigned char *b, int externa
             return 0;
         if (!got)
             memset(data, 0, 64);
-        if (fdr10)
-            data[7] = data[11] = data[15] = 1;              /* FDR10: supported, enabled, active */
+        if (fdr10) {                                         /* FDR10: supported, enabled, active */
+            put_field(data, MLNX_EXT_PORT_INFO_LinkSpeedSupported, 1);
+            put_field(data, MLNX_EXT_PORT_INFO_LinkSpeedEnabled, 1);
+            put_field(data, MLNX_EXT_PORT_INFO_LinkSpeedActive, 1);
+        }
         break;
     }
     default:
@@ -212,12 +208,12 @@ int fast_answer(Loop *L, int slot, Py_ssize_t src, unsigned char *b, int externa
     for (int i = hc - 1; i >= 0; i--)
         L->egress[L->n_egress++] = back_e[i];
     /* the reply: TID tagged with the slot, return path, GetResp, D bit, data */
-    b[40] = (unsigned char)(slot >> 8);
-    b[41] = (unsigned char)(slot & 0xFF);
-    memcpy(b + 224, rp, (size_t)hc + 1);
-    b[35] = 0x81;
-    b[36] = 0x80;
-    b[37] = 0x00;
-    memcpy(b + 96, data, (size_t)dlen);
+    b[OFF_TID] = (unsigned char)(slot >> 8);
+    b[OFF_TID + 1] = (unsigned char)(slot & 0xFF);
+    memcpy(b + OFF_RPATH, rp, (size_t)hc + 1);
+    b[OFF_METHOD] = METHOD_GET_RESP;
+    b[OFF_STATUS] = DR_DIRECTION >> 8;
+    b[OFF_STATUS + 1] = DR_DIRECTION & 0xFF;
+    memcpy(b + OFF_DATA, data, (size_t)dlen);
     return 1;
 }

@@ -16,7 +16,8 @@ Nothing here touches a socket, a thread or the fabric. Three layers:
   bit order, with the two reserved gaps of PortCounters inserted.
 
 Facts (offsets, constants) follow the IBA and the ibsim wire-protocol notes.
-May import: fabric.counters, stdlib.
+The C fast path takes its offsets and constants from here too, through the
+generated header ``_fastpath_layout.h`` (:mod:`ibsim.mad.cheader`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ SIM_TIMEOUT = 110
 PERMISSIVE_LID = 0xFFFF
 
 # ----------------------------------------------------------------- MAD header
+BASE_VERSION = 1
+#: the highest ClassVersion accepted (SA's); a frame with a higher one is dropped
+MAX_CLASS_VERSION = 2
 CLASS_SMP_LID = 0x01
 CLASS_SA = 0x03
 CLASS_PERF = 0x04
@@ -85,12 +89,27 @@ ATTR_PORT_COUNTERS_EXT = 0x001D
 #: PortRcvErrorDetails .. PortVLXmitWaitCounters: served as zeros (no model behind them)
 PERF_DETAIL_ATTRS = tuple(range(0x0015, 0x001D))
 
-# byte offsets inside a 288-byte frame
+#: hop count limit of a directed route (IBA 14.2.2: 6-bit HopCount)
+MAX_DR_HOPS = 63
+
+# byte offsets inside a 288-byte frame (the carrier header, then the MAD; :data:`HEADER`
+# unpacks the same fields and tests/mad/test_codec.py checks that both agree)
+OFF_DLID = 0
+OFF_SLID = 4
+OFF_CARRIER_STATUS = 16
 OFF_MAD = 32
+OFF_BASE_VERSION = OFF_MAD
+OFF_MGMT_CLASS = OFF_MAD + 1
+OFF_CLASS_VERSION = OFF_MAD + 2
 OFF_METHOD = OFF_MAD + 3
 OFF_STATUS = OFF_MAD + 4
+OFF_HOP_PTR = OFF_MAD + 6
+OFF_HOP_CNT = OFF_MAD + 7
 OFF_TID = OFF_MAD + 8
+OFF_ATTR_ID = OFF_MAD + 16
+OFF_ATTR_MOD = OFF_MAD + 20
 OFF_DR_SLID = OFF_MAD + 32
+OFF_DR_DLID = OFF_MAD + 34
 OFF_DATA = OFF_MAD + 64
 OFF_IPATH = OFF_MAD + 128
 OFF_RPATH = OFF_MAD + 192
@@ -275,6 +294,11 @@ SWITCH_INFO = BitLayout("SwitchInfo", [
     ("OutboundEnforcementCap", 129, 1), ("FilterRawInboundCap", 130, 1),
     ("FilterRawOutboundCap", 131, 1), ("EnhancedPort0", 132, 1), ("MulticastFDBTop", 144, 16)],
     size=64)
+
+#: Mellanox vendor attribute 0xFF90 (the fields ibmad knows; the rest is reserved)
+MLNX_EXT_PORT_INFO = BitLayout("MLNX ExtendedPortInfo", [
+    ("StateChangeEnable", 31, 1), ("LinkSpeedSupported", 56, 8), ("LinkSpeedEnabled", 88, 8),
+    ("LinkSpeedActive", 120, 8)], size=64)
 
 CLASS_PORT_INFO = BitLayout("ClassPortInfo", [
     ("BaseVersion", 0, 8), ("ClassVersion", 8, 8), ("CapabilityMask", 16, 16),

@@ -14,12 +14,13 @@
 * :meth:`Dispatcher.pending` returns the trap 128 frames queued by link
   events of the simulation.
 
-The pipeline per frame: size and header checks (drop), source LID fill-in,
-TID tagging with the sender's slot (bits 48..63), TrapRepress drop, routing
-(directed route or LID; failure -> 110), then answer (our handler), forward
-(SA, SMInfo, notices, responses: to the SM client or the TID's slot) or
-bounce. The simulation's lock is held while the fabric is read or written.
-May import: mad.*, engine (via the simulation object).
+The pipeline per frame: parse (size and header checks, TrapRepress: drop),
+TID tagging with the sender's slot (bits 48..63), route (source LID fill-in,
+directed route or LID; failure -> 110; a response is delivered to the SM
+client or the TID's slot there), classify, then act: answer (our handler),
+forward (SA, SMInfo, notices: to the SM client) or refuse/bounce. The
+simulation's lock is held while the fabric is read or written. Frame offsets
+are :mod:`ibsim.mad.codec`'s ``OFF_*`` constants.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 
 _HDR = C.HEADER.unpack_from
 _CARRIER_INTO = C.CARRIER.pack_into
+OFF_SLID, OFF_CARRIER_STATUS, OFF_METHOD, OFF_STATUS = C.OFF_SLID, C.OFF_CARRIER_STATUS, C.OFF_METHOD, C.OFF_STATUS
+OFF_TID, OFF_DR_SLID, OFF_DR_DLID = C.OFF_TID, C.OFF_DR_SLID, C.OFF_DR_DLID
+OFF_DATA, OFF_IPATH, OFF_RPATH = C.OFF_DATA, C.OFF_IPATH, C.OFF_RPATH
 _U32LE = struct.Struct("<I")
 _U64LE = struct.Struct("<Q")
 _FF2 = b"\xff\xff"
@@ -46,6 +50,55 @@ _TIMEOUT = C.be32(C.SIM_TIMEOUT)
 _LINK_EVENTS = frozenset({"link_down", "link_up"})
 _CAP_NOTICE = 0x00400000           # IsCapabilityMaskNoticeSupported
 _CAP_TRAP = 0x8
+
+
+#: what a request does at the port it reached (:func:`_classify`)
+ANSWER, ANSWER_COUNTERS, FORWARD, REFUSE, BOUNCE = range(5)
+
+
+def _be16(b, off: int) -> int:
+    return (b[off] << 8) | b[off + 1]
+
+
+def _parse(buf) -> C.Header | None:
+    """Parse step: the header of a well-formed 288-byte frame, or None (dropped: malformed or
+    a TrapRepress; a directed-route SMP also needs hop pointer 0, at most 63 hops, a D bit
+    that matches the R bit, a permissive DrDLID, and a permissive DrSLID when the carrier DLID
+    is permissive)."""
+    if len(buf) != C.FRAME_SIZE:
+        return None
+    h = C.Header._make(_HDR(buf, 0))
+    if (h.base_version != C.BASE_VERSION or h.class_version > C.MAX_CLASS_VERSION
+            or h.method == C.METHOD_TRAP_REPRESS):
+        return None
+    if h.mgmt_class == C.CLASS_SMP_DR and (
+            h.hop_ptr or h.hop_cnt > C.MAX_DR_HOPS
+            or bool(h.mad_status & C.DR_DIRECTION) != bool(h.method & C.R_BIT)
+            or buf[OFF_DR_DLID:OFF_DR_DLID + 2] != _FF2
+            or (h.dlid == C.PERMISSIVE_LID and buf[OFF_DR_SLID:OFF_DR_SLID + 2] != _FF2)):
+        return None
+    return h
+
+
+def _classify(mgmt_class: int, method: int, attr_id: int) -> int:
+    """Classify step: what the port a request reached does with it (``method`` without the R bit).
+
+    SMPs: SMInfo, notices and traps go to the port's SM client (FORWARD), methods other than
+    Get and Set are refused (REFUSE: status bad method), the rest answered (ANSWER). SA:
+    FORWARD. PerfMgt: ANSWER_COUNTERS (the counters first take the MADs counted so far).
+    Anything else (vendor, CM, CC...): BOUNCE.
+    """
+    if mgmt_class == C.CLASS_SMP_DR or mgmt_class == C.CLASS_SMP_LID:
+        if attr_id in FORWARDED_SMP_ATTRS or method == C.METHOD_TRAP:
+            return FORWARD
+        if method != C.METHOD_GET and method != C.METHOD_SET:
+            return REFUSE
+        return ANSWER
+    if mgmt_class == C.CLASS_SA:
+        return FORWARD
+    if mgmt_class == C.CLASS_PERF:
+        return ANSWER_COUNTERS
+    return BOUNCE
 
 
 class Dispatcher:
@@ -201,23 +254,21 @@ class Dispatcher:
 
     # ================================================================ frames
     def frame(self, slot: int, buf: bytes):
-        """Handle one data frame from ``slot``; returns ``[(slot, frame), ...]``."""
+        """Handle one data frame from ``slot``; returns ``[(slot, frame), ...]``.
+
+        The steps: :func:`_parse` (size and header checks), then with the
+        lock held :meth:`_route` (where the frame goes; a response or a
+        refused request ends there), :func:`_classify` (what the port it
+        reached does with a request) and :meth:`_act` (answer, forward or
+        refuse it).
+        """
         stats = self.stats
         stats["frames"] += 1
-        if len(buf) != 288:
-            stats["dropped"] += 1
-            return ()
-        (dlid, slid, dqp, sqp, _st, length, bv, cls, cv, method, mst, hp, hc, tid, attr,
-         mod) = _HDR(buf, 0)
-        resp = method & 0x80
-        dr = cls == 0x81
-        if (bv != 1 or cv > 2 or method == 0x07
-                or (dr and (hp or hc > 63 or (mst >> 15) != (resp >> 7) or buf[66:68] != _FF2
-                            or (dlid == 0xFFFF and buf[64:66] != _FF2)))):
+        h = _parse(buf)
+        if h is None:
             stats["dropped"] += 1                  # malformed, or a TrapRepress
             return ()
         slots = self.clients.slots
-        count = self.sim.count_mgmt
         with self.lock:
             c = slots[slot] if slot < len(slots) else None
             if c is None:
@@ -227,90 +278,111 @@ class Dispatcher:
             st = v.fabric.state
             if st.lft is not v._lft_arr or st.lid is not v._lid_arr:
                 v._refresh()
-            src = c.port
             b = bytearray(buf)
-            if not resp:
-                b[40] = slot >> 8
-                b[41] = slot & 0xFF
-            if dr:
-                start, home_way = src, None
-                if dlid != 0xFFFF:
-                    # a LID-routed part to the node where the directed part starts (IBA 14.2.2)
-                    if resp:
-                        return self._bounce(b, slot)
-                    r = self._lid_routed_part(v, src, c.port, dlid, (b[64] << 8) | b[65])
-                    if r is None:
-                        return self._bounce(b, slot)
-                    start, home_way = r
+            if not h.method & C.R_BIT:
+                b[OFF_TID] = slot >> 8             # TID bits 48..63: the requester's slot
+                b[OFF_TID + 1] = slot & 0xFF
+            done, dest, back = self._route(v, c, slot, b, buf, h)
+            if done is not None:
+                return done
+            return self._act(_classify(h.mgmt_class, h.method & ~C.R_BIT, h.attr_id), v, c, slot, b, h,
+                             dest, back)
+
+    def _route(self, v, c, slot: int, b: bytearray, buf: bytes, h: C.Header):
+        """Route step: where frame ``b`` (from ``slot``, client ``c``) goes.
+
+        Returns
+        -------
+        done : tuple or None
+            The frame's whole output when routing settles it (a response
+            delivered or dropped, a request bounced with status 110); None
+            when a request reached port ``dest``.
+        dest : int
+            Port index the request reached (-1 when ``done``).
+        back : list of int or None
+            Egress ports of a directed route's way back (None when LID-routed).
+        """
+        count = self.sim.count_mgmt
+        src = c.port
+        resp = h.method & C.R_BIT
+        hc = h.hop_cnt
+        if h.mgmt_class == C.CLASS_SMP_DR:
+            start, home_way = src, None
+            if h.dlid != C.PERMISSIVE_LID:
+                # a LID-routed part to the node where the directed part starts (IBA 14.2.2)
                 if resp:
-                    crossed = []
-                    dest = v.dr_back(src, b[224:225 + hc], hc, crossed)
-                    if dest is None:
-                        stats["dropped"] += 1
-                        return ()
-                    count(crossed)
-                    return self._response(b, dest, tid)
-                r = v.dr_out(start, buf[160:161 + hc], hc)
+                    return self._bounce(b, slot), -1, None
+                r = self._lid_routed_part(v, src, c.port, h.dlid, _be16(b, OFF_DR_SLID))
                 if r is None:
-                    return self._bounce(b, slot)
-                dest, rp, there, back = r
-                b[224:225 + hc] = rp
-                count(there)
-                if home_way:
-                    back = back + home_way
-            else:
-                if slid == 0:
-                    slid = v.lids[src]
-                    b[4] = slid >> 8
-                    b[5] = slid & 0xFF
+                    return self._bounce(b, slot), -1, None
+                start, home_way = r
+            if resp:
                 crossed = []
-                dest = v.lid_route(src, dlid, crossed) if dlid != 0xFFFF else None
-                count(crossed)
+                dest = v.dr_back(src, b[OFF_RPATH:OFF_RPATH + 1 + hc], hc, crossed)
                 if dest is None:
-                    if resp:
-                        stats["dropped"] += 1
-                        return ()
-                    return self._bounce(b, slot)
-                if resp:
-                    return self._response(b, dest, tid)
-            # a request has reached port `dest`: answer, forward or refuse
-            m = method & 0x7F
-            if dr or cls == 0x01:
-                if m > 2 or m == 0 or attr in FORWARDED_SMP_ATTRS:
-                    if m == C.METHOD_TRAP or attr in FORWARDED_SMP_ATTRS:
-                        return self._forward(b, dest, dqp, slot)
-                    if dr:
-                        count(back)
-                    return self._answer(b, slot, c, dest, dr, C.STATUS_BAD_METHOD, None, slid, dlid,
-                                        dqp, sqp, length)
-            elif cls == C.CLASS_SA:
-                return self._forward(b, dest, dqp, slot)
-            elif cls != C.CLASS_PERF:
-                return self._bounce(b, slot)       # vendor, CM, CC...: never to a client
-            else:
-                self.sim.flush_mgmt()              # PerfMgt reads counters: MADs so far included
-            h = HANDLERS.get((cls, attr))
-            if h is None:
-                if dr:
-                    count(back)
-                return self._answer(b, slot, c, dest, dr, C.STATUS_BAD_METHOD_ATTR, None, slid, dlid,
-                                    dqp, sqp, length)
-            try:
-                status, data = h(v, m, mod, dest, memoryview(b)[96:288])
-            except Exception:
-                log.exception("handler for class 0x%02x attribute 0x%04x failed", cls, attr)
-                return self._bounce(b, slot)
-            if dr:                                   # the common case, inline: same path back
-                count(back)
-                b[35] = 0x81
-                status |= 0x8000
-                b[36] = status >> 8
-                b[37] = status & 0xFF
-                if data is not None:
-                    b[96:96 + len(data)] = data
-                stats["answered"] += 1
-                return ((slot, b),)
-            return self._answer(b, slot, c, dest, dr, status, data, slid, dlid, dqp, sqp, length)
+                    self.stats["dropped"] += 1
+                    return (), -1, None
+                count(crossed)
+                return self._response(b, dest, h.tid), -1, None
+            r = v.dr_out(start, buf[OFF_IPATH:OFF_IPATH + 1 + hc], hc)
+            if r is None:
+                return self._bounce(b, slot), -1, None
+            dest, rp, there, back = r
+            b[OFF_RPATH:OFF_RPATH + 1 + hc] = rp
+            count(there)
+            if home_way:
+                back = back + home_way
+            return None, dest, back
+        if h.slid == 0:                                 # the source LID, filled in
+            slid = v.lids[src]
+            b[OFF_SLID] = slid >> 8
+            b[OFF_SLID + 1] = slid & 0xFF
+        crossed = []
+        dest = v.lid_route(src, h.dlid, crossed) if h.dlid != C.PERMISSIVE_LID else None
+        count(crossed)
+        if dest is None:
+            if resp:
+                self.stats["dropped"] += 1
+                return (), -1, None
+            return self._bounce(b, slot), -1, None
+        if resp:
+            return self._response(b, dest, h.tid), -1, None
+        return None, dest, None
+
+    def _act(self, action: int, v, c, slot: int, b: bytearray, h: C.Header, dest: int, back):
+        """Answer step: do what :func:`_classify` decided for a request that reached ``dest``."""
+        if action == FORWARD:
+            return self._forward(b, dest, h.dqp, slot)
+        if action == BOUNCE:
+            return self._bounce(b, slot)            # vendor, CM, CC...: never to a client
+        dr = h.mgmt_class == C.CLASS_SMP_DR
+        if action == REFUSE:
+            if dr:
+                self.sim.count_mgmt(back)
+            return self._answer(b, slot, c, dest, dr, C.STATUS_BAD_METHOD, None, h)
+        if action == ANSWER_COUNTERS:
+            self.sim.flush_mgmt()                   # PerfMgt reads counters: MADs so far included
+        handler = HANDLERS.get((h.mgmt_class, h.attr_id))
+        if handler is None:
+            if dr:
+                self.sim.count_mgmt(back)
+            return self._answer(b, slot, c, dest, dr, C.STATUS_BAD_METHOD_ATTR, None, h)
+        try:
+            status, data = handler(v, h.method & ~C.R_BIT, h.attr_mod, dest, memoryview(b)[OFF_DATA:])
+        except Exception:
+            log.exception("handler for class 0x%02x attribute 0x%04x failed", h.mgmt_class, h.attr_id)
+            return self._bounce(b, slot)
+        if dr:                                       # the common case, inline: same path back
+            self.sim.count_mgmt(back)
+            b[OFF_METHOD] = C.METHOD_GET_RESP
+            status |= C.DR_DIRECTION
+            b[OFF_STATUS] = status >> 8
+            b[OFF_STATUS + 1] = status & 0xFF
+            if data is not None:
+                b[OFF_DATA:OFF_DATA + len(data)] = data
+            self.stats["answered"] += 1
+            return ((slot, b),)
+        return self._answer(b, slot, c, dest, dr, status, data, h)
 
     def _lid_routed_part(self, v, src: int, home: int, dlid: int, drslid: int):
         """Route a DR SMP's LID-routed part: (start port, egress ports of the LID-routed way
@@ -321,23 +393,24 @@ class Dispatcher:
         if start is None:
             return None
         back = []
-        end = v.lid_route(start, drslid if drslid != 0xFFFF else v.lids[src], back)
+        end = v.lid_route(start, drslid if drslid != C.PERMISSIVE_LID else v.lids[src], back)
         if end is None or not v.same_attach(end, home):
             return None
         return start, back
 
-    def _answer(self, b, slot, c, dest, dr, status, data, slid, dlid, dqp, sqp, length):
-        b[35] = 0x81                                # GetResp, for Set too
+    def _answer(self, b, slot, c, dest, dr, status, data, h):
+        b[OFF_METHOD] = C.METHOD_GET_RESP           # GetResp, for Set too
         if dr:
-            status |= 0x8000                        # direction bit: on the way back
-        b[36] = status >> 8
-        b[37] = status & 0xFF
+            status |= C.DR_DIRECTION                # direction bit: on the way back
+        b[OFF_STATUS] = status >> 8
+        b[OFF_STATUS + 1] = status & 0xFF
         if data is not None:
-            b[96:96 + len(data)] = data
+            b[OFF_DATA:OFF_DATA + len(data)] = data
         if dr:                                      # same path back; LIDs and QPs stay
             self.stats["answered"] += 1
             return ((slot, b),)
-        _CARRIER_INTO(b, 0, slid, dlid, sqp, dqp, 0, length)
+        slid = _be16(b, OFF_SLID)                   # as filled in by the route step
+        _CARRIER_INTO(b, 0, slid, h.dlid, h.sqp, h.dqp, 0, h.length)
         crossed = []
         back = self.view.lid_route(dest, slid, crossed)  # the reply must find its way back
         self.sim.count_mgmt(crossed)
@@ -350,7 +423,7 @@ class Dispatcher:
         """The reply cannot get back: undo the reply changes, bounce the request."""
         dlid, slid, dqp, sqp, _s, length = C.CARRIER.unpack_from(b, 0)
         _CARRIER_INTO(b, 0, slid, dlid, sqp, dqp, 0, length)
-        b[35] &= 0x7F
+        b[OFF_METHOD] &= ~C.R_BIT & 0xFF
         return self._bounce(b, slot)
 
     def undeliverable(self, frame):
@@ -359,12 +432,12 @@ class Dispatcher:
             return None                           # responses and traps just vanish
         b = bytearray(frame)
         self.stats["bounced"] += 1
-        b[16:20] = _TIMEOUT
+        b[OFF_CARRIER_STATUS:OFF_CARRIER_STATUS + 4] = _TIMEOUT
         return b
 
     def _bounce(self, b, slot):
         self.stats["bounced"] += 1
-        b[16:20] = _TIMEOUT
+        b[OFF_CARRIER_STATUS:OFF_CARRIER_STATUS + 4] = _TIMEOUT
         return ((slot, b),)
 
     def _forward(self, b, dest, dqp, slot):

@@ -20,7 +20,7 @@ every other frame goes to the dispatcher. Otherwise the loop is Python. Every
 socket is non-blocking: a client that stops reading loses its frames
 instead of stalling the others, and a client that has gone away
 (``ECONNREFUSED``) loses its slot. Slot sockets are bound on first use and
-kept, so more than ten clients work. May import: mad.dispatch.
+kept, so more than ten clients work.
 """
 
 from __future__ import annotations
@@ -238,7 +238,7 @@ class MadServer:
         """Called by the C loop, lock held, when the engine replaced its LFT or LID array."""
         v = self.dispatcher.view
         v.sync()
-        self._loop.tables(*v.fast_tables())
+        self._loop.tables(v.fast_tables())
 
     def _run_fast(self) -> None:
         loop = self._loop

@@ -10,7 +10,22 @@ directed routes and LID routes with their liveness rules.
 
 Every method expects the simulation's lock to be held by the caller (the
 dispatcher takes it per frame). Lookups on the per-MAD path use Python lists
-and memoryviews, never numpy scalars. May import: mad.codec, fabric, engine.
+and memoryviews, never numpy scalars.
+
+The C fast path reads the same state through :meth:`FabricView.fast_tables`
+(a :class:`~ibsim.mad.fasttables.FastTables`). A hot directed-route Get of
+another attribute is served in C by touching:
+
+1. ``_fastpath_smp.c``: a ``case ATTR_...`` in ``fast_answer`` (the attribute
+   ID and its fields come from ``_fastpath_layout.h``, generated from
+   :mod:`ibsim.mad.codec`; after adding a layout or constant there, list it
+   in :mod:`ibsim.mad.cheader` and run ``python -m ibsim.mad.cheader``);
+2. only if it needs state no table holds yet: a :class:`FastTables` field,
+   its row in ``TABLE_SPECS`` (and a ``T_`` index in ``_fastpath.h``, or an
+   object name in ``_fastpath_tables.c``), and its buffer here in
+   :meth:`FabricView.fast_tables`;
+3. ``tests/mad/test_fastpath.py``: the attribute in ``GETS``, so the C
+   answers are compared byte for byte with the Python handler's.
 """
 
 from __future__ import annotations
@@ -23,6 +38,7 @@ from ..fabric.index import SPEED_NAMES
 from ..fabric.state import ACTIVE, LINKUP
 from ..linkrate import SPEEDS
 from . import codec as C
+from .fasttables import FastTables
 
 __all__ = ["FabricView", "node_id"]
 
@@ -469,20 +485,30 @@ class FabricView:
         return self.node_type[self.node_of_port[p]]
 
     # ------------------------------------------------------------ C fast path
-    def fast_tables(self) -> tuple:
-        """The tables of :mod:`ibsim.mad._fastpath` in ``Loop.tables`` order (live arrays included)."""
+    def fast_tables(self) -> FastTables:
+        """The tables of the C fast path (:mod:`ibsim.mad._fastpath`), live buffers included.
+
+        Returns
+        -------
+        FastTables
+            Borrowed views of this view's and the engine's buffers, for
+            ``Loop.tables``; call again after :meth:`sync` re-took a replaced
+            LFT or LID array.
+        """
         if self._fast_static is None:
             f = self.fabric
             i32 = np.int32
-            self._fast_static = (
-                np.ascontiguousarray(f.node_of_port, dtype=i32), np.ascontiguousarray(f.port_num, dtype=i32),
-                np.ascontiguousarray(f.peer_of_port, dtype=i32),
-                np.ascontiguousarray(f.first_port[:self.n_nodes], dtype=i32),
-                np.ascontiguousarray(f.node_nports, dtype=i32),
-                np.ascontiguousarray(f.node_is_switch, dtype=np.uint8),
-                np.ascontiguousarray(f.switch_of_node, dtype=i32))
+            self._fast_static = dict(
+                node_of_port=np.ascontiguousarray(f.node_of_port, dtype=i32),
+                port_num=np.ascontiguousarray(f.port_num, dtype=i32),
+                peer=np.ascontiguousarray(f.peer_of_port, dtype=i32),
+                first_port=np.ascontiguousarray(f.first_port[:self.n_nodes], dtype=i32),
+                nports=np.ascontiguousarray(f.node_nports, dtype=i32),
+                is_switch=np.ascontiguousarray(f.node_is_switch, dtype=np.uint8),
+                switch_row=np.ascontiguousarray(f.switch_of_node, dtype=i32),
+                node_info=self._node_info_buf, node_desc=self._node_desc_buf)
         st = self.fabric.state
-        lft = np.ascontiguousarray(self._lft_arr, dtype=np.uint8)
-        return (*self._fast_static, st.phys_state, st.port_state, st.lid, lft, self.pi_buf,
-                self._node_info_buf, self._node_desc_buf, self.switch_info_buf, self.fdb_top,
-                self.lft_width, self.pkeys, self.mlnx_ext, self.mlnx_fdr10)
+        return FastTables(**self._fast_static, phys=st.phys_state, ps=st.port_state, lid=st.lid,
+                          lft=np.ascontiguousarray(self._lft_arr, dtype=np.uint8), port_info=self.pi_buf,
+                          switch_info=self.switch_info_buf, fdb_top=self.fdb_top, pkeys=self.pkeys,
+                          mlnx_ext=self.mlnx_ext, mlnx_fdr10=self.mlnx_fdr10)

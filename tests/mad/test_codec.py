@@ -119,3 +119,30 @@ def test_trap144_notice_fields():
     d = C.NOTICE.decode(n)
     assert (d["Type"], d["ProducerType"], d["TrapNumber"], d["IssuerLID"]) == (4, 1, 144, 7)
     assert n[12:14] == b"\x00\x07" and n[16:20] == bytes.fromhex("0040c04a")
+
+
+def test_named_frame_offsets_are_where_the_header_struct_reads():
+    """Each OFF_* constant points at the bytes C.HEADER unpacks for that field (and make_mad packs)."""
+    mad = C.make_mad(C.CLASS_SMP_DR, C.METHOD_GET, 0x1234, 0x56789ABC, tid=0x0102030405060708,
+                     class_version=2, status=0x8001, hop_ptr=3, hop_cnt=9, path=bytes(range(64)),
+                     dr_slid=0x1111, dr_dlid=0x2222, data=b"\xd0")
+    f = C.pack_frame(mad, dlid=0xABCD, slid=0x0EF0, status=C.SIM_TIMEOUT)
+    h = C.unpack_header(f)
+    be = lambda off, n: int.from_bytes(f[off:off + n], "big")   # noqa: E731
+    assert be(C.OFF_DLID, 2) == h.dlid and be(C.OFF_SLID, 2) == h.slid
+    assert be(C.OFF_CARRIER_STATUS, 4) == h.status == C.SIM_TIMEOUT
+    assert f[C.OFF_BASE_VERSION] == h.base_version == C.BASE_VERSION
+    assert f[C.OFF_MGMT_CLASS] == h.mgmt_class and f[C.OFF_CLASS_VERSION] == h.class_version
+    assert f[C.OFF_METHOD] == h.method and be(C.OFF_STATUS, 2) == h.mad_status
+    assert f[C.OFF_HOP_PTR] == h.hop_ptr and f[C.OFF_HOP_CNT] == h.hop_cnt
+    assert be(C.OFF_TID, 8) == h.tid and be(C.OFF_ATTR_ID, 2) == h.attr_id
+    assert be(C.OFF_ATTR_MOD, 4) == h.attr_mod
+    assert be(C.OFF_DR_SLID, 2) == 0x1111 and be(C.OFF_DR_DLID, 2) == 0x2222
+    assert f[C.OFF_IPATH:C.OFF_IPATH + 64] == bytes(range(64)) and f[C.OFF_DATA] == 0xD0
+    assert C.OFF_RPATH == C.OFF_IPATH + 64 and C.OFF_DATA + 192 == C.FRAME_SIZE
+
+
+def test_mlnx_ext_port_info_fields_are_the_bytes_ibmad_reads():
+    buf = C.MLNX_EXT_PORT_INFO.encode({"LinkSpeedSupported": 1, "LinkSpeedEnabled": 1, "LinkSpeedActive": 1,
+                                       "StateChangeEnable": 1})
+    assert [i for i, x in enumerate(buf) if x] == [3, 7, 11, 15] and len(buf) == 64
