@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     initial_alloc = time.perf_counter() - t
     tick_s = _best(sim.step, args.ticks)
 
-    counters = fabric.state.counters
+    counters = sim.state.counters
     ones = np.ones_like(counters)
 
     def baseline():
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
         if sim.stats["reroutes"] > reroutes:
             reroute_s = time.perf_counter() - t
             break
-    up = fabric.state.link_up_mask()
+    up = sim.state.link_up_mask(fabric)
     out = {
         "topology": f"fat_tree(radix={args.radix}, levels={args.levels})",
         "ports": fabric.n_ports,
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
         "alloc_iterations": sim.stats["alloc_iterations"],
         "alloc_unconverged": sim.stats["alloc_unconverged"],
         "carried_over_offered": round(float(sim.xmit_rate[~fabric.is_switch & up].sum())
-                                      / max(1.0, float(args.load * fabric.state.capacity[
+                                      / max(1.0, float(args.load * sim.state.capacity[
                                           ~fabric.is_switch & up].sum())), 4),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }

@@ -107,7 +107,8 @@ class Sink:
 
 def make_snapshot(fabric, rng, tick: int, wall_time: float):
     from ibsim.engine import Snapshot
-    st = fabric.state
+    from ibsim.fabric import FabricState
+    st = FabricState(fabric)
     n = fabric.n_ports
     counters = rng.integers(0, 2**40, size=st.counters.shape, dtype=np.uint64)
     return Snapshot(float(tick), tick, wall_time, fabric, counters, st.port_state, st.phys_state,

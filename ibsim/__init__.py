@@ -6,7 +6,7 @@ errors     IbsimError family and lookup() for registries
 units      durations, rates and sizes with units ("100ms", "40Gbps", "4KiB")
 linkrate   IB widths, speeds and data rates
 topology   Topology (networkx): generators, ibnetdiscover/net/YAML read and write
-fabric     compile_fabric -> Fabric: frozen port index, FabricState, counter schema
+fabric     compile_fabric -> FabricIndex (frozen port index); FabricState (live arrays); counter schema
 routing    ENGINES minhop/updn/ftree -> LFTs; route metrics; opensm-lfts.dump
 traffic    Job and PATTERNS (all_to_all, permutation, incast, ...)
 faults     Fault and FAULTS (unplug, flap, ber, ...) expanded into timed actions
@@ -32,12 +32,12 @@ Notebook use::
 from ._version import __version__  # noqa: E402
 
 from .errors import IbsimError, RoutingError, ScenarioError, TopologyError  # noqa: E402
-from .fabric import COUNTERS, Fabric, compile_fabric  # noqa: E402
+from .fabric import COUNTERS, FabricIndex, FabricState, compile_fabric  # noqa: E402
 from .topology import GENERATORS, Topology, fat_tree  # noqa: E402
 from .engine import Event, Snapshot  # noqa: E402
 from .scenario import Scenario, Simulation, from_scenario, load_scenario  # noqa: E402
 from .run import Recorder, RunResult, load_run  # noqa: E402
 
 __all__ = ["IbsimError", "ScenarioError", "TopologyError", "RoutingError", "Topology", "GENERATORS",
-           "fat_tree", "Fabric", "compile_fabric", "COUNTERS", "Simulation", "Snapshot", "Event",
+           "fat_tree", "FabricIndex", "FabricState", "compile_fabric", "COUNTERS", "Simulation", "Snapshot", "Event",
            "Scenario", "load_scenario", "from_scenario", "Recorder", "RunResult", "load_run", "__version__"]

@@ -56,6 +56,7 @@ def test_run_directory_is_complete(sim, tmp_path):
     assert meta["scenario"]["name"] == "rec" and meta["scenario"]["content"]["seed"] == 5
     assert set(meta["versions"]) >= {"python", "numpy", "networkx", "ibsim"}
     assert meta["topology"]["cas"] == 8 and meta["stats"]["reroutes"] >= 1
+    assert meta["sm_tables"] == {"pkeys": 0, "sl2vl": 0, "vlarb": 0, "mft": 0, "guid_info": 0, "mlnx_ext": 0}
     assert meta["series"]["samples"] == 7 and meta["series"]["every_s"] == pytest.approx(1.0)
     assert sorted(meta["files"]) == sorted(files)
     assert res.metadata["seed"] == 5

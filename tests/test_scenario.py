@@ -290,8 +290,8 @@ def test_routing_sm_settle_reaches_the_simulation():
     text = SMALL.replace("routing: {engine: ftree, sweep_delay: 1s}", "routing: {engine: opensm, sm_settle: 2s}")
     s = scenario(text)
     assert s.routing.engine == "opensm" and s.routing.sm_settle_s == 2.0
-    assert s.build().sm_settle_s == 2.0
-    assert scenario().build().sm_settle_s == 0.5
+    assert s.build().sm.sm_settle_s == 2.0
+    assert scenario().build().sm.sm_settle_s == 0.5
     err = error(text.replace("sm_settle: 2s", "sm_settle: soon"))
     assert err.line == line_of(text, "sm_settle") and "sm_settle" in str(err)
 

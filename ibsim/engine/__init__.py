@@ -1,6 +1,10 @@
 """Engine: the simulation clock and the only writer of fabric state.
 
-simulation  Simulation: step / run(until), fault actions, sweeps, observers
+simulation  Simulation: clock, lock, inbox, events, observers; composed of the parts below
+links       LinkState: fault holds (ops dispatched through OPS), link down/up and training, bit errors
+sm          SubnetManager: the embedded SM's sweeps and routing, an external SM's Sets
+jobs        Workload: traffic jobs, their hosts and offered load
+rates       RateModel: inputs -> compute (pure, no lock) -> install; the per-tick counter add
 flows       jobs -> aggregated flows (source switch, destination port); LFT path walking
 allocation  max_min_allocate: vectorised weighted max-min fair sharing
 snapshot    Event, Snapshot: read-only views for exporters and recorders

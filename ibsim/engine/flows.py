@@ -108,7 +108,7 @@ def build_flowset(fabric, host_up: np.ndarray, jobs: list[tuple]) -> FlowSet:
 
     Parameters
     ----------
-    fabric : Fabric
+    fabric : FabricIndex
     host_up : ndarray of bool, (n_ports,)
         Ports whose link carries traffic (a host with a down link sends nothing).
     jobs : list of (host_ports, host_demand, pattern)
@@ -196,7 +196,7 @@ def walk_paths(fabric, lft: np.ndarray, lid: np.ndarray, src_switch: np.ndarray,
 
     Parameters
     ----------
-    fabric : Fabric
+    fabric : FabricIndex
     lft : ndarray of uint8, (n_switches, lft_size)
     lid : ndarray of uint16, (n_ports,)
     src_switch : ndarray of int32, (A,)

@@ -1,37 +1,141 @@
-"""Link state: faults holding ports down, links going down and training up, sweeps.
+"""Link state: faults holding ports down, links going down and training up, bit errors.
 
-:class:`LinkStateMixin` is part of :class:`~ibsim.engine.simulation.Simulation`
-(kept apart to keep rooms small); it changes port and link states only
-through :class:`~ibsim.fabric.state.FabricState`'s mutators and records every
-change as an event.
+:class:`LinkState` is one part of a :class:`~ibsim.engine.simulation.Simulation`.
+It owns the physical layer's bookkeeping (fault holds, port disables, degrade
+caps, the enables a subnet manager set, bit-error rates), changes port and
+link states only through :class:`~ibsim.fabric.state.FabricState`'s mutators
+and records every change as an event. What a change means elsewhere is said
+through two callbacks: the data plane must be recomputed
+(``invalidate(flows=..., alloc=...)``) and the subnet manager should sweep
+(``request_sweep()``).
+
+A fault's primitive actions (:class:`~ibsim.faults.Action`) are dispatched by
+their ``op`` through :data:`OPS`; a new primitive is one entry there.
 """
 
 from __future__ import annotations
 
 import math
-import time as _time
+from typing import Callable
 
 import numpy as np
 
 from ..errors import ScenarioError, TopologyError
 from ..fabric.counters import COUNTER_ROW
 from ..fabric.index import SPEED_NAMES, WIDTH_NAMES
-from ..fabric.state import ACTIVE, DISABLED, INIT, LINKUP, POLLING
+from ..fabric.state import DISABLED, INIT, POLLING
 from ..faults import Action
-from ..routing import compute_lfts
+from ..linkrate import SPEEDS
 from .snapshot import TRAPS
 
-__all__ = ["LinkStateMixin", "EXTERNAL_SM"]
+__all__ = ["LinkState", "OPS", "trained_rate"]
 
-#: ``routing=`` value meaning "an external subnet manager (OpenSM) routes"
-EXTERNAL_SM = "opensm"
+#: (lanes, PortInfo LinkWidthEnabled bit), widest first
+_WIDTH_BITS = ((12, 8), (8, 4), (4, 2), (2, 16), (1, 1))
+#: (speed code, LinkSpeedEnabled bit, LinkSpeedExtEnabled bit), fastest first
+_SPEED_BITS = tuple((code, SPEEDS[name].speed_code, SPEEDS[name].ext_code)
+                    for code, name in reversed(list(enumerate(SPEED_NAMES))) if name)
+_FDR10 = SPEED_NAMES.index("FDR10")
 
 
-class LinkStateMixin:
-    """Fault targets, link down/up, the embedded SM's sweep and rerouting, bit errors."""
+def trained_rate(cable_width, cable_speed, width_mask, speed_mask, ext_mask):
+    """Width (lanes) and speed (code) links train at, given what both ends enable.
+
+    Parameters
+    ----------
+    cable_width, cable_speed : ndarray
+        What each cable supports (lanes, speed codes).
+    width_mask, speed_mask, ext_mask : ndarray
+        LinkWidthEnabled, LinkSpeedEnabled and LinkSpeedExtEnabled common to
+        both ends (bitwise and).
+
+    Returns
+    -------
+    (ndarray of uint8, ndarray of uint8)
+        The widest enabled width within the cable's, and the fastest enabled
+        speed within the cable's (FDR10 only on an FDR10 cable); 1x and SDR,
+        which every port supports, when nothing is common.
+    """
+    width = np.zeros(len(cable_width), dtype=np.uint8)
+    for lanes, bit in _WIDTH_BITS:               # loops over the 5 widths, not ports
+        ok = (width == 0) & ((width_mask & bit) != 0) & (lanes <= cable_width)
+        width[ok] = lanes
+    width[width == 0] = 1
+    speed = np.zeros(len(cable_speed), dtype=np.uint8)
+    for code, bit, ext in _SPEED_BITS:           # over the 9 speeds
+        allowed = ((ext_mask & ext) != 0) if ext else ((speed_mask & bit) != 0)
+        if code == _FDR10:
+            allowed = allowed & (cable_speed == _FDR10)
+        ok = (speed == 0) & allowed & (code <= cable_speed)
+        speed[ok] = code
+    speed[speed == 0] = 1
+    return width, speed
+
+
+class LinkState:
+    """Fault targets, holds, link down/up and training, bit errors.
+
+    Parameters
+    ----------
+    fabric : FabricIndex
+    state : FabricState
+        Written through its mutators only.
+    emit : callable
+        ``emit(kind, port, details, trap)`` records an event.
+    clock : callable
+        ``clock()`` is the simulated time in seconds.
+    invalidate : callable
+        ``invalidate(flows=False, paths=False, alloc=False)``: the data plane is stale.
+    request_sweep : callable
+        ``request_sweep()``: the subnet manager should sweep (links changed).
+    xmit_rate : callable
+        ``xmit_rate()`` -> ndarray of float64: current bytes/s leaving each port.
+    tick_s : float
+        Seconds per tick.
+    mtu : int
+        Bytes per packet.
+    port_buffer : float
+        Bytes buffered per port: what is in flight, and discarded, when its link goes down.
+    rng : numpy.random.Generator
+        Draws bit errors.
+    """
+
+    def __init__(self, fabric, state, *, emit: Callable, clock: Callable, invalidate: Callable,
+                 request_sweep: Callable, xmit_rate: Callable, tick_s: float, mtu: int,
+                 port_buffer: float, rng: np.random.Generator):
+        self.fabric = fabric
+        self.state = state
+        self._emit = emit
+        self._clock = clock
+        self._invalidate = invalidate
+        self._request_sweep = request_sweep
+        self._xmit_rate = xmit_rate
+        self.tick_s = tick_s
+        self.mtu = mtu
+        self.port_buffer = port_buffer
+        self.rng = rng
+        n = fabric.n_ports
+        self.held = np.zeros(n, dtype=np.int16)       # faults holding this end down
+        self.disabled = np.zeros(n, dtype=np.int16)   # port_disable holds (phys Disabled)
+        self.cap_width = np.zeros(n, dtype=np.uint8)  # degrade: most lanes a link trains at (0: cable)
+        self.cap_speed = np.zeros(n, dtype=np.uint8)  # degrade: fastest speed code (0: cable)
+        self.en_width = np.full(n, 0xFF, dtype=np.uint8)  # LinkWidthEnabled an SM set (all)
+        self.en_speed = np.full(n, 0x0F, dtype=np.uint8)  # LinkSpeedEnabled (SDR..QDR)
+        self.en_ext = np.full(n, 0x1F, dtype=np.uint8)    # LinkSpeedExtEnabled (FDR..XDR)
+        self.sm_disabled: set[int] = set()           # ports an SM's PhysLinkState Set disabled
+        self.ber: dict[int, dict] = {}               # port (one end) -> {rate, down_above, ...}
+        #: bumped whenever a link goes down or comes up (physical states changed)
+        self.version = 0
 
     # ------------------------------------------------------------ targets
-    def _ports_of(self, scope: str, target: str) -> np.ndarray:
+    def ports_of(self, scope: str, target: str) -> np.ndarray:
+        """Port indices a fault's ``scope`` (node, switch, link, port) and ``target`` name.
+
+        Raises
+        ------
+        ScenarioError
+            When the target does not exist or does not fit the scope.
+        """
         f = self.fabric
         try:
             if scope in ("node", "switch"):
@@ -49,120 +153,135 @@ class LinkStateMixin:
             return np.array([p, f.peer_of_port[p]])
         return np.array([p])
 
-    def _check_target(self, a: Action) -> None:
-        self._ports_of(a.scope, a.target)
+    # ------------------------------------------------------------ fault actions
+    def apply(self, a: Action) -> None:
+        """Apply one primitive fault action (dispatched by ``a.op`` through :data:`OPS`)."""
+        OPS[a.op](self, a, self.ports_of(a.scope, a.target))
 
+    def _op_hold(self, a: Action, ports: np.ndarray) -> None:
+        if a.scope == "port":
+            self.disabled[ports] += 1
+        # a node's (or port's) own ends go down, their peers Polling; a link by its named end
+        self.hold(ports if a.scope != "link" else ports[:1], 1, reason=a.reason)
 
-    # ------------------------------------------------------------ link state
-    def _physically_up(self, ports: np.ndarray) -> np.ndarray:
-        f = self.fabric
-        q = f.peer_of_port[ports]
-        return (q >= 0) & (self._held[ports] == 0) & (self._held[np.maximum(q, 0)] == 0)
-
-    def _apply(self, a: Action) -> None:
-        ports = self._ports_of(a.scope, a.target)
-        if a.op == "degrade":
-            self._degrade(ports, a.params["width"], a.params["speed"])
-            return
-        if a.op == "ber":
-            p = int(ports[0])
-            if a.params["rate"] > 0:
-                self._ber[p] = {"rate": a.params["rate"], "down_above": a.params["down_above"],
-                                "last_event": -math.inf, "pending": 0}
-                self._event("fault", p, {"fault": "ber", "rate": a.params["rate"]})
-                if a.params["rate"] >= a.params["down_above"]:
-                    self._hold(ports, 1, reason="ber")
-                    self._ber[p]["holding"] = True
-            else:
-                info = self._ber.pop(p, None)
-                if info and info.get("holding"):
-                    self._hold(ports, -1, reason="ber")
-                self._event("fault", p, {"fault": "ber", "rate": 0.0})
-            return
-        delta = 1 if a.op == "hold" else -1
-        if a.op == "release" and not (self._held[ports] > 0).any():
+    def _op_release(self, a: Action, ports: np.ndarray) -> None:
+        if not (self.held[ports] > 0).any():
             return
         if a.scope == "port":
-            self._disabled[ports] += delta
-        if a.scope in ("node", "switch", "port"):
-            # the node's (or port's) own ends; their peers go Polling
-            self._hold(ports, delta, reason=a.reason)
-        elif delta > 0:
-            self._hold(ports[:1], delta, reason=a.reason)
+            self.disabled[ports] -= 1
+        if a.scope != "link":
+            self.hold(ports, -1, reason=a.reason)
         else:
             # release the end that holds the link (a link may be named by either end)
-            end = ports[:1] if self._held[ports[0]] > 0 else ports[1:2]
-            self._hold(end, delta, reason=a.reason)
+            end = ports[:1] if self.held[ports[0]] > 0 else ports[1:2]
+            self.hold(end, -1, reason=a.reason)
 
-    def _hold(self, ports: np.ndarray, delta: int, reason: str) -> None:
+    def _op_ber(self, a: Action, ports: np.ndarray) -> None:
+        p = int(ports[0])
+        rate = a.params["rate"]
+        if rate > 0:
+            self.ber[p] = {"rate": rate, "down_above": a.params["down_above"],
+                           "last_event": -math.inf, "pending": 0}
+            self._emit("fault", p, {"fault": "ber", "rate": rate})
+            if rate >= a.params["down_above"]:
+                self.hold(ports, 1, reason="ber")
+                self.ber[p]["holding"] = True
+        else:
+            info = self.ber.pop(p, None)
+            if info and info.get("holding"):
+                self.hold(ports, -1, reason="ber")
+            self._emit("fault", p, {"fault": "ber", "rate": 0.0})
+
+    def _op_degrade(self, a: Action, ports: np.ndarray) -> None:
+        """Cap the rate a link trains at (None: lift) and retrain it if it is up."""
+        width, speed = a.params["width"], a.params["speed"]
+        self.cap_width[ports] = width or 0
+        self.cap_speed[ports] = SPEED_NAMES.index(speed) if speed else 0
+        self._emit("fault", int(ports[0]), {"fault": "degrade", "width": f"{width}x" if width else None,
+                                            "speed": speed})
+        self.retrain(ports, "retrain")
+
+    # ------------------------------------------------------------ link state
+    def physically_up(self, ports: np.ndarray) -> np.ndarray:
+        """Ports whose cable is present and held down at neither end."""
+        q = self.fabric.peer_of_port[ports]
+        return (q >= 0) & (self.held[ports] == 0) & (self.held[np.maximum(q, 0)] == 0)
+
+    def hold(self, ports: np.ndarray, delta: int, reason: str) -> None:
         """Change the hold count of ports and bring links down or up accordingly."""
         f = self.fabric
-        st = self.state
         ports = np.asarray(ports, dtype=np.int64)
         ends = np.unique(np.concatenate([ports, f.peer_of_port[ports]]))
         ends = ends[ends >= 0]
-        was_up = self._physically_up(ends)
-        np.add.at(self._held, ports, delta)
-        np.maximum(self._held, 0, out=self._held)
-        now_up = self._physically_up(ends)
+        was_up = self.physically_up(ends)
+        np.add.at(self.held, ports, delta)
+        np.maximum(self.held, 0, out=self.held)
+        now_up = self.physically_up(ends)
         going_down = ends[was_up & ~now_up]
         coming_up = ends[~was_up & now_up]
         if going_down.size:
-            self._link_down(going_down, reason)
+            self.link_down(going_down, reason)
         if coming_up.size:
-            self._link_up(coming_up, reason)
+            self.link_up(coming_up, reason)
         # a disabled port reports phys Disabled even while its peer polls
-        dis = ends[(self._disabled[ends] > 0)]
-        st.phys_state[dis] = DISABLED
+        dis = ends[(self.disabled[ends] > 0)]
+        self.state.phys_state[dis] = DISABLED
 
-    def _link_down(self, ends: np.ndarray, reason: str) -> None:
+    def link_down(self, ends: np.ndarray, reason: str) -> None:
+        """Links of ``ends`` (both ends of each) go down: in-flight packets discarded, LinkDowned."""
         f = self.fabric
         st = self.state
-        self.link_version += 1
+        self.version += 1
         # packets in flight on the dying links (up to one port buffer) are discarded
         # at the sending port
-        inflight_bytes = np.minimum(self.xmit_rate[ends] * self.tick_s, self.port_buffer)
+        inflight_bytes = np.minimum(self._xmit_rate()[ends] * self.tick_s, self.port_buffer)
         inflight = np.rint(inflight_bytes / self.mtu).astype(np.uint64)
         st.counters[COUNTER_ROW["port_xmit_discards"], ends] += inflight
         st.counters[COUNTER_ROW["link_downed"], ends] += np.uint64(1)
         st.set_ports_down(ends, POLLING)
-        for p, q in self._cables(ends):     # one event per cable (events are few)
+        for p, q in self.cables(ends):     # one event per cable (events are few)
             lost = int(inflight[(ends == p) | (ends == q)].sum())
-            self._event("link_down", p, {"reason": reason, "discarded_packets": lost},
-                        TRAPS["link_down"])
-        self._need_alloc = True
-        if not f.is_switch[ends].all() or not f.is_switch[f.peer_of_port[ends]].all():
-            self._need_flows = True         # a host lost its link: its demands go
+            self._emit("link_down", p, {"reason": reason, "discarded_packets": lost}, TRAPS["link_down"])
+        # a host that lost its link takes its demands with it
+        host = not f.is_switch[ends].all() or not f.is_switch[f.peer_of_port[ends]].all()
+        self._invalidate(flows=host, alloc=True)
         self._request_sweep()
 
-    def _link_up(self, ends: np.ndarray, reason: str) -> None:
+    def link_up(self, ends: np.ndarray, reason: str) -> None:
+        """Links of ``ends`` train (LinkUp, port Init) at what both ends enable, within caps."""
         st = self.state
         f = self.fabric
-        self.link_version += 1
-        # trained (LinkUp) but not yet Active: at what both ends enable, within the cable's
-        # rate and any degrade cap
-        width, speed = self._trained_rate(ends)
-        st.set_ports_up(ends, INIT, width, speed)
-        for p, _ in self._cables(ends):
+        self.version += 1
+        width, speed = self.trained_rate_of(ends)
+        st.set_ports_up(f, ends, INIT, width, speed)
+        for p, _ in self.cables(ends):
             details = {"reason": reason, "state": "Init"}
             if st.width[p] != f.cable_width[p] or st.speed[p] != f.cable_speed[p]:
                 details.update(width=WIDTH_NAMES.get(int(st.width[p]), str(st.width[p])),
                                speed=SPEED_NAMES[int(st.speed[p])])
-            self._event("link_up", p, details, TRAPS["link_up"])
+            self._emit("link_up", p, details, TRAPS["link_up"])
         self._request_sweep()
 
-    def _degrade(self, ends: np.ndarray, width: int | None, speed: str | None) -> None:
-        """Cap the rate a link trains at (None: lift) and retrain it if it is up."""
-        self._cap_width[ends] = width or 0
-        self._cap_speed[ends] = SPEED_NAMES.index(speed) if speed else 0
-        self._event("fault", int(ends[0]), {"fault": "degrade", "width": f"{width}x" if width else None,
-                                            "speed": speed})
-        up = self._physically_up(ends)
-        if up.all():
-            self._link_down(ends, "retrain")
-            self._link_up(ends, "retrain")
+    def retrain(self, ends: np.ndarray, reason: str) -> None:
+        """The links of ``ends`` go down and train again, if they are up."""
+        if self.physically_up(ends).all():
+            self.link_down(ends, reason)
+            self.link_up(ends, reason)
 
-    def _cables(self, ends: np.ndarray):
+    def trained_rate_of(self, ends: np.ndarray):
+        """(width, speed) the links of ``ends`` train at: enables of both ends, degrade caps."""
+        f = self.fabric
+        peer = f.peer_of_port[ends]
+        width, speed = trained_rate(f.cable_width[ends], f.cable_speed[ends],
+                                    self.en_width[ends] & self.en_width[peer],
+                                    self.en_speed[ends] & self.en_speed[peer],
+                                    self.en_ext[ends] & self.en_ext[peer])
+        cw, cs = self.cap_width[ends], self.cap_speed[ends]
+        width = np.where(cw > 0, np.minimum(width, cw), width)
+        speed = np.where(cs > 0, np.minimum(speed, cs), speed)
+        return width, speed
+
+    def cables(self, ends: np.ndarray):
         """Yield ``(port, peer)`` once per cable among the port indices ``ends``."""
         peer = self.fabric.peer_of_port
         seen = set()
@@ -173,71 +292,48 @@ class LinkStateMixin:
                 seen.add(key)
                 yield p, q
 
-    def _request_sweep(self) -> None:
-        due = self.time_s + self.sweep_delay_s
-        if self._sweep_at is None or due < self._sweep_at:
-            self._sweep_at = due
+    # ------------------------------------------------------------ subnet manager Sets
+    def set_enabled_rates(self, port: int, width_mask: int, speed_mask: int, ext_mask: int) -> None:
+        """LinkWidthEnabled/LinkSpeedEnabled/LinkSpeedExtEnabled of a port, used when it next trains."""
+        self.en_width[port] = width_mask
+        self.en_speed[port] = speed_mask
+        self.en_ext[port] = ext_mask
 
-    def _sweep(self, defer: bool = False) -> None:
-        """The embedded subnet manager's sweep: activate trained ports, reroute.
+    def set_phys_enabled(self, port: int, enabled: bool) -> None:
+        """PhysLinkState Set: Disabled takes the link down; Polling undoes that, or retrains a live link."""
+        p = int(port)
+        if not enabled and p not in self.sm_disabled:
+            self.sm_disabled.add(p)
+            self.disabled[p] += 1
+            self.hold(np.array([p]), 1, reason="sm_disable")
+        elif enabled and p in self.sm_disabled:
+            self.sm_disabled.discard(p)
+            self.disabled[p] -= 1
+            self.hold(np.array([p]), -1, reason="sm_enable")
+        elif enabled:
+            self.retrain_port(p, "sm_retrain")
 
-        ``defer``: leave the LFT computation to the tick's reallocation, which
-        runs it without the lock (:mod:`ibsim.engine.rates`)."""
-        if self.routing == EXTERNAL_SM:
-            return                          # the external SM brings ports up itself
-        st = self.state
-        f = self.fabric
-        init = np.flatnonzero((st.port_state == INIT) & (st.phys_state == LINKUP))
-        if init.size:
-            # the SM walks each port Init -> Armed -> Active in one sweep
-            st.port_state[init] = ACTIVE
-            for p, _ in self._cables(init):
-                self._event("port_state_change", p, {"from": "Init", "to": "Active", "via": "Armed"},
-                            TRAPS["port_state_change"])
-            st.version += 1
-            if not f.is_switch[init].all():
-                self._need_flows = True     # a host is back: its demands return
-        if defer:
-            self._route_pending = True
-            self._need_paths = True
-        else:
-            self.reroute(reason="sweep")
+    def retrain_port(self, port: int, reason: str) -> None:
+        """The link of ``port`` goes down and trains again, if it is cabled and up."""
+        q = int(self.fabric.peer_of_port[port])
+        if q >= 0:
+            self.retrain(np.array([port, q]), reason)
 
-    def reroute(self, reason: str = "manual") -> None:
-        """Recompute the LFTs on the current link states (the SM's routing step), now."""
-        t = _time.perf_counter()
-        lft = None
-        if self.routing != EXTERNAL_SM:     # else the LFTs are what the external SM set
-            lft = compute_lfts(self.fabric, self.routing, **self.routing_options)
-        self._install_routes(lft, _time.perf_counter() - t, reason)
-
-    def _install_routes(self, lft, dt: float, reason: str) -> None:
-        """New LFTs (None: keep the external SM's) in force: stats, paths to re-walk, an event."""
-        self._route_pending = False
-        if lft is not None:
-            self.state.lft = lft
-        self.state.version += 1
-        self.stats["reroutes"] += 1
-        self.stats["reroute_s"] += dt
-        self._need_paths = True
-        self._need_alloc = True
-        if reason != "initial":
-            self._event("reroute", None, {"engine": self.routing, "reason": reason,
-                                          "seconds": round(dt, 4)})
-
-
-    def _bit_errors(self) -> None:
+    # ------------------------------------------------------------ bit errors
+    def bit_errors(self) -> None:
         """Symbol errors grow with the bits received on a cable with a bit-error rate."""
         f = self.fabric
         c = self.state.counters
-        for p, info in self._ber.items():   # loops over faulty cables only
+        xmit = self._xmit_rate()
+        now = self._clock()
+        for p, info in self.ber.items():   # loops over faulty cables only
             q = int(f.peer_of_port[p])
             for src, dst in ((p, q), (q, p)):
-                bits = self.xmit_rate[src] * 8 * self.tick_s
+                bits = xmit[src] * 8 * self.tick_s
                 n_err = int(self.rng.poisson(bits * info["rate"])) if bits > 0 else 0
                 if not n_err:
                     continue
-                pkts = self.xmit_rate[src] * self.tick_s / self.mtu
+                pkts = xmit[src] * self.tick_s / self.mtu
                 c[COUNTER_ROW["symbol_error"], dst] += np.uint64(n_err)
                 c[COUNTER_ROW["port_rcv_errors"], dst] += np.uint64(min(n_err, int(pkts)))
                 # roughly one error burst in a hundred needs link error recovery
@@ -245,9 +341,17 @@ class LinkStateMixin:
                 if ler:
                     c[COUNTER_ROW["link_error_recovery"], dst] += np.uint64(ler)
                 info["pending"] += n_err
-            if info["pending"] and self.time_s - info["last_event"] >= 10.0:
-                self._event("symbol_errors", p, {"errors": info["pending"], "ber": info["rate"]},
-                            TRAPS["symbol_errors"])
+            if info["pending"] and now - info["last_event"] >= 10.0:
+                self._emit("symbol_errors", p, {"errors": info["pending"], "ber": info["rate"]},
+                           TRAPS["symbol_errors"])
                 info["pending"] = 0
-                info["last_event"] = self.time_s
+                info["last_event"] = now
 
+
+#: Action.op -> handler(link_state, action, ports); a new primitive fault op is one entry here
+OPS: dict[str, Callable[[LinkState, Action, np.ndarray], None]] = {
+    "hold": LinkState._op_hold,
+    "release": LinkState._op_release,
+    "ber": LinkState._op_ber,
+    "degrade": LinkState._op_degrade,
+}

@@ -1,21 +1,22 @@
-"""Flows, paths and rates: the reallocation, split so that its heavy part runs without the lock.
+"""The rate model: flows, paths and rates, recomputed so that the heavy part runs without the lock.
 
-:class:`RatesMixin` is part of :class:`~ibsim.engine.simulation.Simulation`.
-A reallocation has three steps:
+:class:`RateModel` is one part of a :class:`~ibsim.engine.simulation.Simulation`.
+It keeps what is stale (flows, paths, rates) and a reallocation has three
+steps:
 
-1. :meth:`~RatesMixin._realloc_inputs` (lock held): what it reads (link
-   states, capacities, the jobs' demands and, when paths must be re-walked,
-   a copy of the LFTs and LIDs), and which of flows/paths/rates are stale;
-2. :meth:`~RatesMixin._realloc_compute` (no lock): aggregated flows, the
-   hop-major path walk and weighted max-min sharing, on those inputs only;
-3. :meth:`~RatesMixin._realloc_install` (lock held): the result becomes the
-   rates the next ticks count.
+1. :meth:`~RateModel.inputs` (lock held): what it reads (link states,
+   capacities, the jobs' demands and, when paths must be re-walked, a copy
+   of the LFTs and LIDs), and which of flows/paths/rates are stale;
+2. :func:`compute` (no lock, a pure function of the inputs): aggregated
+   flows, the hop-major path walk and weighted max-min sharing;
+3. :meth:`~RateModel.install` (lock held): the result becomes the rates the
+   next ticks count.
 
 When the embedded subnet manager's sweep is due, step 2 also computes the
 new LFTs (on the link states of step 1) and step 3 puts them in force.
 
 A change made while step 2 runs (a subnet manager's Set through the MAD
-server, say) sets the need flags again, so the next tick reallocates once
+server, say) marks the model stale again, so the next tick reallocates once
 more; a result computed from inputs older than one already installed is
 dropped.
 """
@@ -26,13 +27,18 @@ import time as _time
 
 import numpy as np
 
-from ..routing import compute_lfts
-from ..traffic import resolve_pattern
+from ..fabric.counters import COUNTER_ROW
 from .allocation import max_min_allocate
 from .flows import build_flowset, walk_paths
-from .links import EXTERNAL_SM
 
-__all__ = ["RatesMixin", "xmit_wait_rate"]
+__all__ = ["RateModel", "compute", "xmit_wait_rate", "TRAFFIC_ROWS"]
+
+#: the traffic counters, contiguous rows of the schema (asserted below)
+TRAFFIC_ROWS = ("port_xmit_data", "port_rcv_data", "port_xmit_packets", "port_rcv_packets",
+                "port_xmit_wait", "unicast_xmit_packets", "unicast_rcv_packets")
+_R0 = COUNTER_ROW["port_xmit_data"]
+assert [COUNTER_ROW[n] - _R0 for n in TRAFFIC_ROWS] == list(range(len(TRAFFIC_ROWS)))
+_TRAFFIC = slice(_R0, _R0 + len(TRAFFIC_ROWS))
 
 
 def xmit_wait_rate(capacity: np.ndarray, offered: np.ndarray, carried: np.ndarray) -> np.ndarray:
@@ -56,146 +62,200 @@ def xmit_wait_rate(capacity: np.ndarray, offered: np.ndarray, carried: np.ndarra
     return capacity / 4.0 * np.clip(stall, 0.0, 1.0)
 
 
-class RatesMixin:
-    """Demands -> aggregated flows -> paths on the LFTs -> max-min rates -> per-tick increments."""
+def compute(fabric, inp: dict, route=None) -> dict:
+    """Flows, paths and rates from ``inp`` alone (no lock, no simulation state written).
 
-    _realloc_seq = 0          # bumped by every install: a result from older inputs is dropped
+    Parameters
+    ----------
+    fabric : FabricIndex
+    inp : dict
+        From :meth:`RateModel.inputs`.
+    route : callable, optional
+        ``route(up, lid, lft_size, request) -> lft``: the embedded SM's routing
+        step, run first when ``inp["route"]`` asks for one.
 
-    def _host_demands(self) -> list[tuple]:
-        """(ports, demand bytes/s, pattern) of each running job, host links capped."""
-        f = self.fabric
-        active = []
-        for job, js in zip(self.jobs, self._job_state):
-            if not js["running"]:
-                continue
-            ports = js["ports"]
-            cap = f.capacity_bytes(f.cable_width[ports], f.cable_speed[ports])
-            dem = cap * job.load if job.load is not None else np.full(ports.size, float(job.rate))
-            if js["pattern"] is None:
-                js["pattern"] = resolve_pattern(job, ports.size, js["rng"], js["names"])
-                js["drawn_at"] = self.time_s
-            active.append([ports, dem, js["pattern"]])
-        if not active:
-            return []
-        # cap each host's total offered load at its link rate, proportionally over its jobs
-        allp = np.concatenate([a[0] for a in active])
-        alld = np.concatenate([a[1] for a in active])
-        tot = np.bincount(allp, weights=alld, minlength=f.n_ports)
-        cap = f.capacity_bytes(f.cable_width, f.cable_speed)
+    Returns
+    -------
+    dict
+        Flows, paths, per-port rates [bytes/s] and per-tick counter increments
+        (``per_tick``, shape (7, n_ports), in :data:`TRAFFIC_ROWS` order).
+    """
+    t = _time.perf_counter()
+    f = fabric
+    up = inp["up"]
+    lft = None
+    if inp["route"] is not None:           # a sweep's routing step, on the links of its tick
+        lft = route(up, inp["lid"], inp["lft_size"], inp["route"])
+        inp = {**inp, "lft": lft}
+    route_s = _time.perf_counter() - t
+    fs = inp["flows"]
+    if fs is None:
+        fs = build_flowset(f, up, inp["demands"])
+    if inp["paths"] is None:
+        paths, path_ok = walk_paths(f, inp["lft"], inp["lid"], fs.src_switch, fs.dst_port)
+    else:
+        paths, path_ok = inp["paths"]
+    n = f.n_ports
+    capacity = inp["capacity"]
+    iterations, converged = 0, True
+    if fs.n:
+        # loops below run over hops only
+        H = paths.shape[0]
+        up_ext = np.append(up, True)          # the padding link is always up
+        blocked = ~path_ok
+        for h in range(H):
+            blocked |= ~up_ext[paths[h]]
+        demand = np.where(blocked, 0.0, fs.demand)
+        alloc = max_min_allocate(paths, fs.weight, demand, capacity, max_iter=inp["max_iter"])
+        rate = alloc.rate
+        iterations, converged = alloc.iterations, alloc.converged
+        sw_carried = np.zeros(n + 1)
+        sw_offered = np.zeros(n + 1)
+        for h in range(H):
+            sw_carried += np.bincount(paths[h], weights=rate, minlength=n + 1)
+            sw_offered += np.bincount(paths[h], weights=demand, minlength=n + 1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where(tot > cap, cap / tot, 1.0)
-        for a in active:
-            a[1] = a[1] * scale[a[0]]
-        return [tuple(a) for a in active]
+            phi = np.where(fs.demand > 0, rate / fs.demand, 0.0)
+        inj_carried, inj_offered = fs.injection(phi, n)
+        xmit = sw_carried[:n] + inj_carried
+        offered = sw_offered[:n] + inj_offered
+    else:
+        xmit = np.zeros(n)
+        offered = np.zeros(n)
+    xmit[~up] = 0.0
+    peer = f.peer_of_port
+    rcv = np.where(peer >= 0, xmit[np.maximum(peer, 0)], 0.0)
+    wait = xmit_wait_rate(capacity, offered, xmit)
+    dt, mtu = inp["tick_s"], inp["mtu"]
+    pt = np.empty((len(TRAFFIC_ROWS), n))
+    pt[0] = xmit * dt / 4.0
+    pt[1] = rcv * dt / 4.0
+    pt[2] = xmit * dt / mtu
+    pt[3] = rcv * dt / mtu
+    pt[4] = wait * dt
+    pt[5] = pt[2]
+    pt[6] = pt[3]
+    return {"seq": inp["seq"], "lft": lft, "route": inp["route"], "route_s": route_s, "flows": fs,
+            "paths": paths, "path_ok": path_ok, "xmit": xmit, "rcv": rcv, "per_tick": pt,
+            "iterations": iterations, "converged": converged, "seconds": _time.perf_counter() - t}
 
-    def _reallocate(self) -> None:
-        """Recompute flows, paths and rates now (the caller holds the lock)."""
-        self._realloc_install(self._realloc_compute(self._realloc_inputs()))
 
-    def _realloc_inputs(self) -> dict:
-        """Take, under the lock, what a reallocation reads; clears the need flags."""
+class RateModel:
+    """Demands -> aggregated flows -> paths on the LFTs -> max-min rates -> per-tick increments.
+
+    Parameters
+    ----------
+    fabric : FabricIndex
+    state : FabricState
+        Its traffic counter rows are advanced by :meth:`advance`.
+    tick_s : float
+        Seconds per tick.
+    mtu : int
+        Bytes per packet.
+    max_iter : int
+        Bound on max-min freezing rounds per reallocation.
+    stats : dict
+        The simulation's statistics (reallocation counts and seconds are added to).
+
+    Attributes
+    ----------
+    xmit_rate, rcv_rate : ndarray of float64, (n_ports,)
+        Current data rates [bytes/s].
+    stale : dict
+        ``flows``, ``paths``, ``alloc``: what the next reallocation recomputes.
+    """
+
+    def __init__(self, fabric, state, *, tick_s: float, mtu: int, max_iter: int, stats: dict):
+        self.fabric = fabric
+        self.state = state
+        self.tick_s = tick_s
+        self.mtu = mtu
+        self.max_iter = max_iter
+        self.stats = stats
+        n = fabric.n_ports
+        self.stale = {"flows": True, "paths": True, "alloc": True}
+        self.flows = None
+        self.paths = None
+        self.path_ok = None
+        self.xmit_rate = np.zeros(n)
+        self.rcv_rate = np.zeros(n)
+        self._seq = 0                       # bumped by every install: a result from older inputs is dropped
+        self._acc = np.zeros((len(TRAFFIC_ROWS), n), dtype=np.float64)
+        self._per_tick = np.zeros_like(self._acc)
+        self._whole = np.zeros_like(self._acc)
+        self._whole_u = np.zeros(self._acc.shape, dtype=np.uint64)
+
+    def invalidate(self, flows: bool = False, paths: bool = False, alloc: bool = False) -> None:
+        """Mark flows, paths or rates stale; the next tick recomputes them."""
+        s = self.stale
+        s["flows"] |= flows
+        s["paths"] |= paths
+        s["alloc"] |= alloc
+
+    @property
+    def due(self) -> bool:
+        """A reallocation is due."""
+        s = self.stale
+        return s["flows"] or s["paths"] or s["alloc"]
+
+    def inputs(self, demands, route: dict | None) -> dict:
+        """Take, under the lock, what a reallocation reads; clears the stale marks.
+
+        Parameters
+        ----------
+        demands : callable
+            ``demands()`` -> list of (ports, demand bytes/s, pattern), called
+            only when the flows are stale.
+        route : dict or None
+            A pending routing step (see :meth:`SubnetManager.route_request`).
+        """
         st = self.state
-        flows = self._need_flows or self._flows is None
-        paths = flows or self._need_paths or self._paths is None
-        self._need_flows = self._need_paths = self._need_alloc = False
+        s = self.stale
+        flows = s["flows"] or self.flows is None
+        paths = flows or s["paths"] or self.paths is None
+        s["flows"] = s["paths"] = s["alloc"] = False
         if paths:                                 # let go of what is recomputed (paths: 100s of MB)
-            self._paths = self._path_ok = None
+            self.paths = self.path_ok = None
             if flows:
-                self._flows = None
-        route = None
-        if self._route_pending and self.routing != EXTERNAL_SM:
-            route = {"engine": self.routing, "options": dict(self.routing_options)}
+                self.flows = None
         return {
             "route": route,
-            "seq": self._realloc_seq,
-            "up": st.link_up_mask(),
+            "seq": self._seq,
+            "up": st.link_up_mask(self.fabric),
             "capacity": st.capacity.copy(),
-            "demands": self._host_demands() if flows else None,
-            "flows": None if flows else self._flows,
+            "demands": demands() if flows else None,
+            "flows": None if flows else self.flows,
             "lft": st.lft.copy() if paths and route is None else None,
-            "lid": st.lid.copy() if paths else None,
-            "paths": None if paths else (self._paths, self._path_ok),
+            "lid": st.lid.copy() if paths or route is not None else None,
+            "lft_size": st.lft.shape[1],
+            "paths": None if paths else (self.paths, self.path_ok),
             "tick_s": self.tick_s,
             "mtu": self.mtu,
             "max_iter": self.max_iter,
         }
 
-    def _realloc_compute(self, inp: dict) -> dict:
-        """Flows, paths and rates from ``inp`` alone (no lock, no simulation state written)."""
-        t = _time.perf_counter()
-        f = self.fabric
-        up = inp["up"]
-        lft = None
-        if inp["route"] is not None:           # a sweep's routing step, on the links of its tick
-            lft = compute_lfts(f, inp["route"]["engine"], up=up, **inp["route"]["options"])
-            inp = {**inp, "lft": lft}
-        route_s = _time.perf_counter() - t
-        fs = inp["flows"]
-        if fs is None:
-            fs = build_flowset(f, up, inp["demands"])
-        if inp["paths"] is None:
-            paths, path_ok = walk_paths(f, inp["lft"], inp["lid"], fs.src_switch, fs.dst_port)
-        else:
-            paths, path_ok = inp["paths"]
-        n = f.n_ports
-        capacity = inp["capacity"]
-        iterations, converged = 0, True
-        if fs.n:
-            # loops below run over hops only
-            H = paths.shape[0]
-            up_ext = np.append(up, True)          # the padding link is always up
-            blocked = ~path_ok
-            for h in range(H):
-                blocked |= ~up_ext[paths[h]]
-            demand = np.where(blocked, 0.0, fs.demand)
-            alloc = max_min_allocate(paths, fs.weight, demand, capacity, max_iter=inp["max_iter"])
-            rate = alloc.rate
-            iterations, converged = alloc.iterations, alloc.converged
-            sw_carried = np.zeros(n + 1)
-            sw_offered = np.zeros(n + 1)
-            for h in range(H):
-                sw_carried += np.bincount(paths[h], weights=rate, minlength=n + 1)
-                sw_offered += np.bincount(paths[h], weights=demand, minlength=n + 1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                phi = np.where(fs.demand > 0, rate / fs.demand, 0.0)
-            inj_carried, inj_offered = fs.injection(phi, n)
-            xmit = sw_carried[:n] + inj_carried
-            offered = sw_offered[:n] + inj_offered
-        else:
-            xmit = np.zeros(n)
-            offered = np.zeros(n)
-        xmit[~up] = 0.0
-        peer = f.peer_of_port
-        rcv = np.where(peer >= 0, xmit[np.maximum(peer, 0)], 0.0)
-        wait = xmit_wait_rate(capacity, offered, xmit)
-        dt, mtu = inp["tick_s"], inp["mtu"]
-        pt = np.empty((7, n))
-        pt[0] = xmit * dt / 4.0
-        pt[1] = rcv * dt / 4.0
-        pt[2] = xmit * dt / mtu
-        pt[3] = rcv * dt / mtu
-        pt[4] = wait * dt
-        pt[5] = pt[2]
-        pt[6] = pt[3]
-        return {"seq": inp["seq"], "lft": lft, "route": inp["route"], "route_s": route_s, "flows": fs, "paths": paths, "path_ok": path_ok, "xmit": xmit, "rcv": rcv,
-                "per_tick": pt, "iterations": iterations, "converged": converged,
-                "seconds": _time.perf_counter() - t}
+    def compute(self, inp: dict, route=None) -> dict:
+        """Step 2, without the lock: :func:`compute` on this fabric."""
+        return compute(self.fabric, inp, route)
 
-    def _realloc_install(self, r: dict) -> None:
-        """Make a computed result the current rates (lock held)."""
-        if r["seq"] != self._realloc_seq:        # another reallocation was installed meanwhile
-            self._need_alloc = True
+    def install(self, r: dict, install_routes=None) -> None:
+        """Make a computed result the current rates (lock held).
+
+        ``install_routes(lft, seconds)`` puts a sweep's LFTs in force; it
+        returns False when the routing changed meanwhile (the result is then
+        dropped and the paths re-walked).
+        """
+        if r["seq"] != self._seq:                # another reallocation was installed meanwhile
+            self.stale["alloc"] = True
             return
         if r["route"] is not None:
-            if self.routing != r["route"]["engine"]:     # an external SM took over meanwhile
-                self._route_pending = False
-                self._need_paths = True
+            keep = (self.stale["paths"], self.stale["alloc"])  # set by changes made meanwhile, if any
+            if not install_routes(r["lft"], r["route_s"]):
+                self.stale["paths"] = True
                 return
-            need = (self._need_paths, self._need_alloc)  # set by changes made meanwhile, if any
-            self._install_routes(r["lft"], r["route_s"], "sweep")
-            self._need_paths, self._need_alloc = need    # the paths below are on these LFTs
-        self._realloc_seq += 1
-        self._flows, self._paths, self._path_ok = r["flows"], r["paths"], r["path_ok"]
+            self.stale["paths"], self.stale["alloc"] = keep    # the paths below are on these LFTs
+        self._seq += 1
+        self.flows, self.paths, self.path_ok = r["flows"], r["paths"], r["path_ok"]
         self.xmit_rate, self.rcv_rate = r["xmit"], r["rcv"]
         np.copyto(self._per_tick, r["per_tick"])
         st = self.stats
@@ -204,3 +264,17 @@ class RatesMixin:
         st["reallocations"] += 1
         st["aggregates"] = r["flows"].n
         st["realloc_s"] += r["seconds"]
+
+    def advance(self) -> None:
+        """Add one tick of traffic to the counters: one in-place add over the traffic rows.
+
+        A fractional carry keeps every word and packet between ticks (loops
+        over counter rows only, never ports).
+        """
+        acc, whole = self._acc, self._whole
+        np.add(acc, self._per_tick, out=acc)
+        np.floor(acc, out=whole)
+        np.subtract(acc, whole, out=acc)
+        np.copyto(self._whole_u, whole, casting="unsafe")
+        ctr = self.state.counters[_TRAFFIC]
+        np.add(ctr, self._whole_u, out=ctr)

@@ -1,22 +1,37 @@
 """Simulation: the clock, the only writer of fabric state, and its tick pipeline.
 
-Per tick, in this order (loops over hops or counters only; never over ports
-or flows):
+A :class:`Simulation` owns the live :class:`~ibsim.fabric.state.FabricState`
+of a :class:`~ibsim.fabric.index.FabricIndex` and is composed of parts, each
+with its own state and a narrow view of the others (callbacks, not shared
+attributes):
 
-1. apply due fault actions and injected commands; run a due subnet-manager
-   sweep (Init ports become Active, routes are recomputed);
+===================================  ==============================================
+:class:`~.links.LinkState`           fault holds, link down/up and training, bit errors
+:class:`~.sm.SubnetManager`          the embedded SM's sweeps and routing; an external SM's Sets
+:class:`~.jobs.Workload`             traffic jobs: hosts, start/stop, offered load
+:class:`~.rates.RateModel`           flows -> paths -> max-min rates -> per-tick increments
+===================================  ==============================================
+
+The simulation itself keeps the clock, the lock, the command inbox, the
+events and the observers. Per tick, in this order (loops over hops or
+counters only; never over ports or flows):
+
+1. run posted commands, apply due fault actions; a due subnet-manager sweep
+   (Init ports become Active, routes are recomputed); jobs start and stop;
 2. if flows, link states or routes changed: rebuild aggregates, walk the
    LFTs, allocate max-min fair rates and precompute per-port per-tick
-   increments (this is the only expensive step, and it runs only on change,
-   on copies taken under the lock and without holding it:
-   :mod:`ibsim.engine.rates`);
+   increments (the only expensive step; it runs only on change, on copies
+   taken under the lock and without holding it: :mod:`ibsim.engine.rates`);
 3. advance the traffic counters by one tick: one in-place add over the seven
    contiguous traffic rows of the counter array, with a fractional carry so
    no word or packet is lost between ticks;
 4. draw bit errors on cables with a bit-error rate;
 5. advance the clock and notify observers whose interval has come round.
 
-Every step but the computation in 2 holds :attr:`Simulation.lock`.
+Every step but the computation in 2 holds :attr:`Simulation.lock`. Adapters
+(the MAD server, exporters, the recorder) read :class:`Snapshot` copies and
+change the fabric only through the methods below (``sm_set_*``,
+``reset_counters``, ``count_mgmt``, ``inject``, ``post``).
 """
 
 from __future__ import annotations
@@ -29,35 +44,39 @@ from collections import deque
 
 import numpy as np
 
-from ..errors import ScenarioError, TopologyError
+from ..errors import ScenarioError
 from ..fabric.counters import COUNTER_ROW
+from ..fabric.state import FabricState
 from ..faults import Action, Fault, expand
 from ..traffic import Job
 from ..units import parse_duration
-from .links import EXTERNAL_SM, LinkStateMixin
-from .rates import RatesMixin, xmit_wait_rate
-from .sm import ExternalSMMixin
+from .jobs import Workload
+from .links import LinkState
+from .rates import TRAFFIC_ROWS, RateModel, xmit_wait_rate
+from .sm import EXTERNAL_SM, SubnetManager
 from .snapshot import Event, Snapshot
 
-__all__ = ["Simulation", "TRAFFIC_ROWS", "xmit_wait_rate", "EXTERNAL_SM"]
+__all__ = ["Simulation", "TRAFFIC_ROWS", "xmit_wait_rate", "EXTERNAL_SM", "MAD_WORDS"]
 
 log = logging.getLogger(__name__)
 
-# the traffic counters are contiguous rows of the schema (asserted below)
-_R0 = COUNTER_ROW["port_xmit_data"]
-TRAFFIC_ROWS = ("port_xmit_data", "port_rcv_data", "port_xmit_packets", "port_rcv_packets",
-                "port_xmit_wait", "unicast_xmit_packets", "unicast_rcv_packets")
-assert [COUNTER_ROW[n] - _R0 for n in TRAFFIC_ROWS] == list(range(len(TRAFFIC_ROWS)))
-_TRAFFIC = slice(_R0, _R0 + len(TRAFFIC_ROWS))
+#: 4-octet words one management datagram adds to PortXmitData/PortRcvData per link:
+#: the 256-byte MAD plus its 32-byte frame, as linux-rdma's ibsim counts it
+MAD_WORDS = 72
+_XMIT_ROWS = [COUNTER_ROW[n] for n in ("port_xmit_data", "port_xmit_packets", "unicast_xmit_packets")]
+_RCV_ROWS = [COUNTER_ROW[n] for n in ("port_rcv_data", "port_rcv_packets", "unicast_rcv_packets")]
+_PER_MAD = np.array([[MAD_WORDS], [1], [1]], dtype=np.uint64)
 
 
-class Simulation(RatesMixin, LinkStateMixin, ExternalSMMixin):
+class Simulation:
     """Drive a fabric's counters with traffic and faults, tick by tick.
 
     Parameters
     ----------
-    fabric : Fabric
-        Compiled fabric; the simulation becomes the only writer of its state.
+    fabric : FabricIndex
+        The compiled fabric. The simulation owns a new
+        :class:`~ibsim.fabric.state.FabricState` for it (``sim.state``) and
+        is its only writer.
     tick : float or str
         Simulated time per tick (seconds or ``"100ms"``).
     seed : int, optional
@@ -100,7 +119,8 @@ class Simulation(RatesMixin, LinkStateMixin, ExternalSMMixin):
                  routing_options: dict | None = None, mtu: int = 4096, sweep_delay=10.0,
                  max_iter: int = 32, port_buffer=1 << 20, sm_settle=0.5):
         self.fabric = fabric
-        self.state = fabric.state
+        #: the live state; only this simulation writes it (adapters read snapshots)
+        self.state = FabricState(fabric)
         self.tick_s = parse_duration(tick)
         if self.tick_s <= 0:
             raise ScenarioError(f"tick must be positive, got {tick!r}")
@@ -109,69 +129,46 @@ class Simulation(RatesMixin, LinkStateMixin, ExternalSMMixin):
         self.seed = int(seed)
         self._seedseq = np.random.SeedSequence(self.seed)
         self.rng = np.random.default_rng(self._seedseq.spawn(1)[0])
-        self.routing = routing
-        self.routing_options = dict(routing_options or {})
-        #: engine the embedded SM returns to when an external SM detaches
-        self.embedded_routing = routing if routing != EXTERNAL_SM else "minhop"
+        self.mtu = int(mtu)
+        if self.mtu <= 0:
+            raise ScenarioError(f"mtu must be positive, got {mtu}")
+        sm_settle_s = parse_duration(sm_settle)
+        if sm_settle_s < 0:
+            raise ScenarioError(f"sm_settle must not be negative, got {sm_settle!r}")
         #: held by step() and by any other thread that reads or writes state
         self.lock = threading.RLock()
         self._listeners: list = []
         self._inbox: deque = deque()
-        self._sm_disabled: set[int] = set()
         #: egress ports of MADs not yet in the counters (see :meth:`count_mgmt`)
         self.mgmt_pending: list[int] = []
-        #: bumped whenever a link goes down or comes up (physical states changed)
-        self.link_version = 0
-        self.mtu = int(mtu)
-        if self.mtu <= 0:
-            raise ScenarioError(f"mtu must be positive, got {mtu}")
-        self.sweep_delay_s = parse_duration(sweep_delay)
-        self.sm_settle_s = parse_duration(sm_settle)
-        if self.sm_settle_s < 0:
-            raise ScenarioError(f"sm_settle must not be negative, got {sm_settle!r}")
-        self._sm_need = [False, False, False]          # flows, paths, alloc: SM changes not yet applied
-        self._sm_quiet_at = 0.0                        # simulated time the SM's last change settles
-        self.max_iter = int(max_iter)
-        self.port_buffer = float(port_buffer)
         self.ticks = 0
         self.events: list[Event] = []
-        self.jobs: list[Job] = []
-        self._job_state: list[dict] = []
         self._actions: list[Action] = []
         self._observers: list[dict] = []
-        n = fabric.n_ports
-        self._held = np.zeros(n, dtype=np.int16)      # faults holding this end down
-        self._disabled = np.zeros(n, dtype=np.int16)  # port_disable holds (phys Disabled)
-        self._cap_width = np.zeros(n, dtype=np.uint8)  # degrade: most lanes a link trains at (0: cable)
-        self._cap_speed = np.zeros(n, dtype=np.uint8)  # degrade: fastest speed code (0: cable)
-        self._en_width = np.full(n, 0xFF, dtype=np.uint8)  # LinkWidthEnabled an SM set (all)
-        self._en_speed = np.full(n, 0x0F, dtype=np.uint8)  # LinkSpeedEnabled (SDR..QDR)
-        self._en_ext = np.full(n, 0x1F, dtype=np.uint8)    # LinkSpeedExtEnabled (FDR..XDR)
-        self._ber: dict[int, dict] = {}               # port (one end) -> {rate, down_above, ...}
-        self._acc = np.zeros((len(TRAFFIC_ROWS), n), dtype=np.float64)
-        self._per_tick = np.zeros_like(self._acc)
-        self._whole = np.zeros_like(self._acc)
-        self._whole_u = np.zeros(self._acc.shape, dtype=np.uint64)
-        self.xmit_rate = np.zeros(n)
-        self.rcv_rate = np.zeros(n)
-        self._flows = None
-        self._paths = None
-        self._path_ok = None
-        self._need_flows = True
-        self._need_paths = True
-        self._need_alloc = True
-        self._sweep_at: float | None = None
-        self._route_pending = False                    # a sweep's LFTs are still to be computed
         self._stop = False
         self.stats = {"reallocations": 0, "reroutes": 0, "alloc_iterations": 0,
                       "alloc_unconverged": 0, "aggregates": 0, "realloc_s": 0.0, "reroute_s": 0.0,
                       "behind_s": 0.0}
         self._t0_wall = _time.time()
-        if routing == EXTERNAL_SM:
-            self._unconfigure()
-        self.reroute(reason="initial")
+        # the parts
+        clock = lambda: self.time_s  # noqa: E731
+        self.rates = RateModel(fabric, self.state, tick_s=self.tick_s, mtu=self.mtu,
+                               max_iter=int(max_iter), stats=self.stats)
+        self.links = LinkState(fabric, self.state, emit=self._event, clock=clock,
+                               invalidate=self.rates.invalidate,
+                               request_sweep=lambda: self.sm.request_sweep(),
+                               xmit_rate=lambda: self.rates.xmit_rate, tick_s=self.tick_s, mtu=self.mtu,
+                               port_buffer=float(port_buffer), rng=self.rng)
+        self.sm = SubnetManager(fabric, self.state, self.links, emit=self._event, clock=clock,
+                                invalidate=self.rates.invalidate, routing=routing,
+                                routing_options=routing_options or {},
+                                sweep_delay_s=parse_duration(sweep_delay), sm_settle_s=sm_settle_s,
+                                stats=self.stats)
+        self.workload = Workload(fabric, spawn_rng=lambda: np.random.default_rng(self._seedseq.spawn(1)[0]),
+                                 emit=self._event, clock=clock, invalidate=self.rates.invalidate)
+        self.sm.reroute(reason="initial")
 
-    # ------------------------------------------------------------ building
+    # ------------------------------------------------------------ reading
     @property
     def topology(self):
         """The :class:`~ibsim.topology.Topology` (its ``.graph`` is networkx)."""
@@ -182,57 +179,50 @@ class Simulation(RatesMixin, LinkStateMixin, ExternalSMMixin):
         """Simulated seconds since the start."""
         return self.ticks * self.tick_s
 
+    @property
+    def routing(self) -> str:
+        """The routing engine in force (``"opensm"`` while an external SM programs the fabric)."""
+        return self.sm.routing
+
+    @property
+    def routing_options(self) -> dict:
+        """Options of the embedded SM's routing engine."""
+        return self.sm.routing_options
+
+    @property
+    def jobs(self) -> list[Job]:
+        """The traffic jobs, in the order they were added."""
+        return self.workload.jobs
+
+    def job_ports(self, i: int) -> np.ndarray:
+        """Port indices of job ``i``'s hosts (its CAs' first cabled ports), in host order."""
+        return self.workload.ports(i)
+
+    @property
+    def xmit_rate(self) -> np.ndarray:
+        """Current data rate leaving each port [bytes/s], (n_ports,)."""
+        return self.rates.xmit_rate
+
+    @property
+    def rcv_rate(self) -> np.ndarray:
+        """Current data rate arriving at each port [bytes/s], (n_ports,)."""
+        return self.rates.rcv_rate
+
+    @property
+    def link_version(self) -> int:
+        """Bumped whenever a link goes down or comes up."""
+        return self.links.version
+
+    # ------------------------------------------------------------ building
     def add_job(self, job: Job) -> None:
         """Add a traffic job (resolves its hosts now, with the seed)."""
-        ports, names = self._resolve_hosts(job)
-        rng = np.random.default_rng(self._seedseq.spawn(1)[0])
-        self.jobs.append(job)
-        self._job_state.append({"ports": ports, "names": names, "rng": rng, "running": False,
-                                "pattern": None, "drawn_at": None})
-        self._need_flows = True
-
-    def _resolve_hosts(self, job: Job):
-        f = self.fabric
-        ca_nodes = np.flatnonzero(f.node_type == 1)
-        first_cabled = {}
-        cabled = np.flatnonzero((~f.is_switch) & (f.peer_of_port >= 0))
-        for p in cabled[::-1]:
-            first_cabled[int(f.node_of_port[p])] = int(p)
-        hosts = job.hosts
-        if hosts == "all" or hosts is None:
-            nodes = [int(x) for x in ca_nodes if int(x) in first_cabled]
-        elif isinstance(hosts, (int, np.integer)) and not isinstance(hosts, bool):
-            pool = [int(x) for x in ca_nodes if int(x) in first_cabled]
-            if not 1 <= hosts <= len(pool):
-                raise ScenarioError(f"job {job.name!r}: hosts={hosts} but the fabric has {len(pool)} "
-                                    f"cabled CAs")
-            pick = np.random.default_rng(self._seedseq.spawn(1)[0]).choice(len(pool), hosts, replace=False)
-            nodes = [pool[i] for i in sorted(pick)]
-        else:
-            nodes = []
-            for name in hosts:
-                try:
-                    nd = f.find_node(str(name))
-                except TopologyError as exc:
-                    raise ScenarioError(f"job {job.name!r}: {exc}") from None
-                if nd not in first_cabled:
-                    raise ScenarioError(f"job {job.name!r}: host {name!r} is not a cabled CA")
-                nodes.append(nd)
-        if len(nodes) < 2:
-            raise ScenarioError(f"job {job.name!r} needs at least 2 hosts, got {len(nodes)}")
-        ports = np.array([first_cabled[n] for n in nodes], dtype=np.int64)
-        names = {}
-        for i, n in enumerate(nodes):
-            names[f.node_desc[n]] = i
-            names[f"0x{int(f.node_guid[n]):016x}"] = i
-            names[str(int(f.node_guid[n]))] = i
-        return ports, names
+        self.workload.add(job)
 
     def schedule(self, fault: Fault) -> None:
         """Schedule a fault (its actions apply at the first tick boundary at or after their time)."""
         with self.lock:
             for a in expand(fault):
-                self._check_target(a)
+                self.links.ports_of(a.scope, a.target)      # a wrong target fails now
                 self._actions.append(a)
             self._actions.sort(key=lambda a: a.at_s)
 
@@ -299,22 +289,6 @@ class Simulation(RatesMixin, LinkStateMixin, ExternalSMMixin):
         self._inbox.append(fn)
 
     # ------------------------------------------------------------ the tick
-    def _update_jobs(self) -> None:
-        t = self.time_s
-        for job, js in zip(self.jobs, self._job_state):
-            run = job.active(t)
-            if run != js["running"]:
-                js["running"] = run
-                js["pattern"] = None
-                self._need_flows = True
-                self._event("job_start" if run else "job_stop", None,
-                            {"job": job.name, "pattern": job.pattern, "hosts": int(js["ports"].size)})
-            elif run and job.pattern == "uniform":
-                interval = parse_duration(job.params.get("interval", 1.0))
-                if js["drawn_at"] is not None and t - js["drawn_at"] >= interval - 1e-9:
-                    js["pattern"] = None
-                    self._need_flows = True
-
     def step(self) -> None:
         """Advance one tick.
 
@@ -324,10 +298,10 @@ class Simulation(RatesMixin, LinkStateMixin, ExternalSMMixin):
         """
         with self.lock:
             inputs = self._step_begin()
-        result = self._realloc_compute(inputs) if inputs is not None else None
+        result = self.rates.compute(inputs, self.sm.compute) if inputs is not None else None
         with self.lock:
             if result is not None:
-                self._realloc_install(result)
+                self.rates.install(result, self._install_sweep_routes)
             self._step_end()
 
     def _step_begin(self):
@@ -341,30 +315,111 @@ class Simulation(RatesMixin, LinkStateMixin, ExternalSMMixin):
         self.flush_mgmt()
         t = self.time_s
         while self._actions and self._actions[0].at_s <= t + 1e-9:
-            self._apply(self._actions.pop(0))
-        if self._sweep_at is not None and self._sweep_at <= t + 1e-9:
-            self._sweep_at = None
-            self._sweep(defer=True)
-        self._update_jobs()
-        self._sm_settled()
-        if self._need_flows or self._need_paths or self._need_alloc:
-            return self._realloc_inputs()
+            self.links.apply(self._actions.pop(0))
+        self.sm.tick()
+        self.workload.update()
+        if self.rates.due:
+            return self.rates.inputs(self.workload.demands, self.sm.route_request())
         return None
+
+    def _install_sweep_routes(self, lft, seconds: float) -> bool:
+        """Put a sweep's LFTs in force, unless an external SM took over meanwhile."""
+        if self.sm.route_pending and self.sm.routing != EXTERNAL_SM:
+            self.sm.install_routes(lft, seconds, "sweep")
+            return True
+        self.sm.route_pending = False
+        return False
 
     def _step_end(self) -> None:
         """Add this tick's traffic to the counters, advance the clock, notify observers."""
-        # traffic counters: loops over counter rows only, never ports
-        acc, whole = self._acc, self._whole
-        np.add(acc, self._per_tick, out=acc)
-        np.floor(acc, out=whole)
-        np.subtract(acc, whole, out=acc)
-        np.copyto(self._whole_u, whole, casting="unsafe")
-        ctr = self.state.counters[_TRAFFIC]
-        np.add(ctr, self._whole_u, out=ctr)
-        if self._ber:
-            self._bit_errors()
+        self.rates.advance()
+        if self.links.ber:
+            self.links.bit_errors()
         self.ticks += 1
         self._notify()
+
+    # ------------------------------------------------------------ commands of adapters
+    # The MAD server calls these with :attr:`lock` held when a management
+    # datagram reaches a port: the simulation stays the one writer of the state.
+    def count_mgmt(self, egress) -> None:
+        """Note management packets (MADs) leaving ports ``egress`` (port indices, one per link crossed).
+
+        Cheap (a list extend); :meth:`flush_mgmt` adds them to the counters
+        at the next tick, snapshot or PerfMgt read. Call with :attr:`lock` held.
+        """
+        self.mgmt_pending.extend(egress)
+
+    def flush_mgmt(self) -> None:
+        """Add the noted management packets to the counters: per link crossed, the
+        egress port counts 1 packet (``port_xmit_packets``, ``unicast_xmit_packets``)
+        and :data:`MAD_WORDS` words of ``port_xmit_data``; its peer the same as received."""
+        pending = self.mgmt_pending
+        if not pending:
+            return
+        e = np.asarray(pending, dtype=np.intp)
+        pending.clear()                             # the same list: the C fast path appends to it
+        ctr = self.state.counters
+        f = self.fabric
+        if e.size * 8 < f.n_ports:                     # a few: per element
+            for ports, rows in ((e, _XMIT_ROWS), (f.peer_of_port[e], _RCV_ROWS)):
+                for r, amount in zip(rows, _PER_MAD[:, 0]):
+                    np.add.at(ctr[r], ports, amount)
+            return
+        for ports, rows in ((e, _XMIT_ROWS), (f.peer_of_port[e], _RCV_ROWS)):
+            n = np.bincount(ports, minlength=f.n_ports).astype(np.uint64)
+            ctr[rows] += n * _PER_MAD
+
+    def reset_counters(self, ports, rows) -> None:
+        """Zero counter ``rows`` of ``ports`` (a PerfMgt Set with a CounterSelect mask, ``perfquery -r``)."""
+        self.state.reset_counters(ports, rows)
+
+    def set_external_sm(self, on: bool) -> None:
+        """Let an external SM program the fabric (``routing="opensm"``), or hand back.
+
+        Handing back reinstates the embedded SM's engine and sweeps now.
+        """
+        self.sm.set_external(on)
+
+    def reroute(self, reason: str = "manual") -> None:
+        """Recompute the LFTs on the current link states (the SM's routing step), now."""
+        self.sm.reroute(reason)
+
+    def sm_set_lid(self, port: int, lid: int) -> None:
+        """Set the LID of a CA port, or of a switch (``port`` is its port 0)."""
+        self.sm.set_lid(port, lid)
+
+    def sm_set_port_state(self, ports, state: int) -> None:
+        """Move ports to a logical state (Init, Armed, Active), as an SM's PortInfo Set does."""
+        self.sm.set_port_state(ports, state)
+
+    def sm_set_lft_block(self, switch_row: int, block: int, entries: bytes) -> None:
+        """Write one 64-entry LFT block of a switch (LinearForwardingTable Set)."""
+        self.sm.set_lft_block(switch_row, block, entries)
+
+    def sm_set_block(self, table: str, key, value: bytes) -> None:
+        """Store an SMA attribute block an SM set (P_Key, SL2VL, VLArb, MFT, GUIDInfo, Mellanox
+        ExtendedPortInfo; see :class:`~ibsim.fabric.state.SmaTables`)."""
+        self.sm.set_block(table, key, value)
+
+    def sm_set_switch_info(self, switch_row: int, fdb_top: int, life_time: int) -> None:
+        """SwitchInfo Set: LinearFDBTop and LifeTimeValue (5 bits) of a switch."""
+        self.sm.set_switch_info(switch_row, fdb_top, life_time)
+
+    def sm_set_enabled(self, port: int, enabled: bool) -> None:
+        """PortInfo PhysLinkState Set: Disabled (3) takes the link down; Polling (2) undoes
+        that, or, on a live link, makes it train again (``ibportstate ... reset``)."""
+        self.links.set_phys_enabled(port, enabled)
+
+    def sm_set_rate_enabled(self, port: int, width_mask: int, speed_mask: int, ext_mask: int) -> None:
+        """PortInfo LinkWidthEnabled/LinkSpeedEnabled/LinkSpeedExtEnabled of a port, as an SM
+        (or ``ibportstate``) set them: used the next time the link trains (after a PortState
+        Down Set, a Disable/Enable, or any link down/up)."""
+        self.links.set_enabled_rates(port, width_mask, speed_mask, ext_mask)
+
+    def sm_retrain(self, port: int) -> None:
+        """The link goes down and trains again, at what both ends enable (a PortState Down
+        Set, or PhysLinkState Polling on a live link)."""
+        self.links.retrain_port(port, "sm_retrain")
 
     # ------------------------------------------------------------ observers
     def snapshot(self, events=()) -> Snapshot:
@@ -377,8 +432,8 @@ class Simulation(RatesMixin, LinkStateMixin, ExternalSMMixin):
         st = self.state
         return Snapshot(self.time_s, self.ticks, self._t0_wall + self.time_s, self.fabric,
                         st.counters.copy(), st.port_state.copy(), st.phys_state.copy(),
-                        st.width.copy(), st.speed.copy(), st.lid.copy(), self.xmit_rate.copy(),
-                        self.rcv_rate.copy(), tuple(events))
+                        st.width.copy(), st.speed.copy(), st.lid.copy(), self.rates.xmit_rate.copy(),
+                        self.rates.rcv_rate.copy(), tuple(events), st.sma.copy())
 
     def _notify(self, final: bool = False) -> None:
         if not self._observers:

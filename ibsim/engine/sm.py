@@ -1,176 +1,189 @@
-"""An external subnet manager (OpenSM through the MAD server) programs the fabric.
+"""The subnet manager part: the embedded SM's sweeps and routing, and an external SM's Sets.
 
-:class:`ExternalSMMixin` is part of :class:`~ibsim.engine.simulation.Simulation`.
-The MAD server calls these methods, with ``sim.lock`` held, when a subnet
-manager's Set reaches a port, so the simulation stays the one writer of the
-state. The server also reports the links its packets cross
-(:meth:`ExternalSMMixin.count_mgmt`), which the simulation adds to the port
-counters as a real fabric counts VL15 and GSI traffic.
+:class:`SubnetManager` is one part of a :class:`~ibsim.engine.simulation.Simulation`.
+The embedded SM sweeps ``sweep_delay`` after a link change: it walks trained
+ports Init -> Armed -> Active and recomputes the LFTs with its routing engine
+(on copies, without the simulation's lock: see :mod:`ibsim.engine.rates`).
+When an external SM (OpenSM through the MAD server) takes over
+(``routing="opensm"``), the MAD server calls the ``sm_set_*`` methods of the
+:class:`~ibsim.engine.simulation.Simulation`, with its lock held, for every
+Set that reaches a port; they land here, so the simulation stays the one
+writer of the state. The data plane follows an external SM's changes once it
+has been quiet for ``sm_settle``.
 """
 
 from __future__ import annotations
 
+import time as _time
+from typing import Callable
+
 import numpy as np
 
-from ..fabric.counters import COUNTER_ROW
-from ..fabric.index import SPEED_NAMES
-from ..fabric.state import ACTIVE, INIT, LINKUP
-from ..linkrate import SPEEDS
+from ..fabric.state import ACTIVE, INIT, LINKUP, NO_ROUTE
 from ..fabric.state import STATE as STATE_NAMES
-from .links import EXTERNAL_SM
+from ..routing import compute_lfts
+from .snapshot import TRAPS
 
-__all__ = ["ExternalSMMixin", "MAD_WORDS"]
+__all__ = ["SubnetManager", "EXTERNAL_SM"]
 
-#: 4-octet words one management datagram adds to PortXmitData/PortRcvData per link:
-#: the 256-byte MAD plus its 32-byte frame, as linux-rdma's ibsim counts it
-MAD_WORDS = 72
-_XMIT_ROWS = [COUNTER_ROW[n] for n in ("port_xmit_data", "port_xmit_packets", "unicast_xmit_packets")]
-_RCV_ROWS = [COUNTER_ROW[n] for n in ("port_rcv_data", "port_rcv_packets", "unicast_rcv_packets")]
-_PER_MAD = np.array([[MAD_WORDS], [1], [1]], dtype=np.uint64)
-#: (lanes, PortInfo LinkWidthEnabled bit), widest first
-_WIDTH_BITS = ((12, 8), (8, 4), (4, 2), (2, 16), (1, 1))
-#: (speed code, LinkSpeedEnabled bit, LinkSpeedExtEnabled bit), fastest first
-_SPEED_BITS = tuple((code, SPEEDS[name].speed_code, SPEEDS[name].ext_code)
-                    for code, name in reversed(list(enumerate(SPEED_NAMES))) if name)
-_FDR10 = SPEED_NAMES.index("FDR10")
+#: ``routing=`` value meaning "an external subnet manager (OpenSM) routes"
+EXTERNAL_SM = "opensm"
 
 
-def trained_rate(cable_width, cable_speed, width_mask, speed_mask, ext_mask):
-    """Width (lanes) and speed (code) links train at, given what both ends enable.
+class SubnetManager:
+    """Sweeps, routing, and the Sets of an external subnet manager.
 
     Parameters
     ----------
-    cable_width, cable_speed : ndarray
-        What each cable supports (lanes, speed codes).
-    width_mask, speed_mask, ext_mask : ndarray
-        LinkWidthEnabled, LinkSpeedEnabled and LinkSpeedExtEnabled common to
-        both ends (bitwise and).
-
-    Returns
-    -------
-    (ndarray of uint8, ndarray of uint8)
-        The widest enabled width within the cable's, and the fastest enabled
-        speed within the cable's (FDR10 only on an FDR10 cable); 1x and SDR,
-        which every port supports, when nothing is common.
+    fabric : FabricIndex
+    state : FabricState
+    links : LinkState
+        For the cables of ports and retraining.
+    emit, clock, invalidate : callable
+        As for :class:`~ibsim.engine.links.LinkState`.
+    routing : str
+        Routing engine of the embedded SM, or ``"opensm"``.
+    routing_options : dict
+        Passed to :func:`ibsim.routing.compute_lfts` (e.g. ``roots``).
+    sweep_delay_s : float
+        Seconds from a link change to the embedded SM's sweep.
+    sm_settle_s : float
+        Seconds an external SM must be quiet before the data plane follows it.
+    stats : dict
+        The simulation's statistics (``reroutes``, ``reroute_s`` are added to).
     """
-    width = np.zeros(len(cable_width), dtype=np.uint8)
-    for lanes, bit in _WIDTH_BITS:               # loops over the 5 widths, not ports
-        ok = (width == 0) & ((width_mask & bit) != 0) & (lanes <= cable_width)
-        width[ok] = lanes
-    width[width == 0] = 1
-    speed = np.zeros(len(cable_speed), dtype=np.uint8)
-    for code, bit, ext in _SPEED_BITS:           # over the 9 speeds
-        allowed = ((ext_mask & ext) != 0) if ext else ((speed_mask & bit) != 0)
-        if code == _FDR10:
-            allowed = allowed & (cable_speed == _FDR10)
-        ok = (speed == 0) & allowed & (code <= cable_speed)
-        speed[ok] = code
-    speed[speed == 0] = 1
-    return width, speed
 
+    def __init__(self, fabric, state, links, *, emit: Callable, clock: Callable, invalidate: Callable,
+                 routing: str, routing_options: dict, sweep_delay_s: float, sm_settle_s: float,
+                 stats: dict):
+        self.fabric = fabric
+        self.state = state
+        self.links = links
+        self._emit = emit
+        self._clock = clock
+        self._invalidate = invalidate
+        self.routing = routing
+        self.routing_options = dict(routing_options or {})
+        #: engine the embedded SM returns to when an external SM detaches
+        self.embedded_routing = routing if routing != EXTERNAL_SM else "minhop"
+        self.sweep_delay_s = sweep_delay_s
+        self.sm_settle_s = sm_settle_s
+        self.stats = stats
+        self.sweep_at: float | None = None
+        #: a sweep's LFTs are still to be computed (by the next reallocation)
+        self.route_pending = False
+        self._need = {"flows": False, "paths": False, "alloc": False}  # SM changes not yet applied
+        self._quiet_at = 0.0                   # simulated time the SM's last change settles
+        if routing == EXTERNAL_SM:
+            self.unconfigure()
 
-class ExternalSMMixin:
-    """LIDs, port states, enables and LFT blocks set by an external SM."""
+    # ------------------------------------------------------------ embedded SM
+    def request_sweep(self) -> None:
+        """Sweep ``sweep_delay_s`` from now (or earlier, if one is due sooner)."""
+        due = self._clock() + self.sweep_delay_s
+        if self.sweep_at is None or due < self.sweep_at:
+            self.sweep_at = due
 
-    # ------------------------------------------------------------ management traffic
-    def count_mgmt(self, egress) -> None:
-        """Note management packets (MADs) leaving ports ``egress`` (port indices, one per link crossed).
+    def tick(self) -> None:
+        """At a tick boundary: a due sweep, and an external SM's changes once it is quiet."""
+        now = self._clock()
+        if self.sweep_at is not None and self.sweep_at <= now + 1e-9:
+            self.sweep_at = None
+            self.sweep(defer=True)
+        need = self._need
+        if (need["flows"] or need["paths"] or need["alloc"]) and now + 1e-9 >= self._quiet_at:
+            self._invalidate(**need)
+            for k in need:
+                need[k] = False
 
-        Cheap (a list extend); :meth:`flush_mgmt` adds them to the counters
-        at the next tick, snapshot or PerfMgt read. Call with :attr:`lock` held.
-        """
-        self.mgmt_pending.extend(egress)
+    def sweep(self, defer: bool = False) -> None:
+        """The embedded subnet manager's sweep: activate trained ports, reroute.
 
-    def flush_mgmt(self) -> None:
-        """Add the noted management packets to the counters: per link crossed, the
-        egress port counts 1 packet (``port_xmit_packets``, ``unicast_xmit_packets``)
-        and :data:`MAD_WORDS` words of ``port_xmit_data``; its peer the same as received."""
-        pending = self.mgmt_pending
-        if not pending:
-            return
-        e = np.asarray(pending, dtype=np.intp)
-        pending.clear()                             # the same list: the C fast path appends to it
-        ctr = self.state.counters
+        ``defer``: leave the LFT computation to the tick's reallocation, which
+        runs it without the lock (:mod:`ibsim.engine.rates`)."""
+        if self.routing == EXTERNAL_SM:
+            return                          # the external SM brings ports up itself
+        st = self.state
         f = self.fabric
-        if e.size * 8 < f.n_ports:                     # a few: per element
-            for ports, rows in ((e, _XMIT_ROWS), (f.peer_of_port[e], _RCV_ROWS)):
-                for r, amount in zip(rows, _PER_MAD[:, 0]):
-                    np.add.at(ctr[r], ports, amount)
-            return
-        for ports, rows in ((e, _XMIT_ROWS), (f.peer_of_port[e], _RCV_ROWS)):
-            n = np.bincount(ports, minlength=f.n_ports).astype(np.uint64)
-            ctr[rows] += n * _PER_MAD
+        init = np.flatnonzero((st.port_state == INIT) & (st.phys_state == LINKUP))
+        if init.size:
+            # the SM walks each port Init -> Armed -> Active in one sweep
+            st.port_state[init] = ACTIVE
+            for p, _ in self.links.cables(init):
+                self._emit("port_state_change", p, {"from": "Init", "to": "Active", "via": "Armed"},
+                           TRAPS["port_state_change"])
+            st.version += 1
+            # a host is back: its demands return
+            self._invalidate(flows=not f.is_switch[init].all())
+        if defer:
+            self.route_pending = True
+            self._invalidate(paths=True)
+        else:
+            self.reroute(reason="sweep")
 
-    # ------------------------------------------------------------ trained rates
-    def sm_set_rate_enabled(self, port: int, width_mask: int, speed_mask: int, ext_mask: int) -> None:
-        """PortInfo LinkWidthEnabled/LinkSpeedEnabled/LinkSpeedExtEnabled of a port, as an SM
-        (or ``ibportstate``) set them: used the next time the link trains (after a PortState
-        Down Set, a Disable/Enable, or any link down/up)."""
-        self._en_width[port] = width_mask
-        self._en_speed[port] = speed_mask
-        self._en_ext[port] = ext_mask
+    def route_request(self) -> dict | None:
+        """What a pending sweep's routing step needs (engine, options), or None."""
+        if self.route_pending and self.routing != EXTERNAL_SM:
+            return {"engine": self.routing, "options": dict(self.routing_options)}
+        return None
 
-    def sm_retrain(self, port: int) -> None:
-        """The link goes down and trains again, at what both ends enable (a PortState Down
-        Set, or PhysLinkState Polling on a live link)."""
-        q = int(self.fabric.peer_of_port[port])
-        if q < 0:
-            return
-        ends = np.array([port, q])
-        if self._physically_up(ends).all():
-            self._link_down(ends, "sm_retrain")
-            self._link_up(ends, "sm_retrain")
+    def compute(self, up: np.ndarray, lid: np.ndarray, lft_size: int, request: dict) -> np.ndarray:
+        """The embedded SM's LFTs for the links ``up`` and LIDs ``lid`` (no state read or written)."""
+        return compute_lfts(self.fabric, request["engine"], up=up, lid=lid, lft_size=lft_size,
+                            **request["options"])
 
-    def _trained_rate(self, ends: np.ndarray):
-        """(width, speed) the links of ``ends`` train at: enables of both ends, degrade caps."""
-        f = self.fabric
-        peer = f.peer_of_port[ends]
-        width, speed = trained_rate(f.cable_width[ends], f.cable_speed[ends],
-                                    self._en_width[ends] & self._en_width[peer],
-                                    self._en_speed[ends] & self._en_speed[peer],
-                                    self._en_ext[ends] & self._en_ext[peer])
-        cw, cs = self._cap_width[ends], self._cap_speed[ends]
-        width = np.where(cw > 0, np.minimum(width, cw), width)
-        speed = np.where(cs > 0, np.minimum(speed, cs), speed)
-        return width, speed
+    def reroute(self, reason: str = "manual") -> None:
+        """Recompute the LFTs on the current link states (the SM's routing step), now."""
+        t = _time.perf_counter()
+        lft = None
+        if self.routing != EXTERNAL_SM:     # else the LFTs are what the external SM set
+            st = self.state
+            lft = self.compute(st.link_up_mask(self.fabric), st.lid, st.lft.shape[1],
+                               {"engine": self.routing, "options": self.routing_options})
+        self.install_routes(lft, _time.perf_counter() - t, reason)
+
+    def install_routes(self, lft, dt: float, reason: str) -> None:
+        """New LFTs (None: keep the external SM's) in force: stats, paths to re-walk, an event."""
+        self.route_pending = False
+        if lft is not None:
+            self.state.lft = np.ascontiguousarray(lft)
+        self.state.version += 1
+        self.stats["reroutes"] += 1
+        self.stats["reroute_s"] += dt
+        self._invalidate(paths=True, alloc=True)
+        if reason != "initial":
+            self._emit("reroute", None, {"engine": self.routing, "reason": reason, "seconds": round(dt, 4)})
 
     # ------------------------------------------------------------ external SM
-    # Called by the MAD server, with :attr:`lock` held, when a subnet manager's
-    # Set reaches a port: the simulation stays the one writer of the state.
-    def set_external_sm(self, on: bool) -> None:
+    def set_external(self, on: bool) -> None:
         """Let an external SM program the fabric (``routing="opensm"``), or hand back.
 
         Handing back reinstates the embedded SM's engine and sweeps now.
         """
         if on and self.routing != EXTERNAL_SM:
             self.routing = EXTERNAL_SM
-            self._event("sm_change", None, {"routing": EXTERNAL_SM})
+            self._emit("sm_change", None, {"routing": EXTERNAL_SM})
         elif not on and self.routing == EXTERNAL_SM:
             self.routing = self.embedded_routing
-            self._event("sm_change", None, {"routing": self.routing})
-            self._sweep()
+            self._emit("sm_change", None, {"routing": self.routing})
+            self.sweep()
 
-    def _unconfigure(self) -> None:
+    def unconfigure(self) -> None:
         """The fabric as no SM has seen it: links trained but Init, only file LIDs, no routes."""
         f = self.fabric
         st = self.state
         cabled = (f.peer_of_port >= 0) & (st.phys_state == LINKUP)
         st.port_state[cabled] = INIT
-        lid = np.zeros_like(st.lid)
-        nodes = f.topology.graph.nodes
-        for n, guid in enumerate(f.node_guid.tolist()):
-            for p, v in (nodes[guid].get("lids") or {}).items():
-                if not v:
-                    continue
-                if f.node_is_switch[n]:
-                    lid[f.first_port[n]:f.first_port[n + 1]] = v
-                else:
-                    lid[f.port_index(guid, p)] = v
+        lid = f.preset_lid.copy()
+        # a switch answers on every port with its port-0 LID
+        sw_nodes = f.node_of_switch
+        lid[f.is_switch] = np.repeat(lid[f.first_port[sw_nodes]], f.first_port[sw_nodes + 1] - f.first_port[sw_nodes])
         st.lid[:] = lid
-        st.lft[:] = 255
+        st.lft[:] = NO_ROUTE
+        st.sma.fdb_top[:] = st.max_lid
         st.version += 1
 
-    def sm_set_lid(self, port: int, lid: int) -> None:
+    def set_lid(self, port: int, lid: int) -> None:
         """Set the LID of a CA port, or of a switch (``port`` is its port 0)."""
         f = self.fabric
         st = self.state
@@ -179,11 +192,11 @@ class ExternalSMMixin:
             st.lid[f.first_port[n]:f.first_port[n + 1]] = lid
         else:
             st.lid[port] = lid
-        self._grow_lft(int(lid) + 1)
+        st.grow_lft(int(lid) + 1)
         st.version += 1
-        self._sm_changed(flows=True, paths=True)
+        self._changed(flows=True, paths=True)
 
-    def sm_set_port_state(self, ports, state: int) -> None:
+    def set_port_state(self, ports, state: int) -> None:
         """Move ports (a few indices) to a logical state (Init, Armed, Active), as an SM Set does.
 
         One ``port_state_change`` event per link that becomes Active at both ends.
@@ -201,61 +214,39 @@ class ExternalSMMixin:
         if not changed:
             return
         st.version += 1
-        self._sm_changed(alloc=True)
+        self._changed(alloc=True)
         for p, old in changed:
             if not f.is_switch[p]:
-                self._sm_changed(flows=True)     # a host's link changed: its demands follow
+                self._changed(flows=True)     # a host's link changed: its demands follow
             q = int(f.peer_of_port[p])
             if state == ACTIVE and q >= 0 and ps[q] == ACTIVE:
-                self._event("port_state_change", p, {"from": STATE_NAMES.get(old, str(old)),
-                                                     "to": "Active", "reason": "sm"})
+                self._emit("port_state_change", p, {"from": STATE_NAMES.get(old, str(old)),
+                                                    "to": "Active", "reason": "sm"})
 
-    def sm_set_enabled(self, port: int, enabled: bool) -> None:
-        """PortInfo PhysLinkState Set: Disabled (3) takes the link down; Polling (2) undoes
-        that, or, on a live link, makes it train again (``ibportstate ... reset``)."""
-        p = int(port)
-        if not enabled and p not in self._sm_disabled:
-            self._sm_disabled.add(p)
-            self._disabled[p] += 1
-            self._hold(np.array([p]), 1, reason="sm_disable")
-        elif enabled and p in self._sm_disabled:
-            self._sm_disabled.discard(p)
-            self._disabled[p] -= 1
-            self._hold(np.array([p]), -1, reason="sm_enable")
-        elif enabled:
-            self.sm_retrain(p)
-
-    def _grow_lft(self, entries: int) -> None:
-        """Widen the LFTs (whole 64-entry blocks, 255 = no route) to hold ``entries`` LIDs."""
-        st = self.state
-        if st.lft.shape[1] < entries:
-            new = np.full((st.lft.shape[0], -(-entries // 64) * 64), 255, dtype=np.uint8)
-            new[:, :st.lft.shape[1]] = st.lft
-            st.lft = new
-
-    def sm_set_lft_block(self, switch_row: int, block: int, entries: bytes) -> None:
+    def set_lft_block(self, switch_row: int, block: int, entries: bytes) -> None:
         """Write one 64-entry LFT block of a switch (LinearForwardingTable Set)."""
         st = self.state
         end = (block + 1) * 64
-        self._grow_lft(end)
+        st.grow_lft(end)
         st.lft[switch_row, block * 64:end] = np.frombuffer(entries, dtype=np.uint8, count=64)
         st.version += 1
-        self._sm_changed(paths=True, alloc=True)
+        self._changed(paths=True, alloc=True)
 
-    def _sm_changed(self, flows: bool = False, paths: bool = False, alloc: bool = False) -> None:
-        """Note what an SM Set changed; applied by :meth:`_sm_settled` once the SM is quiet."""
-        need = self._sm_need
-        need[0] |= flows
-        need[1] |= paths
-        need[2] |= alloc
-        self._sm_quiet_at = self.time_s + self.sm_settle_s
+    def set_block(self, table: str, key, value: bytes) -> None:
+        """Store an attribute block an SM set (see :class:`~ibsim.fabric.state.SmaTables`)."""
+        if table not in self.state.sma.BLOCKS:
+            raise KeyError(f"unknown SMA table {table!r}; choose one of: {', '.join(self.state.sma.BLOCKS)}")
+        getattr(self.state.sma, table)[key] = bytes(value)
 
-    def _sm_settled(self) -> None:
-        """At a tick: hand the SM's changes to the data plane if it set nothing for ``sm_settle``."""
-        need = self._sm_need
-        if (need[0] or need[1] or need[2]) and self.time_s + 1e-9 >= self._sm_quiet_at:
-            self._need_flows |= need[0]
-            self._need_paths |= need[1]
-            self._need_alloc |= need[2]
-            need[0] = need[1] = need[2] = False
+    def set_switch_info(self, switch_row: int, fdb_top: int, life_time: int) -> None:
+        """SwitchInfo Set: LinearFDBTop and LifeTimeValue of a switch."""
+        self.state.sma.fdb_top[switch_row] = fdb_top
+        self.state.sma.life_time[switch_row] = life_time & 0x1F
 
+    def _changed(self, flows: bool = False, paths: bool = False, alloc: bool = False) -> None:
+        """Note what an SM Set changed; applied by :meth:`tick` once the SM is quiet."""
+        need = self._need
+        need["flows"] |= flows
+        need["paths"] |= paths
+        need["alloc"] |= alloc
+        self._quiet_at = self._clock() + self.sm_settle_s

@@ -6,16 +6,18 @@ state.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..fabric.counters import COUNTER_NAMES, COUNTER_ROW
+from ..fabric.counters import COUNTER_ROW
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..fabric import Fabric
+    from ..fabric import FabricIndex
+    from ..fabric.state import SmaTables
 
 __all__ = ["Event", "Snapshot", "TRAPS"]
 
@@ -107,9 +109,9 @@ class Snapshot:
         Ticks done.
     wall_time : float
         Wall-clock epoch seconds when the snapshot was taken.
-    fabric : Fabric
-        The compiled fabric (its index arrays are frozen; do not read
-        ``fabric.state``, read the arrays below).
+    fabric : FabricIndex
+        The compiled fabric: frozen index arrays, shared by every snapshot
+        (the live state is not reachable from it).
     counters : ndarray of uint64, shape (n_counters, n_ports)
         64-bit counter values, rows in ``COUNTERS`` order.
     port_state, phys_state, width, speed : ndarray of uint8, (n_ports,)
@@ -118,12 +120,14 @@ class Snapshot:
         Current data rates in bytes/s.
     events : tuple of Event
         Events since the previous snapshot given to the same observer.
+    sma : SmaTables or None
+        Attribute blocks a subnet manager set (P_Key, SL2VL, VLArb, ...).
     """
 
     time_s: float
     tick: int
     wall_time: float
-    fabric: "Fabric"
+    fabric: "FabricIndex"
     counters: np.ndarray
     port_state: np.ndarray
     phys_state: np.ndarray
@@ -133,18 +137,12 @@ class Snapshot:
     xmit_rate: np.ndarray
     rcv_rate: np.ndarray
     events: tuple = ()
+    sma: "SmaTables | None" = field(default=None, repr=False, compare=False)
 
     def counter(self, name: str) -> np.ndarray:
         """One counter row (n_ports,) by sysfs name."""
         return self.counters[COUNTER_ROW[name]]
 
-    @property
-    def counter_names(self) -> tuple[str, ...]:
-        """Sysfs names in row order."""
-        return COUNTER_NAMES
-
     def with_events(self, events) -> "Snapshot":
         """A copy that carries ``events`` (arrays shared, not copied)."""
-        return Snapshot(self.time_s, self.tick, self.wall_time, self.fabric, self.counters,
-                        self.port_state, self.phys_state, self.width, self.speed, self.lid,
-                        self.xmit_rate, self.rcv_rate, tuple(events))
+        return dataclasses.replace(self, events=tuple(events))

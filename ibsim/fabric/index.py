@@ -1,12 +1,14 @@
-"""The topology compiled to numbers: a dense port index plus mutable state.
+"""The topology compiled to numbers: a frozen, dense port index.
 
 :func:`compile_fabric` turns a :class:`~ibsim.topology.Topology` into a
-:class:`Fabric`. Nodes are ordered switches first, then CAs and routers, each
-by GUID; every node's ports follow one another (a switch from its management
-port 0, a CA from port 1), unconnected ports included. Index arrays follow the
-``<value>_of_<key>`` pattern and are read-only; the mutable part lives in
-:class:`~ibsim.fabric.state.FabricState` (``fabric.state``), which only the
-simulation writes.
+:class:`FabricIndex`. Nodes are ordered switches first, then CAs and routers,
+each by GUID; every node's ports follow one another (a switch from its
+management port 0, a CA from port 1), unconnected ports included. Index
+arrays follow the ``<value>_of_<key>`` pattern and are read-only, and the
+index refuses new attributes, so snapshots and adapters can share it. The
+live part (port states, LIDs, counters, LFTs) is a
+:class:`~ibsim.fabric.state.FabricState`, owned and written by the
+simulation alone.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import numpy as np
 from ..errors import TopologyError
 from ..linkrate import SPEEDS, WIDTHS
 from ..topology.graph import Topology
-from .state import FabricState, PHYS, STATE
 
-__all__ = ["Fabric", "compile_fabric", "NODE_TYPE", "SPEED_NAMES", "WIDTH_NAMES"]
+__all__ = ["FabricIndex", "compile_fabric", "lid_to_port", "lft_width", "NODE_TYPE", "SPEED_NAMES",
+           "WIDTH_NAMES", "MAX_UNICAST_LID"]
 
 #: IB NodeType codes (NodeInfo)
 NODE_TYPE = {"ca": 1, "switch": 2, "router": 3}
@@ -38,8 +40,59 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
-class Fabric:
-    """A compiled fabric: frozen index arrays (``n_ports`` long) and live state.
+def lid_to_port(fabric: "FabricIndex", lid: np.ndarray) -> np.ndarray:
+    """Map LID -> port index (-1 where unused) for the port LIDs ``lid``; a switch LID maps to port 0.
+
+    Parameters
+    ----------
+    fabric : FabricIndex
+    lid : ndarray of uint16, (n_ports,)
+        Port LIDs (a switch's ports all carry its port-0 LID; 0 = unassigned).
+
+    Returns
+    -------
+    ndarray of int64, (max LID + 1,)
+    """
+    top = int(lid.max()) if lid.size else 0
+    out = np.full(top + 1, -1, dtype=np.int64)
+    targets = np.flatnonzero((fabric.is_switch & (fabric.port_num == 0)) | (~fabric.is_switch & (lid > 0)))
+    out[lid[targets]] = targets
+    out[0] = -1
+    return out
+
+
+def lft_width(lid: np.ndarray) -> int:
+    """LFT entries needed for the LIDs ``lid``: LIDs 0..max, in whole 64-entry blocks."""
+    top = int(lid.max()) if lid.size else 0
+    return (top // 64 + 1) * 64
+
+
+def _assign_lids(f: "FabricIndex", preset: dict[int, int]) -> np.ndarray:
+    """LIDs as a subnet manager assigns them: presets kept when unique, then the lowest free, LMC 0."""
+    lid = np.zeros(f.n_ports, dtype=np.uint16)
+    used: set[int] = set()
+    # a switch is addressed through port 0; a CA through each cabled port
+    targets = np.flatnonzero((f.is_switch & (f.port_num == 0)) | (~f.is_switch & (f.peer_of_port >= 0)))
+    for p in targets:
+        v = preset.get(int(p))
+        if v and 1 <= v <= MAX_UNICAST_LID and v not in used:
+            lid[p] = v
+            used.add(v)
+    free = (x for x in range(1, MAX_UNICAST_LID + 1) if x not in used)
+    for p in targets:
+        if lid[p] == 0:
+            try:
+                lid[p] = next(free)
+            except StopIteration:
+                raise TopologyError("more than 49151 LIDs needed: the unicast LID space is full") from None
+    sw_nodes = f.node_of_switch
+    sw_lid = lid[f.first_port[sw_nodes]]
+    lid[f.is_switch] = np.repeat(sw_lid, f.first_port[sw_nodes + 1] - f.first_port[sw_nodes])
+    return lid
+
+
+class FabricIndex:
+    """A compiled fabric: frozen index arrays (``n_ports`` long), no live state.
 
     Attributes
     ----------
@@ -64,10 +117,21 @@ class Fabric:
     switch_of_node : ndarray of int32, (n_nodes,)
         Row of the node in the LFT array, -1 for CAs.
     node_of_switch : ndarray of int32, (n_switches,)
-    state : FabricState
-        Mutable structure-of-arrays state (port states, rates, LIDs,
-        counters, LFTs).
+    cable_width, cable_speed : ndarray of uint8, (n_ports,)
+        Lanes and speed code each cable supports (0 when unconnected).
+    preset_lid : ndarray of uint16, (n_ports,)
+        LIDs the topology file gives (0 where it gives none).
+    default_lid : ndarray of uint16, (n_ports,)
+        LIDs the embedded subnet manager assigns: unique presets kept, every
+        other switch (port 0) and cabled CA port the lowest free LID, LMC 0;
+        a switch's ports all carry its LID.
     """
+
+    def __setattr__(self, name, value):
+        if getattr(self, "_sealed", False):
+            raise AttributeError(f"FabricIndex is frozen: cannot set {name!r} (live state belongs "
+                                 "to the simulation's FabricState)")
+        object.__setattr__(self, name, value)
 
     def __init__(self, topology: Topology):
         self.topology = topology
@@ -148,20 +212,17 @@ class Fabric:
         self.cable_width = _frozen(cw)
         self.cable_speed = _frozen(cs)
 
-        self.state = FabricState(self)
-        self.state.bring_up_all()
-        self.state.assign_lids(self._preset_lids(nodes))
-
-    # -------------------------------------------------------------- helpers
-    def _preset_lids(self, nodes: list[dict]) -> dict[int, int]:
-        """Port index -> LID from the topology's preset LIDs (file LIDs)."""
-        out: dict[int, int] = {}
+        preset = np.zeros(n_ports, dtype=np.uint16)
         for i, d in enumerate(nodes):
             for p, lid in (d.get("lids") or {}).items():
                 if lid:
-                    out[int(self.first_port[i] + p - self._port_base[i])] = int(lid)
-        return out
+                    preset[int(self.first_port[i] + p - self._port_base[i])] = int(lid)
+        self.preset_lid = _frozen(preset)
+        self.default_lid = _frozen(_assign_lids(self, {int(p): int(preset[p])
+                                                        for p in np.flatnonzero(preset)}))
+        self._sealed = True
 
+    # -------------------------------------------------------------- helpers
     def capacity_bytes(self, width_lanes: np.ndarray, speed_code: np.ndarray) -> np.ndarray:
         """Data capacity in bytes/s for arrays of lanes and speed codes."""
         return width_lanes.astype(np.float64) * _LANE_BYTES[speed_code]
@@ -214,25 +275,28 @@ class Fabric:
         """``"leaf03:17"``-style label of a port index."""
         return f"{self.node_desc[self.node_of_port[p]]}:{int(self.port_num[p])}"
 
+    def lid_to_port(self) -> np.ndarray:
+        """LID -> port index of the default LIDs (see :func:`lid_to_port`)."""
+        return lid_to_port(self, self.default_lid)
+
     def nbytes(self) -> int:
-        """Bytes held by the index arrays and the state (LFTs excluded)."""
-        total = 0
-        for v in vars(self).values():
-            if isinstance(v, np.ndarray):
-                total += v.nbytes
-        return total + self.state.nbytes(include_lft=False)
+        """Bytes held by the index arrays."""
+        return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
 
     def __repr__(self) -> str:
-        return (f"<Fabric {self.topology.name!r}: {self.n_nodes} nodes "
+        return (f"<FabricIndex {self.topology.name!r}: {self.n_nodes} nodes "
                 f"({self.n_switches} switches), {self.n_ports} ports, {self.n_links} links>")
 
 
-def compile_fabric(topology: Topology) -> Fabric:
-    """Compile a topology into a :class:`Fabric` with every cabled link Active.
+def compile_fabric(topology: Topology) -> FabricIndex:
+    """Compile a topology into its frozen :class:`FabricIndex`.
 
-    LIDs: preset LIDs from the topology (e.g. read from ``ibnetdiscover``)
-    are kept when unique; every other switch (port 0) and cabled CA port gets
-    the lowest free LID in node order, LMC 0, as a subnet manager would.
+    Default LIDs (:attr:`FabricIndex.default_lid`): preset LIDs from the
+    topology (e.g. read from ``ibnetdiscover``) are kept when unique; every
+    other switch (port 0) and cabled CA port gets the lowest free LID in node
+    order, LMC 0, as a subnet manager would. A simulation starts from a
+    :class:`~ibsim.fabric.state.FabricState` with every cabled link Active
+    and these LIDs.
 
     Examples
     --------
@@ -243,9 +307,4 @@ def compile_fabric(topology: Topology) -> Fabric:
     """
     if not isinstance(topology, Topology):
         raise TopologyError(f"compile_fabric needs a Topology, got {type(topology).__name__}")
-    return Fabric(topology)
-
-
-# re-exported for callers that think in names
-PORT_STATE_NAMES = STATE
-PHYS_STATE_NAMES = PHYS
+    return FabricIndex(topology)

@@ -1,22 +1,25 @@
-"""Mutable fabric state as structure-of-arrays: port states, rates, LIDs, counters, LFTs.
+"""Live fabric state as structure-of-arrays: port states, rates, LIDs, counters, LFTs.
 
-Only the simulation (and, through it, a subnet manager's Sets) writes here;
-everything else reads copies (snapshots).
+A :class:`FabricState` is owned by one :class:`~ibsim.engine.Simulation`,
+which alone writes it; everything else reads copies (snapshots). It keeps no
+reference to the :class:`~ibsim.fabric.index.FabricIndex`: methods that need
+the cabling take the index as their first argument.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import TopologyError
-from .counters import COUNTERS, N_COUNTERS, legacy_view
+from .counters import N_COUNTERS
+from .index import lft_width, lid_to_port
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .index import Fabric
+    from .index import FabricIndex
 
-__all__ = ["FabricState", "STATE", "PHYS", "DOWN", "INIT", "ARMED", "ACTIVE",
+__all__ = ["FabricState", "SmaTables", "STATE", "PHYS", "DOWN", "INIT", "ARMED", "ACTIVE",
            "SLEEP", "POLLING", "DISABLED", "LINKUP", "NO_ROUTE"]
 
 # PortInfo PortState (IBA 14.2.5.6)
@@ -32,8 +35,66 @@ PHYS = {SLEEP: "Sleep", POLLING: "Polling", DISABLED: "Disabled",
 NO_ROUTE = 255
 
 
+@dataclass
+class SmaTables:
+    """SMA attribute blocks a subnet manager set (through ``Simulation.sm_set_block``), 64-byte wire format.
+
+    Until an SM sets a block, the SMA answers its default (the MAD server
+    knows the defaults); only what an SM wrote is kept here.
+
+    Attributes
+    ----------
+    pkeys : dict
+        P_KeyTable blocks, ``(port, block) -> bytes`` (a switch's port 0 for its own table).
+    sl2vl : dict
+        SLtoVLMappingTable, ``(output port, input port number) -> bytes`` (CAs: ``(port, 0)``).
+    vlarb : dict
+        VLArbitrationTable, ``(port, block 1..4) -> bytes``.
+    mft : dict
+        MulticastForwardingTable blocks, ``(switch port 0, block, position) -> bytes``.
+    guid_info : dict
+        GUIDInfo blocks, ``(port, block) -> bytes``.
+    mlnx_ext : dict
+        Mellanox ExtendedPortInfo, ``port -> bytes``.
+    fdb_top : ndarray of int32, (n_switches,)
+        SwitchInfo LinearFDBTop per switch row, as the SM set it.
+    life_time : ndarray of uint8, (n_switches,)
+        SwitchInfo LifeTimeValue per switch row (5 bits), as the SM set it.
+    """
+
+    pkeys: dict = field(default_factory=dict)
+    sl2vl: dict = field(default_factory=dict)
+    vlarb: dict = field(default_factory=dict)
+    mft: dict = field(default_factory=dict)
+    guid_info: dict = field(default_factory=dict)
+    mlnx_ext: dict = field(default_factory=dict)
+    fdb_top: np.ndarray = None
+    life_time: np.ndarray = None
+
+    #: the block tables (dicts) by name
+    BLOCKS = ("pkeys", "sl2vl", "vlarb", "mft", "guid_info", "mlnx_ext")
+
+    def copy(self) -> "SmaTables":
+        """A copy (new dicts and arrays; the bytes values are immutable and shared)."""
+        return SmaTables(**{k: dict(getattr(self, k)) for k in self.BLOCKS},
+                         fdb_top=self.fdb_top.copy(), life_time=self.life_time.copy())
+
+    def counts(self) -> dict[str, int]:
+        """Entries an SM set, per table."""
+        return {k: len(getattr(self, k)) for k in self.BLOCKS}
+
+
 class FabricState:
     """The mutable arrays of a fabric (all ``n_ports`` long unless noted).
+
+    A new state is the fabric as the embedded subnet manager leaves it at
+    the start: every cabled port Active/LinkUp at its cable's rate, switch
+    port 0 Active, the index's default LIDs, empty LFTs (no routes yet).
+
+    Parameters
+    ----------
+    fabric : FabricIndex
+        Sizes and initial values come from it; no reference is kept.
 
     Attributes
     ----------
@@ -53,38 +114,39 @@ class FabricState:
         Rows in :data:`ibsim.fabric.counters.COUNTERS` order.
     lft : ndarray of uint8, shape (n_switches, lft_size)
         Linear forwarding tables, ``lft[switch, lid]`` = output port, 255 = none.
+    sma : SmaTables
+        Attribute blocks a subnet manager set (P_Key, SL2VL, VLArb, MFT,
+        GUIDInfo, SwitchInfo LinearFDBTop and LifeTimeValue).
+    version : int
+        Bumped whenever link states, LIDs or LFTs change.
     """
 
-    def __init__(self, fabric: "Fabric"):
-        n = fabric.n_ports
-        self._fabric = fabric
+    def __init__(self, fabric: "FabricIndex"):
+        f = fabric
+        n = f.n_ports
         self.port_state = np.full(n, DOWN, dtype=np.uint8)
         self.phys_state = np.full(n, POLLING, dtype=np.uint8)
         self.width = np.zeros(n, dtype=np.uint8)
         self.speed = np.zeros(n, dtype=np.uint8)
         self.capacity = np.zeros(n, dtype=np.float64)
-        self.lid = np.zeros(n, dtype=np.uint16)
+        self.lid = f.default_lid.copy()
         self.lmc = 0
         self.counters = np.zeros((N_COUNTERS, n), dtype=np.uint64)
-        self.lft = np.full((fabric.n_switches, 64), NO_ROUTE, dtype=np.uint8)
-        #: bumped whenever link states or LFTs change (rates must be recomputed)
+        self.lft = np.full((f.n_switches, lft_width(self.lid)), NO_ROUTE, dtype=np.uint8)
+        self.sma = SmaTables(fdb_top=np.full(f.n_switches, self.max_lid, dtype=np.int32),
+                             life_time=np.zeros(f.n_switches, dtype=np.uint8))
         self.version = 0
-
-    # -------------------------------------------------------------- links
-    def bring_up_all(self) -> None:
-        """Train every cabled port to Active/LinkUp at its cable's rate; switch port 0 Active."""
-        f = self._fabric
-        cabled = f.peer_of_port >= 0
-        self.set_ports_up(np.flatnonzero(cabled))
+        self.set_ports_up(f, np.flatnonzero(f.peer_of_port >= 0))
         port0 = f.is_switch & (f.port_num == 0)
         self.port_state[port0] = ACTIVE
         self.phys_state[port0] = LINKUP
-        self.version += 1
 
-    def set_ports_up(self, ports: np.ndarray, state: int = ACTIVE, width=None, speed=None) -> None:
+    # -------------------------------------------------------------- links
+    def set_ports_up(self, fabric: "FabricIndex", ports: np.ndarray, state: int = ACTIVE,
+                     width=None, speed=None) -> None:
         """Bring ports up (LinkUp, given port state) at their cable's width and speed, or at
         ``width`` (lanes) and ``speed`` (codes), arrays aligned with ``ports``, where given."""
-        f = self._fabric
+        f = fabric
         ports = np.asarray(ports, dtype=np.int64)
         self.port_state[ports] = state
         self.phys_state[ports] = LINKUP
@@ -103,72 +165,28 @@ class FabricState:
         self.capacity[ports] = 0.0
         self.version += 1
 
-    def link_up_mask(self) -> np.ndarray:
+    def link_up_mask(self, fabric: "FabricIndex") -> np.ndarray:
         """Ports whose link carries traffic: Active here and at the peer."""
-        f = self._fabric
-        peer = f.peer_of_port
+        peer = fabric.peer_of_port
         ok = (self.port_state == ACTIVE) & (peer >= 0)
         ok &= self.port_state[np.where(peer >= 0, peer, 0)] == ACTIVE
         return ok
 
     # --------------------------------------------------------------- LIDs
-    def assign_lids(self, preset: dict[int, int] | None = None) -> None:
-        """Give every switch (port 0) and every cabled CA port a LID, LMC 0.
-
-        Parameters
-        ----------
-        preset : dict, optional
-            Port index -> LID to keep (e.g. from an ibnetdiscover dump);
-            duplicates or LIDs outside 1..0xBFFF are ignored and reassigned.
-        """
-        f = self._fabric
-        preset = preset or {}
-        lid = np.zeros(f.n_ports, dtype=np.uint16)
-        used: set[int] = set()
-        # a switch is addressed through port 0; a CA through each cabled port
-        targets = np.flatnonzero((f.is_switch & (f.port_num == 0)) | (~f.is_switch & (f.peer_of_port >= 0)))
-        for p in targets:
-            v = preset.get(int(p))
-            if v and 1 <= v <= 0xBFFF and v not in used:
-                lid[p] = v
-                used.add(v)
-        free = (x for x in range(1, 0xC000) if x not in used)
-        for p in targets:
-            if lid[p] == 0:
-                try:
-                    lid[p] = next(free)
-                except StopIteration:
-                    raise TopologyError("more than 49151 LIDs needed: the unicast LID space is full") from None
-        sw_nodes = f.node_of_switch
-        sw_lid = lid[f.first_port[sw_nodes]]
-        lid_per_switch_port = np.repeat(sw_lid, (f.first_port[sw_nodes + 1] - f.first_port[sw_nodes]))
-        lid[f.is_switch] = lid_per_switch_port
-        self.lid = lid
-        self.lmc = 0
-        self.resize_lft()
-        self.version += 1
-
     @property
     def max_lid(self) -> int:
         """Highest assigned LID."""
         return int(self.lid.max()) if self.lid.size else 0
 
-    def lid_to_port(self) -> np.ndarray:
+    def lid_to_port(self, fabric: "FabricIndex") -> np.ndarray:
         """Array mapping LID -> port index (-1 for unused); switch LIDs map to port 0."""
-        f = self._fabric
-        out = np.full(self.max_lid + 1, -1, dtype=np.int64)
-        targets = np.flatnonzero((f.is_switch & (f.port_num == 0)) | (~f.is_switch & (self.lid > 0)))
-        out[self.lid[targets]] = targets
-        out[0] = -1
-        return out
+        return lid_to_port(fabric, self.lid)
 
-    def resize_lft(self) -> None:
-        """Make the LFT cover LIDs 0..max_lid (whole 64-entry blocks), keeping entries."""
-        size = (self.max_lid // 64 + 1) * 64
-        if self.lft.shape[1] != size:
-            new = np.full((self._fabric.n_switches, size), NO_ROUTE, dtype=np.uint8)
-            k = min(size, self.lft.shape[1])
-            new[:, :k] = self.lft[:, :k]
+    def grow_lft(self, entries: int) -> None:
+        """Widen the LFTs (whole 64-entry blocks, 255 = no route) to hold ``entries`` LIDs."""
+        if self.lft.shape[1] < entries:
+            new = np.full((self.lft.shape[0], -(-entries // 64) * 64), NO_ROUTE, dtype=np.uint8)
+            new[:, :self.lft.shape[1]] = self.lft
             self.lft = new
 
     # ----------------------------------------------------------- counters
@@ -179,17 +197,7 @@ class FabricState:
         if rows.size and ports.size:
             self.counters[np.ix_(rows, ports)] = 0
 
-    def legacy_counters(self) -> np.ndarray:
-        """PortCounters view: every row saturated at its legacy width (a copy)."""
-        return legacy_view(self.counters)
-
     def nbytes(self, include_lft: bool = True) -> int:
         """Bytes held by the state arrays."""
-        total = sum(v.nbytes for k, v in vars(self).items()
-                    if isinstance(v, np.ndarray) and (include_lft or k != "lft"))
-        return total
-
-    def copy_counters(self) -> np.ndarray:
-        """A copy of the counter storage (for snapshots)."""
-        return self.counters.copy()
-
+        return sum(v.nbytes for k, v in vars(self).items()
+                   if isinstance(v, np.ndarray) and (include_lft or k != "lft"))

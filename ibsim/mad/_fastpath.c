@@ -75,9 +75,7 @@ static int Loop_init(Loop *L, PyObject *args, PyObject *kw)
     L->acquire = PyObject_GetAttrString(lock, "acquire");
     L->release = PyObject_GetAttrString(lock, "release");
     L->pending = PyObject_GetAttrString(sim, "mgmt_pending");
-    PyObject *fabric = PyObject_GetAttrString(sim, "fabric");
-    L->state = fabric ? PyObject_GetAttrString(fabric, "state") : NULL;
-    Py_XDECREF(fabric);
+    L->state = PyObject_GetAttrString(sim, "state");   /* the simulation's live FabricState */
     if (!L->acquire || !L->release || !L->pending || !L->state)
         return -1;
     if (!PyList_Check(L->pending)) {

@@ -275,7 +275,7 @@ class Dispatcher:
                 stats["dropped"] += 1
                 return ()
             v = self.view
-            st = v.fabric.state
+            st = v.sim.state
             if st.lft is not v._lft_arr or st.lid is not v._lid_arr:
                 v._refresh()
             b = bytearray(buf)

@@ -1,6 +1,6 @@
 """Performance management agent: PerfMgt (class 0x04) attribute handlers.
 
-Values are the engine's counters (``fabric.state.counters``, one uint64 row
+Values are the engine's counters (``sim.state.counters``, one uint64 row
 per schema counter) at the moment of the query: PortCounters saturates each
 at its legacy width (never wraps), PortCountersExtended returns the 64-bit
 values, all nine fields. A Set clears the counters its CounterSelect names
@@ -66,7 +66,7 @@ def _ports(v, p: int, port_select: int):
 
 def _values(v, ports) -> list[int]:
     """64-bit counter values per schema row, summed over ports (Python ints, no wrap)."""
-    c = v.fabric.state.counters
+    c = v.sim.state.counters
     if len(ports) == 1:
         return c[:, ports[0]].tolist()
     block = c[:, ports[0]:ports[-1] + 1].tolist()
@@ -82,7 +82,7 @@ def _port_counters(v, method, mod, p, data):
     cs2 = data[18]
     if method == SET:
         rows = reset_mask_rows(cs, cs2)
-        v.fabric.state.reset_counters(ports, rows)
+        v.sim.reset_counters(ports, rows)
     elif method != GET:
         return BAD_METHOD, None
     vals = _values(v, ports)
@@ -97,7 +97,7 @@ def _port_counters_ext(v, method, mod, p, data):
         return BAD_FIELD, None
     cs = (data[2] << 8) | data[3]
     if method == SET:
-        v.fabric.state.reset_counters(ports, reset_mask_rows(cs, extended=True))
+        v.sim.reset_counters(ports, reset_mask_rows(cs, extended=True))
     elif method != GET:
         return BAD_METHOD, None
     vals = _values(v, ports)

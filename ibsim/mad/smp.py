@@ -55,14 +55,14 @@ def _switch_info(v, method, mod, p, data):
     r = v.switch_row[n]
     si = v.switch_info[r]
     if method == SET:
-        v.fdb_top[r] = (data[6] << 8) | data[7]
         life_psc = data[11]
-        si[11] = (life_psc & 0xF8) | (si[11] & 0x07)
+        v.sim.sm_set_switch_info(r, (data[6] << 8) | data[7], life_psc >> 3)
+        si[11] = (life_psc & 0xF8) | (si[11] & 0x07)     # the reply buffer follows
         if life_psc & 0x04:                   # PortStateChange: write 1 to clear
             si[11] &= ~0x04 & 0xFF
     elif method != GET:
         return BAD_METHOD, None
-    top = v.fdb_top[r] if v.sim.routing == "opensm" else v.fabric.state.max_lid
+    top = v.fdb_top[r] if v.sim.routing == "opensm" else v.sim.state.max_lid
     out = bytearray(si)
     out[6] = (top >> 8) & 0xFF
     out[7] = top & 0xFF
@@ -82,7 +82,7 @@ def _guid_info(v, method, mod, p, data):
         cur = bytearray(data[:64])
         if block == 0:
             cur[0:8] = C.be64(v.port_guid[p])     # GUID0 is the port GUID, read only
-        v.guid_info[key] = bytes(cur)
+        v.sim.sm_set_block("guid_info", key, bytes(cur))
     elif method != GET:
         return BAD_METHOD, None
     out = v.guid_info.get(key)
@@ -200,7 +200,7 @@ def _pkey_table(v, method, mod, p, data):
         return BAD_FIELD, None
     key = (t, block)
     if method == SET:
-        v.pkeys[key] = bytes(data[:2 * min(32, size - block * 32)]).ljust(64, b"\0")
+        v.sim.sm_set_block("pkeys", key, bytes(data[:2 * min(32, size - block * 32)]).ljust(64, b"\0"))
     elif method != GET:
         return BAD_METHOD, None
     return OK, v.pkeys.get(key, _PKEY0 if block == 0 else ZERO64)
@@ -216,7 +216,7 @@ def _sl2vl(v, method, mod, p, data):
     else:
         key = (p, 0)
     if method == SET:
-        v.sl2vl[key] = bytes(data[:8]).ljust(64, b"\0")
+        v.sim.sm_set_block("sl2vl", key, bytes(data[:8]).ljust(64, b"\0"))
     elif method != GET:
         return BAD_METHOD, None
     return OK, v.sl2vl.get(key, _SL2VL0)
@@ -235,7 +235,7 @@ def _vl_arb(v, method, mod, p, data):
         t = p
     key = (t, block)
     if method == SET:
-        v.vlarb[key] = bytes(data[:64])
+        v.sim.sm_set_block("vlarb", key, bytes(data[:64]))
     elif method != GET:
         return BAD_METHOD, None
     return OK, v.vlarb.get(key, _VLARB0[block])
@@ -270,7 +270,7 @@ def _mft(v, method, mod, p, data):
         return OK, ZERO64                            # outside the table: zeros, as ibsim
     key = (v.switch_row[n], block, pos)
     if method == SET:
-        v.mft[key] = bytes(data[:64])
+        v.sim.sm_set_block("mft", key, bytes(data[:64]))
     elif method != GET:
         return BAD_METHOD, None
     return OK, v.mft.get(key, ZERO64)
@@ -281,7 +281,7 @@ def _mlnx_ext_port_info(v, method, mod, p, data):
     if t is None:
         return BAD_FIELD, None
     if method == SET:
-        v.mlnx_ext[t] = bytes(data[:64])
+        v.sim.sm_set_block("mlnx_ext", t, bytes(data[:64]))
     elif method != GET:
         return BAD_METHOD, None
     out = bytearray(v.mlnx_ext.get(t, ZERO64))

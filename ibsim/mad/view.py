@@ -1,6 +1,6 @@
 """The management plane's view of a live fabric: what every port's SMA and PMA know.
 
-The engine's arrays (``fabric.state``: port and physical states, LIDs,
+The engine's arrays (``sim.state``: port and physical states, LIDs,
 LFTs, counters) stay the truth for everything the data plane uses. This
 module adds what only the management plane needs (stored PortInfo fields
 such as SMLID, GID prefix and LMC, SwitchInfo, P_Key, SL2VL, VLArb, MFT and
@@ -30,7 +30,6 @@ another attribute is served in C by touching:
 
 from __future__ import annotations
 
-from array import array
 
 import numpy as np
 
@@ -85,8 +84,8 @@ class FabricView:
     Parameters
     ----------
     sim : Simulation
-        The live simulation; its ``fabric.state`` is read and, through its
-        ``sm_*`` methods, written.
+        The live simulation; its ``state`` is read (with ``sim.lock`` held)
+        and written only through its ``sm_*`` and ``reset_counters`` methods.
     """
 
     def __init__(self, sim):
@@ -109,7 +108,7 @@ class FabricView:
         self._by_id = {s: i for i, s in enumerate(self.node_ids)}
         self._build_nodes()
         self._build_port_info()
-        st = f.state
+        st = sim.state
         trained = (st.width > 0) & ((st.width != f.cable_width) | (st.speed != f.cable_speed))
         self.sync_rates(np.flatnonzero(trained).tolist())   # links degraded before we started
         self._build_tables()
@@ -211,19 +210,20 @@ class FabricView:
                 "PortStateChange": 1, "PartitionEnforcementCap": PARTITION_ENF_CAP,
                 "FilterRawInboundCap": 1, "FilterRawOutboundCap": 1,
                 "EnhancedPort0": int(bool(f.node_enhanced_port0[n]))}, size=64))
-        top = int(f.state.max_lid)
-        self.fdb_top = array("i", [top] * f.n_switches)          # LinearFDBTop per switch row
-        self.pkeys: dict[tuple[int, int], bytes] = {}
-        self.sl2vl: dict[tuple[int, int], bytes] = {}
-        self.vlarb: dict[tuple[int, int], bytes] = {}
-        self.mft: dict[tuple[int, int, int], bytes] = {}
-        self.guid_info: dict[tuple[int, int], bytes] = {}
-        self.mlnx_ext: dict[int, bytes] = {}
+        # the SM-set tables are the engine's (FabricState.sma): read here, written through sim.sm_set_*
+        sma = self.sim.state.sma
+        self.fdb_top = sma.fdb_top                              # LinearFDBTop per switch row
+        self.pkeys = sma.pkeys
+        self.sl2vl = sma.sl2vl
+        self.vlarb = sma.vlarb
+        self.mft = sma.mft
+        self.guid_info = sma.guid_info
+        self.mlnx_ext = sma.mlnx_ext
 
     def _build_lid_map(self) -> None:
         """LID -> owning port (switch port 0 or a CA port, LMC ranges included)."""
         self.lid_owner: dict[int, int] = {}
-        st = self.fabric.state
+        st = self.sim.state
         owners = np.flatnonzero((self.fabric.is_switch & (self.fabric.port_num == 0))
                                 | (~self.fabric.is_switch & (st.lid > 0)))
         base = [(int(st.lid[p]), int(p)) for p in owners if st.lid[p] > 0]
@@ -241,19 +241,17 @@ class FabricView:
         ``lid`` when it assigns LIDs; port and physical states are only ever
         written in place.
         """
-        st = self.fabric.state
+        st = self.sim.state
         if st.lft is not self._lft_arr or st.lid is not self._lid_arr:
             self._refresh()
 
     def _refresh(self) -> None:
-        st = self.fabric.state
+        st = self.sim.state
         self.ps = memoryview(st.port_state)
         self.phys = memoryview(st.phys_state)
         self._lid_arr = st.lid
         self.lids = memoryview(st.lid)
-        if not st.lft.flags.c_contiguous:
-            st.lft = np.ascontiguousarray(st.lft)
-        self._lft_arr = st.lft
+        self._lft_arr = st.lft                  # C-contiguous: the engine installs it so
         self.lft = memoryview(st.lft.reshape(-1))
         self.lft_width = st.lft.shape[1]
 
@@ -443,7 +441,7 @@ class FabricView:
         """PortInfo LinkWidthActive, LinkSpeedActive and LinkSpeedExtActive of trained ports (and
         the FDR10 flag) follow the width and speed the engine trained them at (a degraded link
         reports 1X); a port that is down keeps the values of its last training."""
-        st = self.fabric.state
+        st = self.sim.state
         fdr10 = SPEED_NAMES.index("FDR10")
         for p in ports:
             if p < 0:
@@ -507,7 +505,7 @@ class FabricView:
                 is_switch=np.ascontiguousarray(f.node_is_switch, dtype=np.uint8),
                 switch_row=np.ascontiguousarray(f.switch_of_node, dtype=i32),
                 node_info=self._node_info_buf, node_desc=self._node_desc_buf)
-        st = self.fabric.state
+        st = self.sim.state
         return FastTables(**self._fast_static, phys=st.phys_state, ps=st.port_state, lid=st.lid,
                           lft=np.ascontiguousarray(self._lft_arr, dtype=np.uint8), port_info=self.pi_buf,
                           switch_info=self.switch_info_buf, fdb_top=self.fdb_top, pkeys=self.pkeys,

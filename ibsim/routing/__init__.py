@@ -8,7 +8,7 @@ metrics  walk, route_metrics: vectorised LFT walks, reachability, hops, link loa
 dump     write_lft_dump / read_lft_dump / lft_from_dump: OpenSM's opensm-lfts.dump
 
 Engines compute; they never mutate the fabric (the engine layer installs the
-result into ``fabric.state.lft``).
+result into its ``FabricState.lft``).
 
 Examples
 --------
@@ -28,15 +28,16 @@ import numpy as np
 from ..errors import RoutingError, lookup
 from .dump import format_lft_dump, lft_from_dump, read_lft_dump, write_lft_dump
 from .ftree import route_ftree
+from .graph import SwitchGraph
 from .metrics import Walk, route_metrics, walk
 from .minhop import route_minhop
 from .updn import UpDownOrder, route_updn, updn_order
 
 __all__ = ["ENGINES", "compute_lfts", "route_metrics", "walk", "Walk", "write_lft_dump",
            "format_lft_dump", "read_lft_dump", "lft_from_dump", "updn_order", "UpDownOrder",
-           "route_minhop", "route_updn", "route_ftree"]
+           "route_minhop", "route_updn", "route_ftree", "SwitchGraph"]
 
-#: routing engine name (as in OpenSM's ``-R``) -> ``fn(fabric, up, roots) -> lft``
+#: routing engine name (as in OpenSM's ``-R``) -> ``fn(switch_graph, roots) -> lft``
 ENGINES = {
     "minhop": route_minhop,
     "updn": route_updn,
@@ -48,26 +49,30 @@ _TAKES_ROOTS = {"updn", "ftree"}
 
 
 def compute_lfts(fabric, engine: str = "minhop", *, up: np.ndarray | None = None,
-                 roots=None) -> np.ndarray:
+                 lid: np.ndarray | None = None, lft_size: int | None = None, roots=None) -> np.ndarray:
     """Compute every switch's LFT with a routing engine.
 
     Parameters
     ----------
-    fabric : Fabric
-        Read only: LIDs come from ``fabric.state.lid``, link states from
-        ``fabric.state`` unless ``up`` is given.
+    fabric : FabricIndex
+        The compiled fabric (read only).
     engine : str
         ``"minhop"``, ``"updn"`` or ``"ftree"`` (see :data:`ENGINES`).
     up : ndarray of bool, (n_ports,), optional
         Ports whose links may be used; a link needs both ends up. Default:
-        ``fabric.state.link_up_mask()``.
+        every cabled link (the fabric as compiled).
+    lid : ndarray of uint16, (n_ports,), optional
+        Port LIDs (default: ``fabric.default_lid``); a simulation passes its
+        live ``FabricState.lid``.
+    lft_size : int, optional
+        LFT entries per switch (default: the LIDs' whole 64-entry blocks).
     roots : iterable of int, optional
         Root switch node GUIDs (``updn``; ``ftree`` checks them against its
         top level).
 
     Returns
     -------
-    ndarray of uint8, shaped like ``fabric.state.lft`` (n_switches, lft_size)
+    ndarray of uint8, (n_switches, lft_size)
         A new array: entry ``[s, lid]`` is the output port of switch row
         ``s`` (``fabric.switch_of_node[node]``) for that LID, 255 = no
         route, 0 at the switch's own LID.
@@ -84,4 +89,4 @@ def compute_lfts(fabric, engine: str = "minhop", *, up: np.ndarray | None = None
     if roots is not None and engine not in _TAKES_ROOTS:
         raise RoutingError(f"routing engine {engine!r} takes no roots; "
                            f"roots= applies to {', '.join(sorted(_TAKES_ROOTS))}")
-    return fn(fabric, up, roots)
+    return fn(SwitchGraph(fabric, up, lid=lid, lft_size=lft_size), roots)

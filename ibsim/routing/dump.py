@@ -24,6 +24,8 @@ from typing import Iterator
 
 import numpy as np
 
+from ..fabric.index import lft_width, lid_to_port
+
 from ..errors import FileFormatError
 
 __all__ = ["write_lft_dump", "format_lft_dump", "read_lft_dump", "lft_from_dump"]
@@ -32,11 +34,12 @@ __all__ = ["write_lft_dump", "format_lft_dump", "read_lft_dump", "lft_from_dump"
 _TYPE_STR = {1: "Channel Adapter", 2: "Switch", 3: "Router"}
 
 
-def format_lft_dump(fabric, lft: np.ndarray) -> Iterator[str]:
+def format_lft_dump(fabric, lft: np.ndarray, lid: np.ndarray | None = None) -> Iterator[str]:
     """Yield the dump text switch by switch (see :func:`write_lft_dump`)."""
     f = fabric
-    top = f.state.max_lid
-    l2p = f.state.lid_to_port()
+    port_lid = f.default_lid if lid is None else np.asarray(lid)
+    top = int(port_lid.max()) if port_lid.size else 0
+    l2p = lid_to_port(f, port_lid)
     suffix = []
     for lid in range(top + 1):
         p = int(l2p[lid]) if lid < l2p.size else -1
@@ -52,7 +55,7 @@ def format_lft_dump(fabric, lft: np.ndarray) -> Iterator[str]:
     for row in range(f.n_switches):
         node = int(f.node_of_switch[row])
         port0 = int(f.first_port[node])
-        head = (f"Unicast lids [0-{top}] of switch Lid {int(f.state.lid[port0])} guid "
+        head = (f"Unicast lids [0-{top}] of switch Lid {int(port_lid[port0])} guid "
                 f"0x{int(f.node_guid[node]):016x} ('{f.node_desc[node]}'):\n")
         entries = lft[row, :width]
         valid = np.flatnonzero(entries <= f.node_nports[node])  # OpenSM: port < num_ports
@@ -61,22 +64,24 @@ def format_lft_dump(fabric, lft: np.ndarray) -> Iterator[str]:
         yield head + body + f"{top} lids dumped\n"
 
 
-def write_lft_dump(fabric, lft: np.ndarray, file) -> None:
+def write_lft_dump(fabric, lft: np.ndarray, file, lid: np.ndarray | None = None) -> None:
     """Write LFTs in OpenSM's ``opensm-lfts.dump`` format.
 
     Parameters
     ----------
-    fabric : Fabric
-        Supplies LIDs, GUIDs, node types and descriptions.
+    fabric : FabricIndex
+        Supplies GUIDs, node types and descriptions.
     lft : ndarray of uint8, (n_switches, lft_size)
     file : str, os.PathLike or text file object
         Destination; a path is overwritten.
+    lid : ndarray of uint16, (n_ports,), optional
+        Port LIDs (default: ``fabric.default_lid``).
     """
     if isinstance(file, (str, os.PathLike)):
         with open(file, "w", encoding="utf-8") as fh:
-            fh.writelines(format_lft_dump(fabric, lft))
+            fh.writelines(format_lft_dump(fabric, lft, lid))
     else:
-        file.writelines(format_lft_dump(fabric, lft))
+        file.writelines(format_lft_dump(fabric, lft, lid))
 
 
 def _parse(text: str, source: str) -> Iterator[tuple[int, int, int, int | None]]:
@@ -140,26 +145,29 @@ def read_lft_dump(text: str, *, source: str = "<string>") -> dict[int, dict[int,
     return out
 
 
-def lft_from_dump(fabric, text: str, *, source: str = "<string>") -> np.ndarray:
+def lft_from_dump(fabric, text: str, *, source: str = "<string>", lid: np.ndarray | None = None) -> np.ndarray:
     """Translate a dump (e.g. a real OpenSM's) into this fabric's LID numbering.
 
     Entries are matched through GUIDs: the switch GUID of each header and
     the destination port GUID of each line (a switch's port GUID is its node
     GUID). Entries whose GUIDs are unknown here are skipped.
 
+    ``lid`` gives this fabric's port LIDs (default: ``fabric.default_lid``).
+
     Returns
     -------
-    ndarray of uint8, shaped like ``fabric.state.lft``
+    ndarray of uint8, (n_switches, lft_size of the LIDs)
         255 where the dump gives no entry.
     """
     f = fabric
-    lft = np.full(f.state.lft.shape, 255, dtype=np.uint8)
+    port_lid = f.default_lid if lid is None else np.asarray(lid)
+    lft = np.full((f.n_switches, lft_width(port_lid)), 255, dtype=np.uint8)
     row_of_guid = {int(g): int(r) for r, g in enumerate(f.node_guid[f.node_of_switch])}
     lid_of_guid: dict[int, int] = {}
-    ca = np.flatnonzero(~f.is_switch & (f.state.lid > 0))
-    lid_of_guid.update(zip(f.port_guid[ca].tolist(), f.state.lid[ca].tolist()))
+    ca = np.flatnonzero(~f.is_switch & (port_lid > 0))
+    lid_of_guid.update(zip(f.port_guid[ca].tolist(), port_lid[ca].tolist()))
     sw0 = f.first_port[f.node_of_switch]
-    lid_of_guid.update(zip(f.node_guid[f.node_of_switch].tolist(), f.state.lid[sw0].tolist()))
+    lid_of_guid.update(zip(f.node_guid[f.node_of_switch].tolist(), port_lid[sw0].tolist()))
     for sw, _, port, guid in _parse(text, source):
         row = row_of_guid.get(sw)
         our = lid_of_guid.get(guid) if guid is not None else None

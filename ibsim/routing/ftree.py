@@ -24,8 +24,7 @@ permutation ``i -> i + k`` puts at most one flow on each link. Because a
 route only turns down at the first switch that holds the destination below
 it and then stays down, routes are up*/down* (credit-loop free).
 
-Switch destinations (management traffic) use the ``minhop`` rule. May
-import: numpy, errors, fabric, routing.graph, routing.minhop.
+Switch destinations (management traffic) use the ``minhop`` rule.
 """
 
 from __future__ import annotations
@@ -130,15 +129,13 @@ def _subtrees(sg: SwitchGraph, lev: np.ndarray, leaf_rows: np.ndarray,
     return np.ascontiguousarray(sub.T), np.ascontiguousarray(upr.T)
 
 
-def route_ftree(fabric, up: np.ndarray | None = None, roots=None) -> np.ndarray:
+def route_ftree(sg: SwitchGraph, roots=None) -> np.ndarray:
     """Fat-tree (D-mod-K) LFTs for every switch.
 
     Parameters
     ----------
-    fabric : Fabric
-    up : ndarray of bool, (n_ports,), optional
-        Usable ports (default: links Active at both ends). Routes avoid
-        unusable links; the tree structure is taken from the cabling.
+    sg : SwitchGraph
+        The fabric's switches, usable links and destination LIDs.
     roots : iterable of int, optional
         Top-level switch GUIDs, only checked against the detected top level.
 
@@ -157,7 +154,6 @@ def route_ftree(fabric, up: np.ndarray | None = None, roots=None) -> np.ndarray:
     leaf switch one sort of ``n_switches x n_slots`` candidate masks; switch
     LIDs add one min-hop pass.
     """
-    sg = SwitchGraph(fabric, up)
     lev = fat_tree_levels(sg, roots)
     n_sw = sg.n_sw
     leaf_mask = (sg.ca_port >= 0).any(axis=1)
@@ -182,7 +178,7 @@ def route_ftree(fabric, up: np.ndarray | None = None, roots=None) -> np.ndarray:
 
     # CA index in (leaf row, port number) order over cabled CA ports
     ca_ports = sg.ca_port[sg.ca_port >= 0]          # row-major = (leaf, port) order
-    ca_index = np.full(fabric.n_ports, -1, dtype=np.int64)
+    ca_index = np.full(sg.fabric.n_ports, -1, dtype=np.int64)
     ca_index[ca_ports] = np.arange(ca_ports.size)
 
     sub, upr = _subtrees(sg, lev, leaf_rows, is_down, is_up)

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import RoutingError
+from ..fabric.index import lft_width, lid_to_port
 from ..fabric.state import NO_ROUTE
 
 __all__ = ["SwitchGraph", "INF", "bfs_levels", "distances", "min_plus_one",
@@ -34,11 +35,15 @@ class SwitchGraph:
 
     Parameters
     ----------
-    fabric : Fabric
+    fabric : FabricIndex
         The compiled fabric (read only; nothing is mutated).
     up : ndarray of bool, shape (n_ports,), optional
         Ports whose link may carry traffic. A link is usable only when both
-        of its ends are up. Default: ``fabric.state.link_up_mask()``.
+        of its ends are up. Default: every cabled link.
+    lid : ndarray of uint16, shape (n_ports,), optional
+        Port LIDs to route (default: ``fabric.default_lid``).
+    lft_size : int, optional
+        LFT entries per switch (default: the LIDs' 64-entry blocks).
 
     Attributes
     ----------
@@ -60,11 +65,14 @@ class SwitchGraph:
     dest_is_switch : ndarray of bool, (n_dest,)
     """
 
-    def __init__(self, fabric, up: np.ndarray | None = None):
+    def __init__(self, fabric, up: np.ndarray | None = None, *, lid: np.ndarray | None = None,
+                 lft_size: int | None = None):
         f = fabric
         self.fabric = f
+        self.lid = f.default_lid if lid is None else np.asarray(lid)
+        self.lft_size = lft_width(self.lid) if lft_size is None else int(lft_size)
         if up is None:
-            up = f.state.link_up_mask()
+            up = f.peer_of_port >= 0
         up = np.asarray(up)
         if up.dtype != bool or up.shape != (f.n_ports,):
             raise RoutingError(f"up mask must be a bool array of shape ({f.n_ports},) "
@@ -96,7 +104,7 @@ class SwitchGraph:
         self._dests(f, up)
 
     def _dests(self, f, up: np.ndarray) -> None:
-        l2p = f.state.lid_to_port()
+        l2p = lid_to_port(f, self.lid)
         lids = np.flatnonzero(l2p >= 0)
         dport = l2p[lids]
         is_sw = f.is_switch[dport]
@@ -129,9 +137,8 @@ class SwitchGraph:
         return np.where(ok, self.nbr, self.n_sw).astype(np.int64)
 
     def new_lft(self) -> np.ndarray:
-        """A fresh all-255 LFT shaped like ``fabric.state.lft``, own LIDs set to 0."""
-        f = self.fabric
-        lft = np.full(f.state.lft.shape, NO_ROUTE, dtype=np.uint8)
+        """A fresh all-255 LFT, (n_switches, lft_size), own LIDs set to 0."""
+        lft = np.full((self.n_sw, self.lft_size), NO_ROUTE, dtype=np.uint8)
         sw = self.dest_is_switch
         lft[self.dest_target[sw], self.dest_lid[sw]] = 0
         return lft

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import RoutingError
+from ..fabric.index import lid_to_port
 
 __all__ = ["walk", "Walk", "route_metrics", "DELIVERED", "NO_PATH", "LOOP"]
 
@@ -47,12 +48,12 @@ class Walk(NamedTuple):
 
 
 def walk(fabric, lft: np.ndarray, src_switch, dst_lid, weight=None, *,
-         up: np.ndarray | None = None, record: bool = False) -> Walk:
+         up: np.ndarray | None = None, lid: np.ndarray | None = None, record: bool = False) -> Walk:
     """Follow flows hop by hop through ``lft``.
 
     Parameters
     ----------
-    fabric : Fabric
+    fabric : FabricIndex
     lft : ndarray of uint8, (n_switches, lft_size)
     src_switch : array_like of int, (n_flows,)
         Switch row where each flow enters the switch fabric (for a CA
@@ -62,7 +63,9 @@ def walk(fabric, lft: np.ndarray, src_switch, dst_lid, weight=None, *,
     weight : array_like of float, (n_flows,), optional
         Flow weights for ``port_load`` (default 1).
     up : ndarray of bool, (n_ports,), optional
-        Usable ports (default: links Active at both ends).
+        Usable ports (default: every cabled link).
+    lid : ndarray of uint16, (n_ports,), optional
+        Port LIDs (default: ``fabric.default_lid``).
     record : bool
         Also return the visited switches.
 
@@ -71,7 +74,8 @@ def walk(fabric, lft: np.ndarray, src_switch, dst_lid, weight=None, *,
     Walk
     """
     f = fabric
-    up = f.state.link_up_mask() if up is None else np.asarray(up, dtype=bool)
+    up = (f.peer_of_port >= 0) if up is None else np.asarray(up, dtype=bool)
+    l2p = lid_to_port(f, f.default_lid if lid is None else lid)
     src = np.asarray(src_switch, dtype=np.int64).ravel()
     lid = np.asarray(dst_lid, dtype=np.int64).ravel()
     if src.shape != lid.shape:
@@ -79,7 +83,6 @@ def walk(fabric, lft: np.ndarray, src_switch, dst_lid, weight=None, *,
     n = src.size
     w = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64).ravel()
     width = lft.shape[1]
-    l2p = f.state.lid_to_port()
     dport = np.where((lid > 0) & (lid < l2p.size), l2p[np.clip(lid, 0, l2p.size - 1)], -1)
     lid = np.clip(lid, 0, width - 1)
     sw_nodes = f.node_of_switch.astype(np.int64)
@@ -142,12 +145,8 @@ def walk(fabric, lft: np.ndarray, src_switch, dst_lid, weight=None, *,
     return Walk(status, hops, load, path)
 
 
-def _ca_lid_ports(f) -> np.ndarray:
-    return np.flatnonzero(~f.is_switch & (f.state.lid > 0))
-
-
 def route_metrics(fabric, lft: np.ndarray, *, up: np.ndarray | None = None,
-                  port_load: bool = False) -> dict:
+                  lid: np.ndarray | None = None, port_load: bool = False) -> dict:
     """Reachability, hop counts and link loads of every CA-to-CA LID pair.
 
     A pair is (source CA port with a LID, destination CA LID) on different
@@ -156,10 +155,12 @@ def route_metrics(fabric, lft: np.ndarray, *, up: np.ndarray | None = None,
 
     Parameters
     ----------
-    fabric : Fabric
+    fabric : FabricIndex
     lft : ndarray of uint8, (n_switches, lft_size)
     up : ndarray of bool, (n_ports,), optional
-        Usable ports (default: links Active at both ends).
+        Usable ports (default: every cabled link).
+    lid : ndarray of uint16, (n_ports,), optional
+        Port LIDs (default: ``fabric.default_lid``).
     port_load : bool
         Also return the per-port loads (an array; the rest of the dict is
         plain JSON-ready numbers).
@@ -179,9 +180,10 @@ def route_metrics(fabric, lft: np.ndarray, *, up: np.ndarray | None = None,
         int64, (n_ports,): routes sent out of each switch port toward a switch).
     """
     f = fabric
-    up = f.state.link_up_mask() if up is None else np.asarray(up, dtype=bool)
-    ca = _ca_lid_ports(f)
-    lids = f.state.lid[ca].astype(np.int64)
+    up = (f.peer_of_port >= 0) if up is None else np.asarray(up, dtype=bool)
+    port_lid = f.default_lid if lid is None else np.asarray(lid)
+    ca = np.flatnonzero(~f.is_switch & (port_lid > 0))
+    lids = port_lid[ca].astype(np.int64)
     node = f.node_of_port[ca].astype(np.int64)
     peer = f.peer_of_port[ca].astype(np.int64)
     pe = np.maximum(peer, 0)
@@ -193,7 +195,7 @@ def route_metrics(fabric, lft: np.ndarray, *, up: np.ndarray | None = None,
     pairs = int((n_dest - same_node).sum())
     unattached = int((n_dest - same_node)[~attached].sum())
     # two CAs cabled back to back reach each other (1 hop) without any LFT
-    direct = (peer >= 0) & up[ca] & up[pe] & ~f.is_switch[pe] & (f.state.lid[pe] > 0)
+    direct = (peer >= 0) & up[ca] & up[pe] & ~f.is_switch[pe] & (port_lid[pe] > 0)
     direct &= f.node_of_port[pe] != node
     n_direct = int(direct.sum())
 
@@ -229,7 +231,7 @@ def route_metrics(fabric, lft: np.ndarray, *, up: np.ndarray | None = None,
         agg_src = np.repeat(S, nd)[keep]
         agg_lid = np.tile(lids[d0:d0 + nd], n_s)[keep]
         weight = weight[keep]
-        res = walk(f, lft, agg_src, agg_lid, weight, up=up)
+        res = walk(f, lft, agg_src, agg_lid, weight, up=up, lid=port_lid)
         ok = res.status == DELIVERED
         routed += int(weight[ok].sum())
         loops += int(weight[res.status == LOOP].sum())

@@ -48,14 +48,13 @@ def min_hop_lfts(sg: SwitchGraph, lft: np.ndarray, *, only_switch_lids: bool = F
     return assign_least_loaded(sg, lft, cand, load, keep)
 
 
-def route_minhop(fabric, up: np.ndarray | None = None, roots=None) -> np.ndarray:
+def route_minhop(sg: SwitchGraph, roots=None) -> np.ndarray:
     """Min-hop LFTs for every switch.
 
     Parameters
     ----------
-    fabric : Fabric
-    up : ndarray of bool, (n_ports,), optional
-        Usable ports (default: links Active at both ends).
+    sg : SwitchGraph
+        The fabric's switches, usable links and destination LIDs.
     roots : None
         Not used by this engine (must be None).
 
@@ -70,7 +69,6 @@ def route_minhop(fabric, up: np.ndarray | None = None, roots=None) -> np.ndarray
     (levels x port slots x n_switches^2 int16 operations) plus one
     ``argmin`` over ``n_switches x n_slots`` per LID.
     """
-    sg = SwitchGraph(fabric, up)
     lft = sg.new_lft()
     min_hop_lfts(sg, lft)
     return lft

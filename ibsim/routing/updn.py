@@ -108,8 +108,9 @@ def updn_order(fabric, *, up: np.ndarray | None = None, roots=None) -> UpDownOrd
 
     Parameters
     ----------
-    fabric : Fabric
+    fabric : FabricIndex
     up : ndarray of bool, (n_ports,), optional
+        Usable ports (default: every cabled link).
     roots : iterable of int, optional
         Root switch node GUIDs; detected when None.
     """
@@ -145,14 +146,13 @@ def _updn_distances(sg: SwitchGraph, pos: np.ndarray, targets: np.ndarray):
     return dd_out, pd_out, down, upm
 
 
-def route_updn(fabric, up: np.ndarray | None = None, roots=None) -> np.ndarray:
+def route_updn(sg: SwitchGraph, roots=None) -> np.ndarray:
     """Up*/down* LFTs for every switch.
 
     Parameters
     ----------
-    fabric : Fabric
-    up : ndarray of bool, (n_ports,), optional
-        Usable ports (default: links Active at both ends).
+    sg : SwitchGraph
+        The fabric's switches, usable links and destination LIDs.
     roots : iterable of int, optional
         Root switch node GUIDs; detected when None (see the module docstring).
 
@@ -166,7 +166,6 @@ def route_updn(fabric, up: np.ndarray | None = None, roots=None) -> np.ndarray:
     RoutingError
         When a root GUID is unknown or not a switch.
     """
-    sg = SwitchGraph(fabric, up)
     order = _order(sg, roots)
     targets = np.unique(sg.dest_target[sg.dest_target >= 0])
     dd, pd, down, upm = _updn_distances(sg, order.pos, targets)

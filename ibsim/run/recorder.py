@@ -75,7 +75,7 @@ class SeriesData:
     port_state : ndarray of uint8, (n_samples, n_cabled)
     ports : ndarray of int64, (n_cabled,)
         Dense port indices of the cabled ports.
-    fabric : Fabric
+    fabric : FabricIndex
     """
 
     time_s: np.ndarray
@@ -305,6 +305,8 @@ class Recorder:
                        "ports": int(f.n_ports), "links": int(f.n_links),
                        "cabled_ports": int(len(ports))},
             "routing": {"engine": sim.routing, "options": _jsonable(sim.routing_options)},
+            # attribute blocks a subnet manager set through the MAD server (P_Key, SL2VL, VLArb, ...)
+            "sm_tables": snap.sma.counts() if snap.sma is not None else None,
             "tick_s": sim.tick_s,
             "mtu": sim.mtu,
             "ticks": int(sim.ticks),
@@ -328,20 +330,9 @@ class Recorder:
 
 
 # ------------------------------------------------------------- helpers
-def _job_hosts(sim) -> list[int | None]:
-    """Resolved host count of each job (None when the engine does not say)."""
-    states = getattr(sim, "_job_state", None) or [None] * len(sim.jobs)
-    out = []
-    for job, js in zip(sim.jobs, states):
-        if js is not None and "ports" in js:
-            out.append(int(js["ports"].size))
-        elif isinstance(job.hosts, (tuple, list)):
-            out.append(len(job.hosts))
-        elif isinstance(job.hosts, int):
-            out.append(int(job.hosts))
-        else:
-            out.append(None)
-    return out
+def _job_hosts(sim) -> list[int]:
+    """Resolved host count of each job."""
+    return [int(sim.job_ports(i).size) for i in range(len(sim.jobs))]
 
 
 def _versions() -> dict:

@@ -162,7 +162,7 @@ class Scenario:
 
         Parameters
         ----------
-        fabric : Fabric, optional
+        fabric : FabricIndex, optional
             Use this compiled fabric instead of loading the topology.
 
         Raises

@@ -40,7 +40,7 @@ def test_what_one_end_sends_the_other_receives_every_tick():
             d_rx = c[R[rx]] - prev[R[rx]]
             assert np.array_equal(d_tx[cab], d_rx[peer])
         assert (c >= prev).all()                         # counters never decrease
-        assert (snap.xmit_rate <= f.state.capacity * (1 + 1e-9) + 1e-6).all()   # no link above capacity
+        assert (snap.xmit_rate <= sim.state.capacity * (1 + 1e-9) + 1e-6).all()   # no link above capacity
         prev = c.copy()
         checks += 1
 
@@ -76,11 +76,11 @@ def test_incast_gets_max_min_share_and_xmit_wait():
     sim.add_job(Job("inc", "incast", hosts=9, load=1.0, params={"targets": 1}))
     sim.run(until="1s")
     f = sim.fabric
-    port = sim._job_state[0]["ports"][-1]          # the target CA port
+    port = sim.job_ports(0)[-1]          # the target CA port
     sw_port = f.peer_of_port[port]
-    cap = f.state.capacity[port]
+    cap = sim.state.capacity[port]
     assert sim.xmit_rate[sw_port] == pytest.approx(cap, rel=1e-9)     # the target link is full
-    src = sim._job_state[0]["ports"][:-1]
+    src = sim.job_ports(0)[:-1]
     np.testing.assert_allclose(sim.xmit_rate[src], cap / 8, rtol=1e-9)  # 8 sources share it
     assert sim.state.counters[R["port_xmit_wait"], sw_port] > 0
 
@@ -89,9 +89,8 @@ def test_shift_on_ftree_fat_tree_is_contention_free():
     sim = make(radix=8, routing="ftree")
     sim.add_job(Job("shift", "shift", load=1.0, params={"k": 4}))
     sim.run(until="0.5s")
-    f = sim.fabric
-    hosts = sim._job_state[0]["ports"]
-    np.testing.assert_allclose(sim.xmit_rate[hosts], f.state.capacity[hosts], rtol=1e-9)
+    hosts = sim.job_ports(0)
+    np.testing.assert_allclose(sim.xmit_rate[hosts], sim.state.capacity[hosts], rtol=1e-9)
     assert sim.state.counters[R["port_xmit_wait"]].sum() == 0
 
 
@@ -193,7 +192,7 @@ def test_job_host_count_uses_the_seed():
     a.add_job(Job("j", "permutation", hosts=5, load=0.5))
     b = make(seed=5)
     b.add_job(Job("j", "permutation", hosts=5, load=0.5))
-    assert np.array_equal(a._job_state[0]["ports"], b._job_state[0]["ports"])
+    assert np.array_equal(a.job_ports(0), b.job_ports(0))
 
 
 def test_overlapping_jobs_cap_the_host_link():
@@ -201,7 +200,7 @@ def test_overlapping_jobs_cap_the_host_link():
     sim.add_job(Job("a", "shift", load=0.8, params={"k": 2}))
     sim.add_job(Job("b", "shift", load=0.8, params={"k": 2}))
     sim.run(until="0.2s")
-    hosts = sim._job_state[0]["ports"]
+    hosts = sim.job_ports(0)
     np.testing.assert_allclose(sim.xmit_rate[hosts], sim.state.capacity[hosts], rtol=1e-9)
 
 
@@ -223,7 +222,7 @@ def test_link_up_may_name_the_other_end():
 
 
 def test_management_packets_are_counted_per_link_by_the_simulation():
-    from ibsim.engine.sm import MAD_WORDS
+    from ibsim.engine.simulation import MAD_WORDS
     f = compile_fabric(fat_tree(4, 2))
     sim = Simulation(f, seed=1)
     cabled = np.flatnonzero(f.peer_of_port >= 0)
@@ -298,15 +297,16 @@ def test_a_reallocation_computed_from_older_inputs_is_dropped():
     sim.add_job(Job("a2a", "all_to_all", load=0.5))
     sim.step()
     with sim.lock:
-        sim._need_alloc = True
-        old = sim._realloc_compute(sim._realloc_inputs())    # computed outside the lock ...
+        sim.rates.invalidate(alloc=True)
+        old = sim.rates.compute(sim.rates.inputs(sim.workload.demands, None))  # computed outside the lock ...
         sim.inject("link_down", "leaf1:3")
         sim.step()                                            # ... while a newer one is installed
         n = sim.stats["reallocations"]
         rate = sim.xmit_rate.copy()
-        sim._realloc_install(old)
+        assert not sim.rates.due
+        sim.rates.install(old)
     assert sim.stats["reallocations"] == n and np.array_equal(sim.xmit_rate, rate)
-    assert sim._need_alloc                                    # the next tick recomputes
+    assert sim.rates.due                                      # the next tick recomputes
 
 
 def test_degrade_retrains_a_link_slower_and_for_restores_it():
@@ -357,8 +357,28 @@ def test_degrade_needs_a_valid_width_or_speed(params, msg):
         sim.inject("degrade", "leaf1:3", **params)
 
 
+def test_sm_set_blocks_are_state_and_snapshots_hold_copies():
+    sim = Simulation(compile_fabric(fat_tree(4, 2)), seed=1)
+    sim.sm_set_block("pkeys", (5, 0), b"\xff\xff".ljust(64, b"\0"))
+    sim.sm_set_switch_info(0, 300, 18)
+    snap = sim.snapshot()
+    sim.sm_set_block("pkeys", (6, 0), b"\x80\x01".ljust(64, b"\0"))
+    assert snap.sma.counts()["pkeys"] == 1 and sim.state.sma.counts()["pkeys"] == 2
+    assert (snap.sma.fdb_top[0], snap.sma.life_time[0]) == (300, 18)
+    with pytest.raises(KeyError, match="choose one of: pkeys, sl2vl"):
+        sim.sm_set_block("pkey", (5, 0), b"")
+
+
+def test_every_primitive_fault_action_has_an_engine_op():
+    from ibsim.engine.links import OPS
+    from ibsim.faults import FAULTS, Fault, expand
+    samples = {"ber": {"rate": 1e-9}, "degrade": {"width": "1x"}, "flap": {}}
+    ops = {a.op for kind in FAULTS for a in expand(Fault(kind, "leaf1:3", 0.0, samples.get(kind, {})))}
+    assert ops <= set(OPS)
+
+
 def test_trained_rate_takes_the_best_width_and_speed_both_ends_enable():
-    from ibsim.engine.sm import trained_rate
+    from ibsim.engine.links import trained_rate
     code = {n: i for i, n in enumerate(SPEED_NAMES)}
     cw = np.array([4, 4, 4, 12, 4, 4])
     cs = np.array([code["EDR"], code["EDR"], code["FDR10"], code["HDR"], code["FDR"], code["EDR"]])

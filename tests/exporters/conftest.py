@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from ibsim.engine import Simulation, Snapshot
-from ibsim.fabric import compile_fabric
+from ibsim.fabric import FabricState, compile_fabric
 from ibsim.faults import Fault
 from ibsim.topology import fat_tree
 from ibsim.traffic import Job
@@ -224,7 +224,7 @@ def prometheus_server_binary():
 def fixed_snapshot(fabric, wall_time: float = 1_700_000_000.0, time_s: float = 10.0) -> Snapshot:
     """A deterministic snapshot: counters are a fixed pattern (one 20-digit value included)."""
     n = fabric.n_ports
-    st = fabric.state
+    st = FabricState(fabric)
     k = np.arange(21 * n, dtype=np.uint64).reshape(21, n)
     counters = (k * np.uint64(1_000_003) + np.uint64(7)) % np.uint64(2**40)
     counters[12, n - 1] = np.uint64(2**64 - 1)

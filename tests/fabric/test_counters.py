@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ibsim.fabric import COUNTER_ROW, COUNTERS, compile_fabric, legacy_view, reset_mask_rows
+from ibsim.fabric import FabricState, COUNTER_ROW, COUNTERS, compile_fabric, legacy_view, reset_mask_rows
 from ibsim.fabric.counters import LEGACY_MAX, counter_row, saturating_add
 
 
@@ -39,7 +39,7 @@ def test_saturating_add_pegs_at_uint64_max():
 
 
 def test_reset_with_counter_select_affects_only_selected(fabric):
-    st = fabric.state
+    st = FabricState(fabric)
     st.counters[:] = 7
     ports = [1, 2]
     rows = reset_mask_rows(1 << 12 | 1 << 0)          # PortXmitData + SymbolErrorCounter
@@ -58,5 +58,6 @@ def test_reset_with_counter_select_affects_only_selected(fabric):
 
 def test_counter_storage_is_uint64_rows_by_ports():
     f = compile_fabric(__import__("ibsim").fat_tree(4, 2))
-    assert f.state.counters.dtype == np.uint64
-    assert f.state.counters.shape == (len(COUNTERS), f.n_ports)
+    st = FabricState(f)
+    assert st.counters.dtype == np.uint64
+    assert st.counters.shape == (len(COUNTERS), f.n_ports)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ibsim.errors import TopologyError
-from ibsim.fabric import ACTIVE, DOWN, LINKUP, POLLING, compile_fabric
+from ibsim.fabric import ACTIVE, DOWN, LINKUP, POLLING, FabricState, compile_fabric
 from ibsim.topology import Topology, fat_tree
 
 
@@ -31,11 +31,28 @@ def test_peers_are_symmetric(fabric):
 def test_index_is_frozen(fabric):
     with pytest.raises(ValueError):
         fabric.peer_of_port[0] = 3
+    with pytest.raises(ValueError):
+        fabric.default_lid[1] = 3
+    with pytest.raises(AttributeError, match="frozen"):
+        fabric.state = None                   # live state belongs to a simulation, not the index
+    with pytest.raises(AttributeError, match="frozen"):
+        fabric.node_names_cache = {}
+
+
+def test_state_keeps_no_reference_to_the_index(fabric):
+    st = FabricState(fabric)
+    assert not any(v is fabric for v in vars(st).values())
+    assert not hasattr(fabric, "state")
+    # two simulations of one index own separate states
+    from ibsim.engine import Simulation
+    a, b = Simulation(fabric, seed=1), Simulation(fabric, seed=1)
+    a.state.counters[0, 0] = 5
+    assert b.state.counters[0, 0] == 0 and a.fabric is b.fabric
 
 
 def test_states_rates_and_lids(tiny_topology):
     f = compile_fabric(tiny_topology)
-    st = f.state
+    st = FabricState(f)
     up = f.port_index(0x100, 1)
     ddr = f.port_index(0x1030, 1)
     loose = f.port_index(0x1020, 2)
@@ -46,7 +63,8 @@ def test_states_rates_and_lids(tiny_topology):
     assert st.lid[loose] == 0
     # every switch port carries its port-0 LID; LIDs of targets unique
     assert len(set(st.lid[f.port_index(0x100, p)] for p in range(9))) == 1
-    l2p = st.lid_to_port()
+    l2p = st.lid_to_port(f)
+    assert np.array_equal(l2p, f.lid_to_port()) and np.array_equal(st.lid, f.default_lid)
     lids = st.lid[l2p[l2p >= 0]]
     assert len(np.unique(lids)) == np.count_nonzero(l2p >= 0) == 2 + 4
 
@@ -59,9 +77,10 @@ def test_preset_lids_are_kept():
     t.add_link(0x1, 1, 0x10, 1)
     t.add_link(0x1, 2, 0x20, 1)
     f = compile_fabric(t)
-    assert f.state.lid[f.port_index(0x1, 0)] == 7
-    assert f.state.lid[f.port_index(0x10, 1)] == 9
-    assert f.state.lid[f.port_index(0x20, 1)] == 1
+    assert f.default_lid[f.port_index(0x1, 0)] == 7
+    assert f.default_lid[f.port_index(0x10, 1)] == 9
+    assert f.default_lid[f.port_index(0x20, 1)] == 1
+    assert f.preset_lid[f.port_index(0x20, 1)] == 9 and FabricState(f).lid[f.port_index(0x20, 1)] == 1
 
 
 def test_find_port_by_description(fabric):
@@ -74,12 +93,13 @@ def test_find_port_by_description(fabric):
 def test_link_down_mask(fabric):
     p = fabric.find_port("leaf1:3")
     q = int(fabric.peer_of_port[p])
-    assert fabric.state.link_up_mask()[[p, q]].all()
-    fabric.state.set_ports_down([p])
-    m = fabric.state.link_up_mask()
+    st = FabricState(fabric)
+    assert st.link_up_mask(fabric)[[p, q]].all()
+    st.set_ports_down([p])
+    m = st.link_up_mask(fabric)
     assert not m[p] and not m[q]       # a link is up only when both ends are Active
 
 
 def test_bytes_per_port_budget():
     f = compile_fabric(fat_tree(8, 3))
-    assert f.nbytes() / f.n_ports <= 300
+    assert (f.nbytes() + FabricState(f).nbytes(include_lft=False)) / f.n_ports <= 300

@@ -10,7 +10,7 @@ import pytest
 from ibsim.fabric.counters import COUNTER_ROW
 from ibsim.fabric.state import ACTIVE, ARMED, DOWN, INIT
 from ibsim.mad import codec as C
-from ibsim.engine.sm import MAD_WORDS
+from ibsim.engine.simulation import MAD_WORDS
 from ibsim.mad.dispatch import Dispatcher
 from ibsim.topology import fat_tree
 from tests.mad.conftest import make_sim
@@ -55,7 +55,7 @@ class Harness:
     def lid_of(self, desc, port=0):
         n = self.f.find_node(desc)
         p = self.f.first_port[n] + (port if self.f.node_is_switch[n] else port - 1)
-        return int(self.f.state.lid[p])
+        return int(self.sim.state.lid[p])
 
 
 def reply_of(out, slot=None):
@@ -220,7 +220,7 @@ def test_lft_is_followed_and_a_miss_bounces(h):
     target = h.lid_of("node008 HCA-1", 1)
     assert reply_of(h.lid(slot, C.CLASS_PERF, C.ATTR_CLASS_PORT_INFO, target))[0] == 0
     with h.sim.lock:
-        h.f.state.lft[:, target] = 255
+        h.sim.state.lft[:, target] = 255
     assert reply_of(h.lid(slot, C.CLASS_PERF, C.ATTR_CLASS_PORT_INFO, target))[0] == C.SIM_TIMEOUT
 
 
@@ -278,7 +278,7 @@ def test_portinfo_set_lid_moves_the_port_in_the_fabric(h):
     cur[32] &= 0xF0
     st, hdr, data = reply_of(h.dr(slot, C.ATTR_PORT_INFO, path, method=C.METHOD_SET, data=bytes(cur)))
     assert hdr.mad_status == 0x8000 and C.PORT_INFO.decode(data)["LID"] == 300
-    assert h.f.state.lid[p] == 300 and h.f.state.lft.shape[1] > 300
+    assert h.sim.state.lid[p] == 300 and h.sim.state.lft.shape[1] > 300
     assert reply_of(h.lid(slot, C.CLASS_SMP_LID, C.ATTR_NODE_INFO, 300))[0] == C.SIM_TIMEOUT   # no route yet
     h.sim.reroute()
     st, _, data = reply_of(h.lid(slot, C.CLASS_SMP_LID, C.ATTR_NODE_INFO, 300))
@@ -288,7 +288,7 @@ def test_portinfo_set_lid_moves_the_port_in_the_fabric(h):
 def test_port_state_machine_on_a_cold_fabric():
     h = Harness(routing="opensm")
     slot = h.connect()
-    assert h.f.state.port_state[h.f.port_index(int(h.f.node_guid[0]), 1)] == INIT
+    assert h.sim.state.port_state[h.f.port_index(int(h.f.node_guid[0]), 1)] == INIT
 
     def set_state(state, port=1, path=(0,)):
         cur = bytearray(reply_of(h.dr(slot, C.ATTR_PORT_INFO, list(path), mod=port))[2][:64])
@@ -298,12 +298,12 @@ def test_port_state_machine_on_a_cold_fabric():
 
     p = h.f.port_index(int(h.f.node_guid[0]), 1)
     assert set_state(ACTIVE) == C.STATUS_BAD_FIELD                    # Init -> Active skips Armed
-    assert set_state(ARMED) == 0 and h.f.state.port_state[p] == ARMED
+    assert set_state(ARMED) == 0 and h.sim.state.port_state[p] == ARMED
     assert set_state(ACTIVE) == C.STATUS_BAD_FIELD                    # the peer is still Init
     assert set_state(ARMED, port=0, path=(0, 1)) == 0                 # the CA end
-    assert set_state(ACTIVE) == 0 and h.f.state.port_state[p] == ACTIVE
+    assert set_state(ACTIVE) == 0 and h.sim.state.port_state[p] == ACTIVE
     assert set_state(DOWN) == 0                                       # link retrains: both ends Init
-    assert h.f.state.port_state[p] == INIT and h.f.state.port_state[h.f.peer_of_port[p]] == INIT
+    assert h.sim.state.port_state[p] == INIT and h.sim.state.port_state[h.f.peer_of_port[p]] == INIT
 
 
 def test_lft_set_lands_in_the_fabric_and_is_read_back(h):
@@ -312,16 +312,16 @@ def test_lft_set_lands_in_the_fabric_and_is_read_back(h):
     out = h.dr(slot, C.ATTR_LFT, [0, 3], mod=1, method=C.METHOD_SET, data=block)   # spine1, block 1
     assert reply_of(out)[1].mad_status == 0x8000
     row = h.f.switch_of_node[h.f.find_node("spine1")]
-    assert bytes(h.f.state.lft[row, 64:128]) == block
+    assert bytes(h.sim.state.lft[row, 64:128]) == block
     assert bytes(reply_of(h.dr(slot, C.ATTR_LFT, [0, 3], mod=1))[2][:64]) == block
     far = h.dr(slot, C.ATTR_LFT, [0, 3], mod=700, method=C.METHOD_SET, data=block)
-    assert reply_of(far)[1].mad_status == 0x8000 and h.f.state.lft.shape[1] >= 701 * 64
+    assert reply_of(far)[1].mad_status == 0x8000 and h.sim.state.lft.shape[1] >= 701 * 64
 
 
 def test_switchinfo_set_top_and_port_state_change(h):
     slot = h.connect()
     si = C.SWITCH_INFO.decode(reply_of(h.dr(slot, C.ATTR_SWITCH_INFO, [0]))[2])
-    assert si["PortStateChange"] == 1 and si["LinearFDBTop"] == h.f.state.max_lid
+    assert si["PortStateChange"] == 1 and si["LinearFDBTop"] == h.sim.state.max_lid
     data = C.SWITCH_INFO.encode({"LinearFDBTop": 77, "PortStateChange": 1, "LifeTimeValue": 18}, 64)
     reply_of(h.dr(slot, C.ATTR_SWITCH_INFO, [0], method=C.METHOD_SET, data=bytes(data)))
     h.sim.set_external_sm(True)
@@ -330,6 +330,28 @@ def test_switchinfo_set_top_and_port_state_change(h):
     h.sim.inject("link_down", "leaf1:4")
     h.sim.step()
     assert C.SWITCH_INFO.decode(reply_of(h.dr(slot, C.ATTR_SWITCH_INFO, [0]))[2])["PortStateChange"] == 1
+    # the SM's values are the engine's, and snapshots carry them
+    row = h.f.switch_of_node[h.f.find_node("leaf1")]
+    snap = h.sim.snapshot()
+    assert (snap.sma.fdb_top[row], snap.sma.life_time[row]) == (77, 18)
+
+
+def test_sm_set_tables_are_engine_state_seen_by_snapshots(h):
+    """P_Key, SL2VL and VLArb Sets land in FabricState.sma (through the simulation), not in the view."""
+    slot = h.connect()
+    pkeys = bytes([0xFF, 0xFF, 0x80, 0x05]).ljust(64, b"\0")
+    reply_of(h.dr(slot, C.ATTR_PKEY_TABLE, [0, 1], method=C.METHOD_SET, data=pkeys))
+    sl2vl = bytes(range(8)).ljust(64, b"\0")
+    reply_of(h.dr(slot, C.ATTR_SL2VL, [0, 1], mod=(1 << 8) | 2, method=C.METHOD_SET, data=sl2vl))
+    vlarb = bytes([0, 32, 1, 32]).ljust(64, b"\0")
+    reply_of(h.dr(slot, C.ATTR_VL_ARB, [0, 1], mod=(1 << 16) | 3, method=C.METHOD_SET, data=vlarb))
+    sma = h.sim.state.sma
+    assert sma.counts() == {"pkeys": 1, "sl2vl": 1, "vlarb": 1, "mft": 0, "guid_info": 0, "mlnx_ext": 0}
+    assert pkeys in sma.pkeys.values() and sl2vl in sma.sl2vl.values() and vlarb in sma.vlarb.values()
+    snap = h.sim.snapshot()
+    assert snap.sma.counts() == sma.counts() and snap.sma.pkeys is not sma.pkeys
+    # read back through the SMA: the stored block
+    assert reply_of(h.dr(slot, C.ATTR_PKEY_TABLE, [0, 1]))[2][:64] == pkeys
 
 
 # ------------------------------------------------------------------ PerfMgt
@@ -337,7 +359,7 @@ def test_port_counters_are_the_engines(h):
     slot = h.connect("node001 HCA-1")
     ca = h.f.find_node("node002 HCA-1")
     p = int(h.f.first_port[ca])
-    c = h.f.state.counters
+    c = h.sim.state.counters
     c[COUNTER_ROW["port_xmit_data"], p] = 5 * 2**32            # past the 32-bit legacy width
     c[COUNTER_ROW["symbol_error"], p] = 12
     c[COUNTER_ROW["port_rcv_packets"], p] = 4242
@@ -357,8 +379,8 @@ def test_all_port_select_sums_and_saturates(h):
     slot = h.connect("node001 HCA-1")
     sw = h.f.find_node("leaf2")
     ports = h.f.ports_of_node(sw)
-    h.f.state.counters[COUNTER_ROW["port_xmit_packets"], ports] = 2**31
-    h.f.state.counters[COUNTER_ROW["link_downed"], ports] = 100
+    h.sim.state.counters[COUNTER_ROW["port_xmit_packets"], ports] = 2**31
+    h.sim.state.counters[COUNTER_ROW["link_downed"], ports] = 100
     lid = h.lid_of("leaf2")
     data = reply_of(h.lid(slot, C.CLASS_PERF, C.ATTR_PORT_COUNTERS, lid, data=b"\0\xff"))[2]
     pc = C.PORT_COUNTERS.decode(data)
@@ -373,7 +395,7 @@ def test_all_port_select_sums_and_saturates(h):
 def test_counter_select_clears_only_the_selected(h):
     slot = h.connect("node001 HCA-1")
     p = int(h.f.first_port[h.f.find_node("node002 HCA-1")])
-    c = h.f.state.counters
+    c = h.sim.state.counters
     c[:, p] = 7
     lid = h.lid_of("node002 HCA-1", 1)
     sel = (1 << 0) | (1 << 12)                               # SymbolError, PortXmitData
@@ -430,12 +452,12 @@ def test_trap_repress_is_dropped(h):
 
 def test_external_sm_mode_keeps_the_programmed_lfts(h):
     h.sim.set_external_sm(True)
-    before = h.f.state.lft.copy()
+    before = h.sim.state.lft.copy()
     h.sim.inject("link_down", "leaf1:3")
     for _ in range(200):
         h.sim.step()                                         # past the sweep delay
-    assert np.array_equal(h.f.state.lft, before)
-    assert (h.f.state.port_state[h.f.find_port("leaf1:3")] == DOWN)
+    assert np.array_equal(h.sim.state.lft, before)
+    assert (h.sim.state.port_state[h.f.find_port("leaf1:3")] == DOWN)
 
 
 # ------------------------------------------------------------------ management traffic in the counters
@@ -507,7 +529,7 @@ def test_lid_routed_perf_query_and_its_reply_are_counted_on_each_hop(h):
 def test_mad_counts_reach_the_legacy_counters_saturating(h):
     slot = h.connect("node001 HCA-1")
     src = h.d.clients.get(slot).port
-    h.f.state.counters[COUNTER_ROW["port_xmit_packets"], src] = 2**32 - 1
+    h.sim.state.counters[COUNTER_ROW["port_xmit_packets"], src] = 2**32 - 1
     reply_of(h.dr(slot, C.ATTR_NODE_INFO, [0, 1]))
     st, _, data = reply_of(h.lid(slot, C.CLASS_PERF, C.ATTR_PORT_COUNTERS, h.lid_of("node001 HCA-1", 1),
                                  data=b"\0\1"))
@@ -571,11 +593,11 @@ def test_port_state_down_retrains_at_the_width_both_ends_enable(h):
     p = h.f.find_port("leaf1:3")
     q = int(h.f.peer_of_port[p])
     _, hdr, _ = _pi_set(h, slot, [0], 3, LinkWidthEnabled=1, LinkSpeedEnabled=0, PortState=0)
-    assert hdr.mad_status == 0x8000 and h.f.state.width[p] == 4          # enabled, not yet trained
+    assert hdr.mad_status == 0x8000 and h.sim.state.width[p] == 4          # enabled, not yet trained
     _, hdr, data = _pi_set(h, slot, [0], 3, PortState=1)                  # Down: the link retrains
     assert hdr.mad_status == 0x8000
-    assert (h.f.state.width[[p, q]] == 1).all() and (h.f.state.port_state[[p, q]] == INIT).all()
-    assert (h.f.state.counters[COUNTER_ROW["link_downed"], [p, q]] == 1).all()
+    assert (h.sim.state.width[[p, q]] == 1).all() and (h.sim.state.port_state[[p, q]] == INIT).all()
+    assert (h.sim.state.counters[COUNTER_ROW["link_downed"], [p, q]] == 1).all()
     pi = C.PORT_INFO.decode(reply_of(h.dr(slot, C.ATTR_PORT_INFO, [0], mod=3))[2])
     assert pi["LinkWidthActive"] == 1 and pi["LinkWidthEnabled"] == 1
     assert [e.kind for e in h.sim.events[-2:]] == ["link_down", "link_up"]

@@ -49,7 +49,7 @@ class Pair:
     def refresh(self):
         """Register the tables again, as the server's loop does when the engine replaced its
         LFT or LID array."""
-        st = self.sim.fabric.state
+        st = self.sim.state
         self.d.view.sync()
         self.loop.tables(self.d.view.fast_tables())
         self.arrays = (st.lft, st.lid)
@@ -65,7 +65,7 @@ class Pair:
         """C answer (or None) after checking it equals the dispatcher's, frame and counted links."""
         external = self.sim.routing == "opensm"
         with self.sim.lock:
-            st = self.sim.fabric.state
+            st = self.sim.state
             if st.lft is not self.arrays[0] or st.lid is not self.arrays[1]:
                 self.refresh()
             fast = self.loop.answer(slot, frame, external)

@@ -37,7 +37,7 @@ def _guid2lid(path) -> dict[int, int]:
 def _check_programmed(sim, osm):
     """The fabric holds the LIDs and LFTs OpenSM assigned and dumped; every cabled port Active."""
     f = sim.fabric
-    st = f.state
+    st = sim.state
     with sim.lock:
         lid = st.lid.copy()
         lft = st.lft.copy()
@@ -62,23 +62,23 @@ def _check_programmed(sim, osm):
 def test_opensm_brings_up_a_cold_fabric(tmp_path):
     sim = make_sim(fat_tree(8, 2), routing="opensm", tick=0.05)
     f = sim.fabric
-    assert (f.state.lid == 0).all() and (f.state.lft == 255).all()
+    assert (sim.state.lid == 0).all() and (sim.state.lft == 255).all()
     host = "node001 HCA-1"
     with serving(sim) as (srv, sock), ticking(sim):
         with OpenSM(tmp_path / "osm", sockname=sock, sim_host=host) as osm:
             osm.wait_up(UP_TIMEOUT)
             assert osm.up_span_s() is not None
             _check_programmed(sim, osm)
-            sm_lid = int(f.state.lid[f.first_port[f.find_node(host)]])
+            sm_lid = int(sim.state.lid[f.first_port[f.find_node(host)]])
             out = tool(sock, "sminfo", sim_host="node020 HCA-1", cwd=tmp_path).stdout
             assert re.search(rf"sm lid {sm_lid} .*SMINFO_MASTER", out), out
             leaf = f.find_node("leaf3")
             row = f.switch_of_node[leaf]
-            swlid = int(f.state.lid[f.first_port[leaf]])
+            swlid = int(sim.state.lid[f.first_port[leaf]])
             routes = tool(sock, "ibroute", str(swlid), sim_host="node020 HCA-1", cwd=tmp_path).stdout
             got = {int(m.group(1), 16): int(m.group(2))
                    for m in re.finditer(r"^(0x[0-9a-f]+) (\d+) :", routes, re.MULTILINE)}
-            assert got and all(f.state.lft[row, k] == v for k, v in got.items())
+            assert got and all(sim.state.lft[row, k] == v for k, v in got.items())
             sa = tool(sock, "saquery", "-s", sim_host="node020 HCA-1", cwd=tmp_path).stdout
             assert f"base_lid................{sm_lid}" in sa
             pi = tool(sock, "smpquery", "portinfo", str(swlid), "1", sim_host="node020 HCA-1",
@@ -87,7 +87,7 @@ def test_opensm_brings_up_a_cold_fabric(tmp_path):
     # the data plane routes by what OpenSM programmed
     sim.add_job(Job("a2a", "all_to_all", load=0.5))
     sim.step()
-    assert sim._path_ok.all() and sim.xmit_rate.sum() > 0
+    assert sim.rates.path_ok.all() and sim.xmit_rate.sum() > 0
 
 
 def test_opensm_takes_over_from_the_embedded_sm(tmp_path):
@@ -110,15 +110,15 @@ def test_trap_128_makes_opensm_resweep_and_reprogram(tmp_path):
             uplink = f.find_port("leaf5:5")
             leaf5 = f.switch_of_node[f.find_node("leaf5")]
             with sim.lock:
-                assert (f.state.lft[leaf5] == 5).any()
+                assert (sim.state.lft[leaf5] == 5).any()
             ups = osm.count("SUBNET UP")
             sim.inject("link_down", "leaf5:5")
             osm.wait_for("Received Generic Notice type:1 num:128", timeout=30)
             osm.wait_up(UP_TIMEOUT, count=ups + 1)
             time.sleep(0.2)
             with sim.lock:
-                assert f.state.port_state[uplink] == DOWN
-                assert not (f.state.lft[leaf5] == 5).any()        # routed around the dead uplink
+                assert sim.state.port_state[uplink] == DOWN
+                assert not (sim.state.lft[leaf5] == 5).any()        # routed around the dead uplink
                 traps = srv.dispatcher.stats["traps"]
             assert traps >= 1
             ups = osm.count("SUBNET UP")
@@ -127,12 +127,12 @@ def test_trap_128_makes_opensm_resweep_and_reprogram(tmp_path):
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 with sim.lock:
-                    if f.state.port_state[uplink] == ACTIVE and (f.state.lft[leaf5] == 5).any():
+                    if sim.state.port_state[uplink] == ACTIVE and (sim.state.lft[leaf5] == 5).any():
                         break
                 time.sleep(0.1)
             with sim.lock:
-                assert f.state.port_state[uplink] == ACTIVE       # OpenSM armed and activated it
-                assert (f.state.lft[leaf5] == 5).any()
+                assert sim.state.port_state[uplink] == ACTIVE       # OpenSM armed and activated it
+                assert (sim.state.lft[leaf5] == 5).any()
 
 
 @pytest.mark.slow

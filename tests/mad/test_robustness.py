@@ -200,7 +200,7 @@ def test_a_vanished_client_loses_its_slot_and_its_requests_bounce(fast):
         sm.ctl_sock.close()
         sm.data_sock.close()                                   # gone, without DISCONNECT
         with SimClient(sock, "node002 HCA-1") as c:
-            lid = int(sim.fabric.state.lid[sim.fabric.find_port("node001 HCA-1:1")])
+            lid = int(sim.state.lid[sim.fabric.find_port("node001 HCA-1:1")])
             mad = C.make_mad(C.CLASS_SA, C.METHOD_GET, 0x11, tid=5)
             with pytest.raises(MadError):                      # forwarded, receiver dead: 110
                 c.rpc(C.pack_frame(mad, dlid=lid, dqp=1, sqp=1))
@@ -253,15 +253,15 @@ def test_mads_are_answered_while_the_engine_reallocates(fast):
     """A long reallocation (slowed down here to 1.5 s) runs outside the lock: MADs still flow."""
     sim = make_sim(fat_tree(4, 2))
     sim.add_job(Job("a2a", "all_to_all", load=0.5))
-    compute = sim._realloc_compute
+    compute = sim.rates.compute
     started = threading.Event()
 
-    def slow_compute(inputs):
+    def slow_compute(inputs, route=None):
         started.set()
         time.sleep(1.5)
-        return compute(inputs)
+        return compute(inputs, route)
 
-    sim._realloc_compute = slow_compute
+    sim.rates.compute = slow_compute
     with serving(sim, fast=fast) as (srv, sock), SimClient(sock, "node003 HCA-1", timeout=1.0) as c:
         ticker = threading.Thread(target=sim.step)
         ticker.start()
@@ -269,7 +269,7 @@ def test_mads_are_answered_while_the_engine_reallocates(fast):
         t = time.monotonic()
         for _ in range(50):
             assert c.smp(C.ATTR_NODE_INFO, path=[0, 1])[0] == 0
-        lid = int(sim.fabric.state.lid[sim.fabric.find_port("node003 HCA-1:1")])
+        lid = int(sim.state.lid[sim.fabric.find_port("node003 HCA-1:1")])
         mad = C.make_mad(C.CLASS_PERF, C.METHOD_GET, C.ATTR_PORT_COUNTERS, tid=9, data=b"\0\1")
         c.rpc(C.pack_frame(mad, dlid=lid, dqp=1, sqp=1))  # PerfMgt takes the lock too
         assert time.monotonic() - t < 1.0 and ticker.is_alive()
@@ -279,17 +279,17 @@ def test_mads_are_answered_while_the_engine_reallocates(fast):
 
 def test_mads_are_answered_while_the_embedded_sm_reroutes(monkeypatch):
     """The sweep's routing step (slowed down here to 1.5 s) runs outside the lock too."""
-    from ibsim.engine import rates
+    from ibsim.engine import sm
     sim = make_sim(fat_tree(4, 2), sweep_delay=0.1)
     started = threading.Event()
-    real = rates.compute_lfts
+    real = sm.compute_lfts
 
     def slow_lfts(*a, **kw):
         started.set()
         time.sleep(1.5)
         return real(*a, **kw)
 
-    monkeypatch.setattr(rates, "compute_lfts", slow_lfts)
+    monkeypatch.setattr(sm, "compute_lfts", slow_lfts)
     sim.inject("link_down", "leaf1:3")
     sim.step()                                                   # the fault; the sweep is due next
     before = sim.stats["reroutes"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ibsim.fabric.counters import COUNTER_ROW, COUNTERS
-from ibsim.engine.sm import MAD_WORDS
+from ibsim.engine.simulation import MAD_WORDS
 from ibsim.testing.ofed import tool_env
 from ibsim.topology import fat_tree, parse_ibnetdiscover, write_ibnetdiscover
 from ibsim.traffic import Job
@@ -41,12 +41,12 @@ def _mask(text: str) -> str:
 
 
 def _lids_match_fabric(back, fabric):
-    st = fabric.state
+    lids = fabric.default_lid
     for g in back.switches():
-        assert back.node(g)["lids"] == {0: int(st.lid[fabric.port_index(g, 0)])}
+        assert back.node(g)["lids"] == {0: int(lids[fabric.port_index(g, 0)])}
     for g in back.cas():
         for p, lid in back.node(g)["lids"].items():
-            assert lid == int(st.lid[fabric.port_index(g, p)])
+            assert lid == int(lids[fabric.port_index(g, p)])
 
 
 @pytest.mark.parametrize("which", ["fat_tree_8_2", "tiny", "rich"])
@@ -115,7 +115,7 @@ def test_smpquery_nodeinfo_portinfo_switchinfo(tmp_path):
     sim = make_sim(fat_tree(4, 2))
     f = sim.fabric
     spine = f.find_node("spine2")
-    lid = int(f.state.lid[f.first_port[spine]])
+    lid = int(sim.state.lid[f.first_port[spine]])
     with serving(sim) as (srv, sock):
         ni = tool(sock, "smpquery", "nodeinfo", str(lid), cwd=tmp_path).stdout
         assert field(ni, "NodeType") == "Switch" and int(field(ni, "Guid"), 16) == int(f.node_guid[spine])
@@ -124,9 +124,9 @@ def test_smpquery_nodeinfo_portinfo_switchinfo(tmp_path):
         assert field(pi, "LinkState") == "Active" and field(pi, "PhysLinkState") == "LinkUp"
         assert field(pi, "LinkWidthActive") == "4X" and field(pi, "LinkSpeedExtActive") == "25.78125 Gbps"
         si = tool(sock, "smpquery", "switchinfo", str(lid), cwd=tmp_path).stdout
-        assert int(field(si, "LinearFdbTop")) == f.state.max_lid and field(si, "LinearFdbCap") == "49152"
+        assert int(field(si, "LinearFdbTop")) == sim.state.max_lid and field(si, "LinearFdbCap") == "49152"
         ca = f.find_node("node004 HCA-1")
-        calid = int(f.state.lid[f.first_port[ca]])
+        calid = int(sim.state.lid[f.first_port[ca]])
         pi = tool(sock, "smpquery", "portinfo", str(calid), cwd=tmp_path).stdout
         assert field(pi, "Lid") == str(calid) and field(pi, "LocalPort") == "1"
         nd = tool(sock, "smpquery", "-D", "nodedesc", "0,3", cwd=tmp_path).stdout
@@ -142,11 +142,11 @@ def test_ibroute_shows_the_fabric_lft(tmp_path):
     f = sim.fabric
     leaf = f.find_node("leaf3")
     row = f.switch_of_node[leaf]
-    lid = int(f.state.lid[f.first_port[leaf]])
+    lid = int(sim.state.lid[f.first_port[leaf]])
     with serving(sim) as (srv, sock):
         out = tool(sock, "ibroute", str(lid), cwd=tmp_path).stdout
     entries = {int(m.group(1), 16): int(m.group(2)) for m in re.finditer(r"^(0x[0-9a-f]+) (\d+) :", out, re.MULTILINE)}
-    assert entries and all(entries[k] == f.state.lft[row, k] for k in entries)
+    assert entries and all(entries[k] == sim.state.lft[row, k] for k in entries)
     assert len(entries) == f.n_nodes
 
 
@@ -169,7 +169,7 @@ def test_perfquery_counters_grow_with_traffic(tmp_path):
     sim = make_sim(fat_tree(4, 2), tick=0.05)
     sim.add_job(Job("a2a", "all_to_all", load=0.5))
     f = sim.fabric
-    lid = int(f.state.lid[f.first_port[f.find_node("node001 HCA-1")]])
+    lid = int(sim.state.lid[f.first_port[f.find_node("node001 HCA-1")]])
     with serving(sim) as (srv, sock), ticking(sim):
         time.sleep(0.3)
         a = int(field(tool(sock, "perfquery", "-x", str(lid), "1", cwd=tmp_path).stdout, "PortXmitData"))
@@ -177,7 +177,7 @@ def test_perfquery_counters_grow_with_traffic(tmp_path):
         out = tool(sock, "perfquery", "-x", str(lid), "1", cwd=tmp_path).stdout
         b = int(field(out, "PortXmitData"))
         with sim.lock:
-            now = int(f.state.counters[COUNTER_ROW["port_xmit_data"], f.first_port[f.find_node("node001 HCA-1")]])
+            now = int(sim.state.counters[COUNTER_ROW["port_xmit_data"], f.first_port[f.find_node("node001 HCA-1")]])
         assert 0 < a < b <= now
         assert int(field(out, "PortUnicastXmitPkts")) > 0
         legacy = tool(sock, "perfquery", str(lid), "1", cwd=tmp_path).stdout
@@ -187,7 +187,7 @@ def test_perfquery_counters_grow_with_traffic(tmp_path):
 def test_perfquery_all_ports_on_a_switch_and_resets(tmp_path):
     sim = make_sim(fat_tree(4, 2))
     f = sim.fabric
-    st = f.state
+    st = sim.state
     leaf = f.find_node("leaf2")
     ports = f.ports_of_node(leaf)
     st.counters[COUNTER_ROW["port_rcv_errors"], ports] = 3
@@ -268,7 +268,7 @@ def test_iblinkinfo_and_perfquery_show_a_degraded_link(tmp_path):
         leaf2 = leaf2[:leaf2.index("\n\n")] if "\n\n" in leaf2 else leaf2
         assert re.search(r"\s3\[  \] ==\(\s*1X\s+2\.5 Gbps\s+Active/  LinkUp\)==>", leaf2), leaf2
         assert out.count("1X") == 2 and before.count("1X") == 0           # both ends, nothing else
-        lid = int(f.state.lid[f.first_port[f.find_node("leaf2")]])
+        lid = int(sim.state.lid[f.first_port[f.find_node("leaf2")]])
         pi = tool(sock, "smpquery", "portinfo", str(lid), "3", cwd=tmp_path).stdout
         assert re.search(r"LinkWidthActive:\.+1X", pi) and re.search(r"LinkSpeedActive:\.+2\.5 Gbps", pi), pi
         assert int(field(tool(sock, "perfquery", str(lid), "3", cwd=tmp_path).stdout, "LinkDownedCounter")) == 1
@@ -291,7 +291,7 @@ def test_management_traffic_shows_in_perfquery_on_an_idle_fabric(tmp_path):
     sim = make_sim(fat_tree(4, 2))                     # no jobs: only MADs move
     f = sim.fabric
     leaf = f.find_node("leaf3")
-    swlid = int(f.state.lid[f.first_port[leaf]])
+    swlid = int(sim.state.lid[f.first_port[leaf]])
     with serving(sim) as (srv, sock):
         tool(sock, "ibnetdiscover", cwd=tmp_path)
         out = tool(sock, "perfquery", "-x", "-a", str(swlid), cwd=tmp_path).stdout
@@ -303,7 +303,7 @@ def test_management_traffic_shows_in_perfquery_on_an_idle_fabric(tmp_path):
 def test_ibportstate_retrains_a_link_at_the_width_and_speed_it_enables(tmp_path):
     sim = make_sim(fat_tree(4, 2), sweep_delay=0.1)
     f = sim.fabric
-    lid = int(f.state.lid[f.first_port[f.find_node("leaf2")]])
+    lid = int(sim.state.lid[f.first_port[f.find_node("leaf2")]])
     with serving(sim) as (srv, sock):
         q = tool(sock, "ibportstate", str(lid), "4", cwd=tmp_path).stdout     # the peer: LID + DR path
         assert "Peer PortInfo" in q and "DR path slid" in q, q

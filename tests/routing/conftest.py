@@ -86,8 +86,8 @@ def three_level(radix: int = 8) -> Topology:
 
 def ca_lids(fab) -> np.ndarray:
     """LIDs of every CA port."""
-    ca = np.flatnonzero(~fab.is_switch & (fab.state.lid > 0))
-    return fab.state.lid[ca].astype(np.int64)
+    ca = np.flatnonzero(~fab.is_switch & (fab.default_lid > 0))
+    return fab.default_lid[ca].astype(np.int64)
 
 
 def all_routes(fab, lft, lids=None, *, record=False, up=None):
@@ -100,7 +100,7 @@ def all_routes(fab, lft, lids=None, *, record=False, up=None):
 
 def switch_graph(fab, up=None) -> nx.MultiGraph:
     """networkx graph of switch rows over usable switch-to-switch links."""
-    up = fab.state.link_up_mask() if up is None else up
+    up = (fab.peer_of_port >= 0) if up is None else up
     g = nx.MultiGraph()
     g.add_nodes_from(range(fab.n_switches))
     for a, b in fab.link_ends:
@@ -112,7 +112,7 @@ def switch_graph(fab, up=None) -> nx.MultiGraph:
 
 def attach_row(fab, lid: int) -> int:
     """Switch row a CA LID hangs off (or the switch row owning a switch LID)."""
-    p = int(fab.state.lid_to_port()[lid])
+    p = int(fab.lid_to_port()[lid])
     if fab.is_switch[p]:
         return int(fab.switch_of_node[fab.node_of_port[p]])
     q = int(fab.peer_of_port[p])

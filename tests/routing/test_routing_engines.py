@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ibsim.errors import RoutingError, UnknownNameError
-from ibsim.fabric import NO_ROUTE, compile_fabric
+from ibsim.fabric import NO_ROUTE, FabricState, compile_fabric
 from ibsim.routing import ENGINES, compute_lfts, route_metrics, updn_order, walk
 from ibsim.topology import fat_tree
 
@@ -50,15 +50,17 @@ def test_unknown_engine_lists_choices(fabric):
 
 @pytest.mark.parametrize("engine", ALL)
 def test_returns_new_uint8_array_and_leaves_state_alone(fabric, engine):
-    before = fabric.state.lft.copy()
-    version = fabric.state.version
-    lft = compute_lfts(fabric, engine)
-    assert lft.dtype == np.uint8 and lft.shape == fabric.state.lft.shape
-    assert lft is not fabric.state.lft
-    assert np.array_equal(fabric.state.lft, before) and fabric.state.version == version
+    st = FabricState(fabric)
+    before = st.lft.copy()
+    lft = compute_lfts(fabric, engine, up=st.link_up_mask(fabric), lid=st.lid, lft_size=st.lft.shape[1])
+    assert lft.dtype == np.uint8 and lft.shape == st.lft.shape
+    assert lft is not st.lft
+    assert np.array_equal(st.lft, before)
+    assert np.array_equal(compute_lfts(fabric, engine), lft)     # defaults: every cable, default LIDs
+    assert compute_lfts(fabric, engine, lft_size=256).shape == (fabric.n_switches, 256)
     # a switch's own LID is port 0
     sw0 = fabric.first_port[fabric.node_of_switch]
-    assert (lft[np.arange(fabric.n_switches), fabric.state.lid[sw0]] == 0).all()
+    assert (lft[np.arange(fabric.n_switches), fabric.default_lid[sw0]] == 0).all()
     assert (lft[:, 0] == NO_ROUTE).all()
 
 
@@ -78,7 +80,7 @@ def test_every_route_arrives_loop_free(rh, engine, topo, tiny_topology):
     fab = compile_fabric(build(rh, topo, tiny_topology))
     lft = compute_lfts(fab, engine)
     # from every switch to every LID (CAs and switches)
-    lids = np.flatnonzero(fab.state.lid_to_port() >= 0)
+    lids = np.flatnonzero(fab.lid_to_port() >= 0)
     src, dst, res = rh.all_routes(fab, lft, lids, record=True)
     must = np.ones(src.size, dtype=bool)
     if engine == "updn":
@@ -87,7 +89,7 @@ def test_every_route_arrives_loop_free(rh, engine, topo, tiny_topology):
         leaf = np.zeros(fab.n_switches, dtype=bool)
         ca_peer = fab.peer_of_port[~fab.is_switch]
         leaf[fab.switch_of_node[fab.node_of_port[ca_peer[ca_peer >= 0]]]] = True
-        must = ~fab.is_switch[fab.state.lid_to_port()[dst]] | leaf[src]
+        must = ~fab.is_switch[fab.lid_to_port()[dst]] | leaf[src]
     assert (res.status[must] == 0).all()
     assert (res.status != 2).all()
     # a walk never revisits a switch
@@ -103,7 +105,7 @@ def test_every_route_arrives_loop_free(rh, engine, topo, tiny_topology):
 def test_minhop_hops_equal_bfs(rh, topo, tiny_topology):
     fab = compile_fabric(build(rh, topo, tiny_topology))
     lft = compute_lfts(fab, "minhop")
-    lids = np.flatnonzero(fab.state.lid_to_port() >= 0)
+    lids = np.flatnonzero(fab.lid_to_port() >= 0)
     src, dst, res = rh.all_routes(fab, lft, lids)
     dist = dict(nx.all_pairs_shortest_path_length(rh.switch_graph(fab)))
     target = {int(lid): rh.attach_row(fab, int(lid)) for lid in lids}
@@ -131,11 +133,11 @@ def test_minhop_balances_lids_per_port(rh):
 # -------------------------------------------------------------------- updn
 def assert_updn_legal(rh, fab, lft, pos, up=None, every_switch_to_ca=True):
     """Every walked route (switch -> any LID) is up* then down*; no loops."""
-    lids = np.flatnonzero(fab.state.lid_to_port() >= 0)
+    lids = np.flatnonzero(fab.lid_to_port() >= 0)
     _, dst, res = rh.all_routes(fab, lft, lids, record=True, up=up)
     assert (res.status != 2).all()
     if every_switch_to_ca:
-        to_ca = ~fab.is_switch[fab.state.lid_to_port()[dst]]
+        to_ca = ~fab.is_switch[fab.lid_to_port()[dst]]
         assert (res.status[to_ca] == 0).all()
     path = res.path
     valid = (path[:, 1:] >= 0)
@@ -230,7 +232,7 @@ def test_ftree_shift_permutations_contention_free(radix, levels):
     ca = ca_order_ports(fab)
     n = ca.size
     src_sw = fab.switch_of_node[fab.node_of_port[fab.peer_of_port[ca]]]
-    lids = fab.state.lid[ca].astype(np.int64)
+    lids = fab.default_lid[ca].astype(np.int64)
     for k in sorted({1, 2, 3, radix // 2 - 1, radix // 2, radix // 2 + 1, n // 2, n - 1}):
         dst = (np.arange(n) + k) % n
         res = walk(fab, lft, src_sw, lids[dst])
@@ -243,7 +245,7 @@ def test_ftree_up_choice_is_d_mod_k():
     lft = compute_lfts(fab, "ftree")
     ca = ca_order_ports(fab)
     leaf = fab.switch_of_node[fab.node_index[0x0002C90302000000]]
-    ports = lft[leaf, fab.state.lid[ca[4:]]]          # CAs on the other leaves
+    ports = lft[leaf, fab.default_lid[ca[4:]]]          # CAs on the other leaves
     assert np.array_equal(ports, 5 + np.arange(4, ca.size) % 4)
 
 
@@ -298,66 +300,68 @@ def test_ftree_same_level_spines_cabled(rh):
 def downed_fabric():
     fab = compile_fabric(fat_tree(8, 3))
     down = [fab.find_port("pod1-leaf1:5"), fab.find_port("pod2-spine3:6")]
+    st = FabricState(fab)
     for p in down:
-        fab.state.set_ports_down([p, fab.peer_of_port[p]])
-    return fab, down
+        st.set_ports_down([p, fab.peer_of_port[p]])
+    return fab, down, st.link_up_mask(fab)
 
 
 @pytest.mark.parametrize("engine", ALL)
 def test_downed_links_are_routed_around(rh, engine):
-    fab, down = downed_fabric()
-    lft = compute_lfts(fab, engine)
-    m = route_metrics(fab, lft, port_load=True)
+    fab, down, up = downed_fabric()
+    lft = compute_lfts(fab, engine, up=up)
+    m = route_metrics(fab, lft, up=up, port_load=True)
     assert m["unreachable"] == 0 and m["loops"] == 0
     for p in down:
         assert m["port_load"][p] == 0 and m["port_load"][fab.peer_of_port[p]] == 0
-    lids = np.flatnonzero(fab.state.lid_to_port() >= 0)
-    src, dst, res = rh.all_routes(fab, lft, lids)
+    lids = np.flatnonzero(fab.lid_to_port() >= 0)
+    src, dst, res = rh.all_routes(fab, lft, lids, up=up)
     assert (res.status != 2).all()
     # minhop: every LID from every switch. updn and ftree leave 255 where only a
     # down-then-up path would remain (a spine whose link to the destination's
     # leaf is down; for updn also the switch LIDs behind the lost uplink), so
     # they must reach every CA LID from every leaf; ftree routes switch LIDs min-hop
     is_leaf = np.array(["leaf" in d for d in np.array(fab.node_desc)[fab.node_of_switch]])
-    to_sw = fab.is_switch[fab.state.lid_to_port()[dst]]
+    to_sw = fab.is_switch[fab.lid_to_port()[dst]]
     must = {"minhop": np.ones(src.size, dtype=bool),
             "ftree": is_leaf[src] | to_sw,
             "updn": is_leaf[src] & ~to_sw}[engine]
     assert (res.status[must] == 0).all()
     if engine == "updn":
-        assert_updn_legal(rh, fab, lft, updn_order(fab).pos, every_switch_to_ca=False)
+        assert_updn_legal(rh, fab, lft, updn_order(fab, up=up).pos, every_switch_to_ca=False, up=up)
 
 
 def test_minhop_after_link_down_equals_bfs(rh):
-    fab, _ = downed_fabric()
-    lft = compute_lfts(fab, "minhop")
+    fab, _, up = downed_fabric()
+    lft = compute_lfts(fab, "minhop", up=up)
     lids = rh.ca_lids(fab)
-    src, dst, res = rh.all_routes(fab, lft, lids)
-    dist = dict(nx.all_pairs_shortest_path_length(rh.switch_graph(fab)))
+    src, dst, res = rh.all_routes(fab, lft, lids, up=up)
+    dist = dict(nx.all_pairs_shortest_path_length(rh.switch_graph(fab, up)))
     want = np.array([dist[s][rh.attach_row(fab, d)] for s, d in zip(src.tolist(), dst.tolist())])
     assert np.array_equal(res.hops, want)
 
 
-def test_explicit_up_mask_overrides_state():
+def test_explicit_up_mask_overrides_the_default():
     fab = compile_fabric(fat_tree(8, 2))
     p = fab.find_port("leaf1:5")
-    up = fab.state.link_up_mask()
+    up = fab.peer_of_port >= 0
     up[p] = False
     for engine in ALL:
         lft = compute_lfts(fab, engine, up=up)
         m = route_metrics(fab, lft, up=up, port_load=True)
         assert m["unreachable"] == 0 and m["port_load"][p] == 0
-        assert fab.state.link_up_mask()[p]            # state untouched
+        assert route_metrics(fab, compute_lfts(fab, engine), port_load=True)["port_load"][p] > 0
 
 
 def test_isolated_ca_is_unreachable_not_an_error():
     fab = compile_fabric(fat_tree(4, 2))
     ca = int(np.flatnonzero(~fab.is_switch)[0])
-    fab.state.set_ports_down([ca, fab.peer_of_port[ca]])
+    up = fab.peer_of_port >= 0
+    up[[ca, fab.peer_of_port[ca]]] = False
     for engine in ALL:
-        lft = compute_lfts(fab, engine)
-        assert (lft[:, fab.state.lid[ca]] == NO_ROUTE).all()
-        m = route_metrics(fab, lft)
+        lft = compute_lfts(fab, engine, up=up)
+        assert (lft[:, fab.default_lid[ca]] == NO_ROUTE).all()
+        m = route_metrics(fab, lft, up=up)
         assert m["loops"] == 0
         assert m["pairs"] == 8 * 7
         assert m["unreachable"] == 7 + 7          # its 7 pairs as source and 7 as destination

@@ -59,8 +59,8 @@ def test_same_node_pairs_excluded():
 def test_loop_and_no_route_detected(tiny_topology):
     fab = compile_fabric(tiny_topology)
     lft = compute_lfts(fab)
-    far = int(fab.state.lid[fab.port_index(0x1030, 1)])   # behind sw2
-    near = int(fab.state.lid[fab.port_index(0x1010, 1)])  # behind sw1
+    far = int(fab.default_lid[fab.port_index(0x1030, 1)])   # behind sw2
+    near = int(fab.default_lid[fab.port_index(0x1010, 1)])  # behind sw1
     lft[1, far] = 7            # sw2 bounces its own CA back to sw1 -> ping-pong
     lft[1, near] = NO_ROUTE    # sw2 drops traffic to node02
     res = walk(fab, lft, [0, 0, 1], [far, near, near])
@@ -82,7 +82,7 @@ def test_loop_detected_on_a_long_cycle():
     t.add_link(0x10, 3, 0x100, 1)
     fab = compile_fabric(t)
     lft = compute_lfts(fab)
-    lid = int(fab.state.lid[fab.port_index(0x100, 1)])
+    lid = int(fab.default_lid[fab.port_index(0x100, 1)])
     lft[:, lid] = 1            # everybody forwards clockwise, nobody delivers
     res = walk(fab, lft, np.arange(n), np.full(n, lid))
     assert (res.status == LOOP).all()
@@ -91,7 +91,7 @@ def test_loop_detected_on_a_long_cycle():
 def test_walk_records_paths_and_checks_shapes(fabric):
     lft = compute_lfts(fabric, "minhop")
     ca = np.flatnonzero(~fabric.is_switch)
-    lids = fabric.state.lid[ca]
+    lids = fabric.default_lid[ca]
     res = walk(fabric, lft, [0, 0], [lids[0], lids[-1]], record=True)
     assert res.path[0].tolist()[:1] == [0] and res.hops.tolist() == [0, 2]
     assert (res.path[1] >= 0).sum() == 3
@@ -104,8 +104,9 @@ def test_walk_records_paths_and_checks_shapes(fabric):
 def test_down_source_counts_as_unreachable():
     fab = compile_fabric(fat_tree(4, 2))
     ca = int(np.flatnonzero(~fab.is_switch)[0])
-    fab.state.set_ports_down([ca, fab.peer_of_port[ca]])
-    m = route_metrics(fab, compute_lfts(fab))
+    up = fab.peer_of_port >= 0
+    up[[ca, fab.peer_of_port[ca]]] = False
+    m = route_metrics(fab, compute_lfts(fab, up=up), up=up)
     assert m["pairs"] == 56 and m["unreachable"] == 14 and m["routed"] == 42
 
 

@@ -1,0 +1,140 @@
+"""The workload part: traffic jobs, their hosts, when they run, and what they offer.
+
+:class:`Workload` is one part of a :class:`~ibsim.engine.simulation.Simulation`.
+A job's hosts are resolved (with the seed) when it is added; at each tick
+boundary it starts, stops or redraws its pattern, which makes the flows
+stale; :meth:`Workload.demands` gives the running jobs' offered load per
+host, capped at each host's link rate.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ScenarioError, TopologyError
+from ..traffic import Job, resolve_pattern
+from ..units import parse_duration
+
+__all__ = ["Workload"]
+
+
+class Workload:
+    """The jobs of a simulation.
+
+    Parameters
+    ----------
+    fabric : FabricIndex
+    spawn_rng : callable
+        ``spawn_rng()`` -> a new ``numpy.random.Generator`` from the simulation's seed.
+    emit, clock, invalidate : callable
+        As for :class:`~ibsim.engine.links.LinkState`.
+
+    Attributes
+    ----------
+    jobs : list of Job
+    """
+
+    def __init__(self, fabric, *, spawn_rng: Callable, emit: Callable, clock: Callable,
+                 invalidate: Callable):
+        self.fabric = fabric
+        self._spawn_rng = spawn_rng
+        self._emit = emit
+        self._clock = clock
+        self._invalidate = invalidate
+        self.jobs: list[Job] = []
+        self._state: list[dict] = []
+
+    def add(self, job: Job) -> None:
+        """Add a traffic job (resolves its hosts now, with the seed)."""
+        ports, names = self._resolve_hosts(job)
+        self.jobs.append(job)
+        self._state.append({"ports": ports, "names": names, "rng": self._spawn_rng(), "running": False,
+                            "pattern": None, "drawn_at": None})
+        self._invalidate(flows=True)
+
+    def ports(self, i: int) -> np.ndarray:
+        """Port indices of job ``i``'s hosts, in host order."""
+        return self._state[i]["ports"]
+
+    def _resolve_hosts(self, job: Job):
+        f = self.fabric
+        ca_nodes = np.flatnonzero(f.node_type == 1)
+        first_cabled = {}
+        cabled = np.flatnonzero((~f.is_switch) & (f.peer_of_port >= 0))
+        for p in cabled[::-1]:
+            first_cabled[int(f.node_of_port[p])] = int(p)
+        hosts = job.hosts
+        if hosts == "all" or hosts is None:
+            nodes = [int(x) for x in ca_nodes if int(x) in first_cabled]
+        elif isinstance(hosts, (int, np.integer)) and not isinstance(hosts, bool):
+            pool = [int(x) for x in ca_nodes if int(x) in first_cabled]
+            if not 1 <= hosts <= len(pool):
+                raise ScenarioError(f"job {job.name!r}: hosts={hosts} but the fabric has {len(pool)} "
+                                    f"cabled CAs")
+            pick = self._spawn_rng().choice(len(pool), hosts, replace=False)
+            nodes = [pool[i] for i in sorted(pick)]
+        else:
+            nodes = []
+            for name in hosts:
+                try:
+                    nd = f.find_node(str(name))
+                except TopologyError as exc:
+                    raise ScenarioError(f"job {job.name!r}: {exc}") from None
+                if nd not in first_cabled:
+                    raise ScenarioError(f"job {job.name!r}: host {name!r} is not a cabled CA")
+                nodes.append(nd)
+        if len(nodes) < 2:
+            raise ScenarioError(f"job {job.name!r} needs at least 2 hosts, got {len(nodes)}")
+        ports = np.array([first_cabled[n] for n in nodes], dtype=np.int64)
+        names = {}
+        for i, n in enumerate(nodes):
+            names[f.node_desc[n]] = i
+            names[f"0x{int(f.node_guid[n]):016x}"] = i
+            names[str(int(f.node_guid[n]))] = i
+        return ports, names
+
+    def update(self) -> None:
+        """At a tick boundary: jobs start, stop, or redraw their pattern."""
+        t = self._clock()
+        for job, js in zip(self.jobs, self._state):
+            run = job.active(t)
+            if run != js["running"]:
+                js["running"] = run
+                js["pattern"] = None
+                self._invalidate(flows=True)
+                self._emit("job_start" if run else "job_stop", None,
+                           {"job": job.name, "pattern": job.pattern, "hosts": int(js["ports"].size)})
+            elif run and job.pattern == "uniform":
+                interval = parse_duration(job.params.get("interval", 1.0))
+                if js["drawn_at"] is not None and t - js["drawn_at"] >= interval - 1e-9:
+                    js["pattern"] = None
+                    self._invalidate(flows=True)
+
+    def demands(self) -> list[tuple]:
+        """(ports, demand bytes/s, pattern) of each running job, host links capped."""
+        f = self.fabric
+        active = []
+        for job, js in zip(self.jobs, self._state):
+            if not js["running"]:
+                continue
+            ports = js["ports"]
+            cap = f.capacity_bytes(f.cable_width[ports], f.cable_speed[ports])
+            dem = cap * job.load if job.load is not None else np.full(ports.size, float(job.rate))
+            if js["pattern"] is None:
+                js["pattern"] = resolve_pattern(job, ports.size, js["rng"], js["names"])
+                js["drawn_at"] = self._clock()
+            active.append([ports, dem, js["pattern"]])
+        if not active:
+            return []
+        # cap each host's total offered load at its link rate, proportionally over its jobs
+        allp = np.concatenate([a[0] for a in active])
+        alld = np.concatenate([a[1] for a in active])
+        tot = np.bincount(allp, weights=alld, minlength=f.n_ports)
+        cap = f.capacity_bytes(f.cable_width, f.cable_speed)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(tot > cap, cap / tot, 1.0)
+        for a in active:
+            a[1] = a[1] * scale[a[0]]
+        return [tuple(a) for a in active]
