@@ -41,7 +41,8 @@ from .errors import ScenarioError, TopologyError, format_path, suggest
 from .units import parse_duration, parse_rate, parse_size
 
 __all__ = ["Param", "REQUIRED", "check", "describe", "integer", "number", "duration", "rate", "size",
-           "boolean", "text", "name", "choice", "int_list", "name_pairs", "anything"]
+           "boolean", "text", "name", "choice", "int_list", "name_pairs", "anything", "optional",
+           "list_of"]
 
 
 class _Required:
@@ -382,3 +383,19 @@ def name_pairs(v) -> tuple:
 
 
 _with(name_pairs, str, "a list of [source, destination] names")
+
+
+def optional(conv):
+    """Converter: None (YAML null) stays None, anything else goes through ``conv``."""
+    def opt(v):
+        return None if v is None else conv(v)
+    return _with(opt, getattr(conv, "cli", str), getattr(conv, "what", "a value") + " or null")
+
+
+def list_of(conv):
+    """Converter: a list whose items go through ``conv`` -> tuple (a bad item names its index)."""
+    def conv_list(v):
+        if not isinstance(v, (list, tuple)):
+            raise ScenarioError(f"expected a list, got {_kind(v)}")
+        return tuple(_item(conv, x, j) for j, x in enumerate(v))
+    return _with(conv_list, str, "a list")

@@ -300,6 +300,7 @@ class Simulation(RatesMixin, LinkStateMixin, ExternalSMMixin):
 
     # ------------------------------------------------------------ the tick
     def _update_jobs(self) -> None:
+        from ..traffic import redraw_interval
         t = self.time_s
         for job, js in zip(self.jobs, self._job_state):
             run = job.active(t)
@@ -309,8 +310,7 @@ class Simulation(RatesMixin, LinkStateMixin, ExternalSMMixin):
                 self._need_flows = True
                 self._event("job_start" if run else "job_stop", None,
                             {"job": job.name, "pattern": job.pattern, "hosts": int(js["ports"].size)})
-            elif run and job.pattern == "uniform":
-                interval = parse_duration(job.params.get("interval", 1.0))
+            elif run and (interval := redraw_interval(job)) is not None:
                 if js["drawn_at"] is not None and t - js["drawn_at"] >= interval - 1e-9:
                     js["pattern"] = None
                     self._need_flows = True

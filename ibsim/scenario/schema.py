@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import ScenarioError, TopologyError, lookup, suggest
 from ..faults import FAULTS, Fault, expand
 from ..linkrate import parse_speed, parse_width
-from ..traffic import PATTERN_PARAMS, PATTERNS, Job
+from ..traffic import PATTERNS, Job, job_params
 from ..units import parse_duration, parse_rate, parse_size
 from ..yamldoc import YamlDoc
 from .specs import ClockSpec, FaultSpec, OutputSpec, RoutingSpec, TopologySpec
@@ -33,7 +33,6 @@ MTUS = (256, 512, 1024, 2048, 4096)
 _CLOCK_KEYS = ("tick", "duration", "realtime")
 _ROUTING_KEYS = ("engine", "roots", "sweep_delay", "sm_settle")
 _OUTPUT_KEYS = ("dir", "every", "max_rows")
-_JOB_KEYS = ("name", "pattern", "hosts", "load", "rate", "start", "stop")
 #: YAML fault parameter -> Fault parameter
 _FAULT_PARAMS = {"for": "for_s", "period": "period_s", "count": "count", "rate": "rate",
                  "down_above": "down_above", "width": "width", "speed": "speed"}
@@ -282,20 +281,6 @@ def _parse_output(ck: _Checker, value) -> OutputSpec:
     )
 
 
-def _parse_hosts(ck: _Checker, value, path: tuple):
-    if value is None or value == "all":
-        return "all"
-    if isinstance(value, bool):
-        raise ck.error(path, f"expected 'all', a count or a list of hosts, got {_kind(value)}")
-    if isinstance(value, int):
-        if value < 2:
-            raise ck.error(path, f"a job needs at least 2 hosts, got {value}")
-        return value
-    if isinstance(value, list):
-        return tuple(ck.string(v, path + (i,)) for i, v in enumerate(value))
-    raise ck.error(path, f"expected 'all', a count or a list of hosts, got {_kind(value)}")
-
-
 def _parse_job(ck: _Checker, value, i: int) -> Job:
     path = ("traffic", i)
     if not isinstance(value, dict):
@@ -304,56 +289,18 @@ def _parse_job(ck: _Checker, value, i: int) -> Job:
         raise ck.error(path, f"missing required key 'pattern' (one of: {', '.join(PATTERNS)})")
     pattern = ck.string(value["pattern"], path + ("pattern",))
     ck.wrap(path + ("pattern",), lookup, PATTERNS, pattern, "traffic pattern")
-    pkeys = tuple(sorted(PATTERN_PARAMS.get(pattern, ())))
-    allowed = _JOB_KEYS + pkeys
-    for key in value:
-        if key not in allowed:
-            others = [p for p, ks in PATTERN_PARAMS.items() if key in ks]
-            hint = suggest(str(key), allowed)
-            if others:
-                msg = (f"pattern {pattern!r} takes no parameter {key!r} (it belongs to "
-                       f"{', '.join(others)})")
-            else:
-                msg = f"unknown key {key!r}" + (f" (did you mean {hint!r}?)" if hint else "")
-            raise ck.error(path + (key,), msg + f"; valid keys: {', '.join(allowed)}")
-    name = ck.string(value.get("name", f"job{i}"), path + ("name",))
-    hosts = _parse_hosts(ck, value.get("hosts", "all"), path + ("hosts",))
-    load = rate = None
-    if "load" in value:
-        load = ck.number(value["load"], path + ("load",), lo=0, lo_open=True, hi=1)
-    if "rate" in value:
-        rate = ck.wrap(path + ("rate",), parse_rate, value["rate"])
-        if rate <= 0:
-            raise ck.error(path + ("rate",), f"must be positive, got {value['rate']!r}")
+    job, params = job_params(pattern, value, path=path, doc=ck.doc)
+    load, rate = job["load"], job["rate"]
     if load is None and rate is None:
         raise ck.error(path, "give 'load' (fraction of the host link rate, e.g. 0.6) or 'rate' "
                        "(per host, e.g. 40Gbps)")
     if load is not None and rate is not None:
         raise ck.error(path + ("rate",), "give either 'load' or 'rate', not both")
-    start = ck.duration(value["start"], path + ("start",)) if "start" in value else 0.0
-    stop = ck.duration(value["stop"], path + ("stop",)) if value.get("stop") is not None else None
+    start, stop = job["start"], job["stop"]
     if stop is not None and stop <= start:
         raise ck.error(path + ("stop",), f"stop ({stop:g}s) must be after start ({start:g}s)")
-    params = {}
-    for key in pkeys:
-        if key not in value:
-            continue
-        v, kp = value[key], path + (key,)
-        if key in ("k", "targets"):
-            params[key] = ck.integer(v, kp, lo=1 if key == "targets" else None)
-        elif key == "interval":
-            params[key] = ck.duration(v, kp, positive=True)
-        elif key == "dims":
-            if isinstance(v, list):
-                params[key] = tuple(ck.integer(x, kp + (j,), lo=1) for j, x in enumerate(v))
-            else:
-                params[key] = ck.integer(v, kp, lo=2)
-        elif key == "pairs":
-            if not isinstance(v, list) or not all(isinstance(p, list) and len(p) == 2 for p in v):
-                raise ck.error(kp, "expected a list of [source, destination] host names")
-            params[key] = tuple((ck.string(a, kp + (j, 0)), ck.string(b, kp + (j, 1)))
-                                for j, (a, b) in enumerate(v))
-    return ck.wrap(path, Job, name, pattern, hosts, load, rate, start, stop, params)
+    name = job["name"] if job["name"] is not None else f"job{i}"
+    return ck.wrap(path, Job, name, pattern, job["hosts"], load, rate, start, stop, params)
 
 
 def _parse_fault(ck: _Checker, value, i: int) -> FaultSpec:
