@@ -241,11 +241,8 @@ class Simulation(RatesMixin, LinkStateMixin, ExternalSMMixin):
 
         Durations may be given as ``for_s=10`` or ``for_="10s"``.
         """
-        params = {k.rstrip("_"): v for k, v in params.items()}
-        norm = {}
-        for k, v in params.items():
-            key = {"for": "for_s", "period": "period_s"}.get(k, k)
-            norm[key] = parse_duration(v) if key.endswith("_s") else v
+        from ..faults import fault_params
+        norm = fault_params(kind, params, keywords=True)
         with self.lock:
             self.schedule(Fault(kind, str(target), self.time_s, norm))
 

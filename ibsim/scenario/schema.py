@@ -14,7 +14,7 @@ import typing
 from pathlib import Path
 
 from ..errors import ScenarioError, TopologyError, lookup, suggest
-from ..faults import FAULTS, Fault, expand
+from ..faults import FAULTS, Fault, expand, fault_params
 from ..linkrate import parse_speed, parse_width
 from ..traffic import PATTERNS, Job, job_params
 from ..units import parse_duration, parse_rate, parse_size
@@ -33,10 +33,6 @@ MTUS = (256, 512, 1024, 2048, 4096)
 _CLOCK_KEYS = ("tick", "duration", "realtime")
 _ROUTING_KEYS = ("engine", "roots", "sweep_delay", "sm_settle")
 _OUTPUT_KEYS = ("dir", "every", "max_rows")
-#: YAML fault parameter -> Fault parameter
-_FAULT_PARAMS = {"for": "for_s", "period": "period_s", "count": "count", "rate": "rate",
-                 "down_above": "down_above", "width": "width", "speed": "speed"}
-_FAULT_PARAM_NAMES = {v: k for k, v in _FAULT_PARAMS.items()}
 
 
 # ---------------------------------------------------------- validation
@@ -321,9 +317,9 @@ def _parse_fault(ck: _Checker, value, i: int) -> FaultSpec:
     spec = FAULTS[kind]
     tkey = spec["target"]
     tkeys = (tkey, "switch") if kind.startswith("switch") else (tkey,)
-    pnames = tuple(_FAULT_PARAM_NAMES[p] for p in sorted(spec["params"]))
+    pnames = tuple(spec["params"])
     raw, kpath = value[kind], path + (kind,)
-    params: dict = {}
+    conv: dict = {}
     if isinstance(raw, dict):
         ck.mapping(raw, kpath, tkeys + pnames)
         tk = [k for k in tkeys if k in raw]
@@ -331,33 +327,18 @@ def _parse_fault(ck: _Checker, value, i: int) -> FaultSpec:
             raise ck.error(kpath, f"{kind!r} needs its target as {tkey!r} ({_TARGET_HELP[tkey]})")
         target_path = kpath + (tk[0],)
         target = ck.string(raw[tk[0]], target_path)
-        for k in pnames:
-            if k in raw:
-                params[k] = raw[k]
-        ppath = {k: kpath + (k,) for k in params}
+        conv = fault_params(kind, {k: v for k, v in raw.items() if k not in tkeys}, path=kpath, doc=ck.doc)
     elif isinstance(raw, (str, int)) and not isinstance(raw, bool):
-        target_path, target, ppath = kpath, str(raw), {}
+        target_path, target = kpath, str(raw)
     else:
         raise ck.error(kpath, f"expected a {tkey} ({_TARGET_HELP[tkey]}) or a mapping, got {_kind(raw)}")
     if "for" in value:
         if "for" not in pnames:
             raise ck.error(path + ("for",), f"fault {kind!r} takes no 'for'"
                            + (f"; it takes: {', '.join(pnames)}" if pnames else ""))
-        if "for" in params:
+        if isinstance(raw, dict) and "for" in raw:
             raise ck.error(path + ("for",), f"'for' is given twice (here and in {kind!r})")
-        params["for"] = value["for"]
-        ppath["for"] = path + ("for",)
-    conv = {}
-    for k, v in params.items():
-        p = ppath[k]
-        if k in ("for", "period"):
-            conv[_FAULT_PARAMS[k]] = ck.duration(v, p, positive=True)
-        elif k == "count":
-            conv["count"] = ck.integer(v, p, lo=1)
-        elif k in ("width", "speed"):
-            conv[k] = ck.wrap(p, parse_width if k == "width" else parse_speed, v)
-        else:
-            conv[k] = ck.number(v, p, lo=0)
+        conv.update(fault_params(kind, {"for": value["for"]}, path=path, doc=ck.doc))
     fault = ck.wrap(path, Fault, kind, target, at, conv)
     ck.wrap(path, expand, fault)
     return FaultSpec(fault, target_path)
