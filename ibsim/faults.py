@@ -74,7 +74,7 @@ class Fault:
     params: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        spec = lookup(FAULTS, self.kind, "fault kind")
+        lookup(FAULTS, self.kind, "fault kind")
         allowed = _keys(self.kind)
         extra = set(self.params) - set(allowed)
         if extra:

@@ -7,17 +7,13 @@ line and the key path; unknown keys get the nearest valid key suggested.
 from __future__ import annotations
 
 import re
-
-import inspect
-import types
-import typing
 from pathlib import Path
 
 from ..errors import ScenarioError, TopologyError, lookup, suggest
 from ..faults import FAULTS, Fault, expand, fault_params
-from ..linkrate import parse_speed, parse_width
+from ..topology.generators import GENERATORS, generator_params
 from ..traffic import PATTERNS, Job, job_params
-from ..units import parse_duration, parse_rate, parse_size
+from ..units import parse_duration, parse_size
 from ..yamldoc import YamlDoc
 from .specs import ClockSpec, FaultSpec, OutputSpec, RoutingSpec, TopologySpec
 
@@ -117,66 +113,6 @@ def _kind(value) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def _type_ok(value, hint) -> bool:
-    """Whether ``value`` (from YAML) fits a generator parameter's type hint."""
-    if hint is inspect.Parameter.empty or hint is typing.Any:
-        return True
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, h) for h in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    if origin in (tuple, list) or hint in (tuple, list):
-        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
-        if isinstance(value, str):
-            return True          # "4x4x4", "18,36": the generator parses it
-        return isinstance(value, (list, tuple)) and all(_type_ok(v, args[0]) for v in value) \
-            if args else isinstance(value, (list, tuple))
-    return True
-
-
-def _hint_text(hint) -> str:
-    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
-
-
-def _check_generator(ck: _Checker, name: str, params: dict, path: tuple) -> tuple[str, dict]:
-    from ..topology import GENERATORS
-    key = str(name).replace("_", "-")
-    func = ck.wrap(path + ("generate",), lookup, GENERATORS, key, "topology generator")
-    sig = inspect.signature(func)
-    try:
-        hints = typing.get_type_hints(func)
-    except Exception:  # noqa: BLE001 - unevaluable annotations: skip type checks
-        hints = {}
-    accepted = [n for n, p in sig.parameters.items()
-                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    out = {}
-    for pname, value in params.items():
-        if pname not in accepted:
-            hint = suggest(str(pname), accepted)
-            raise ck.error(path + (pname,), f"generator {key!r} takes no parameter {pname!r}"
-                           + (f" (did you mean {hint!r}?)" if hint else "")
-                           + f"; it takes: {', '.join(accepted)}")
-        h = hints.get(pname, inspect.Parameter.empty)
-        if not _type_ok(value, h):
-            raise ck.error(path + (pname,), f"generator {key!r} parameter {pname!r} expects "
-                           f"{_hint_text(h)}, got {_kind(value)}")
-        out[pname] = tuple(value) if isinstance(value, list) else value
-    for pname in accepted:
-        p = sig.parameters[pname]
-        if p.default is inspect.Parameter.empty and pname not in out:
-            raise ck.error(path, f"generator {key!r} needs parameter {pname!r}")
-    return key, out
-
-
 # ----------------------------------------------------------- sections
 def _parse_clock(ck: _Checker, value) -> ClockSpec:
     if value is None:
@@ -222,7 +158,8 @@ def _parse_topology(ck: _Checker, value, base: Path) -> TopologySpec:
                           f"instead of {hint!r}?)" if hint else ""))
     gen = ck.string(value["generate"], path + ("generate",))
     params = {k: v for k, v in value.items() if k != "generate"}
-    name, params = _check_generator(ck, gen, params, path)
+    ck.wrap(path + ("generate",), lookup, GENERATORS, gen.replace("_", "-"), "topology generator")
+    name, params = generator_params(gen, params, path=path, doc=ck.doc)
     return TopologySpec(generate=name, params=params)
 
 
