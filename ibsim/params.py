@@ -42,7 +42,7 @@ from .units import parse_duration, parse_rate, parse_size
 
 __all__ = ["Param", "REQUIRED", "check", "describe", "integer", "number", "duration", "rate", "size",
            "boolean", "text", "name", "choice", "int_list", "name_pairs", "anything", "optional",
-           "list_of"]
+           "list_of", "mapping_of"]
 
 
 class _Required:
@@ -399,3 +399,12 @@ def list_of(conv):
             raise ScenarioError(f"expected a list, got {_kind(v)}")
         return tuple(_item(conv, x, j) for j, x in enumerate(v))
     return _with(conv_list, str, "a list")
+
+
+def mapping_of(key_conv, value_conv):
+    """Converter: a mapping whose keys and values go through the converters (errors name the key)."""
+    def conv_map(v):
+        if not isinstance(v, Mapping):
+            raise ScenarioError(f"expected a mapping, got {_kind(v)}")
+        return {_item(key_conv, k, k): _item(value_conv, x, k) for k, x in v.items()}
+    return _with(conv_map, str, "a mapping")
