@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .. import params as P
 from ..errors import ScenarioError, TopologyError, lookup, suggest
 from ..faults import FAULTS, Fault, expand, fault_params
 from ..topology.generators import GENERATORS, generator_params
 from ..traffic import PATTERNS, Job, job_params
-from ..units import parse_duration, parse_size
+from ..units import parse_size
 from ..yamldoc import YamlDoc
 from .specs import ClockSpec, FaultSpec, OutputSpec, RoutingSpec, TopologySpec
 
@@ -66,51 +67,21 @@ class _Checker:
         except TopologyError as exc:
             raise self.error(path, getattr(exc, "message", str(exc))) from None
 
+    # scalar checks: the converters of ibsim.params (one integer rule everywhere)
     def duration(self, value, path: tuple, *, positive: bool = False) -> float:
-        s = self.wrap(path, parse_duration, value)
-        if s < 0 or (positive and s == 0):
-            raise self.error(path, f"must be {'positive' if positive else '>= 0'}, got {value!r}")
-        return s
+        return self.wrap(path, P.duration(positive=positive), value)
 
     def number(self, value, path: tuple, *, lo=None, hi=None, lo_open=False) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise self.error(path, f"expected a number, got {_kind(value)}")
-        try:
-            x = float(value)      # YAML 1.1 reads 1e-9 (no dot) as a string
-        except ValueError:
-            raise self.error(path, f"expected a number, got {value!r}") from None
-        if lo is not None and (x < lo or (lo_open and x == lo)):
-            raise self.error(path, f"must be {'>' if lo_open else '>='} {lo}, got {value!r}")
-        if hi is not None and x > hi:
-            raise self.error(path, f"must be <= {hi}, got {value!r}")
-        return x
+        return self.wrap(path, P.number(lo, hi, lo_open=lo_open), value)
 
     def integer(self, value, path: tuple, *, lo=None) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(path, f"expected an integer, got {_kind(value)}")
-        if lo is not None and value < lo:
-            raise self.error(path, f"must be >= {lo}, got {value}")
-        return int(value)
+        return self.wrap(path, P.integer(lo), value)
 
     def string(self, value, path: tuple) -> str:
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise self.error(path, f"expected a string, got {_kind(value)}")
-        return str(value)
+        return self.wrap(path, P.name, value)
 
 
-def _kind(value) -> str:
-    """``'a list'``, ``'the string 'x''``... for messages."""
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return f"the boolean {value}"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return f"the string {value!r}"
-    return f"{type(value).__name__} {value!r}"
+_kind = P.describe
 
 
 # ----------------------------------------------------------- sections
