@@ -19,6 +19,7 @@ __all__ = [
     "ExporterError",
     "lookup",
     "suggest",
+    "format_path",
 ]
 
 V = TypeVar("V")
@@ -112,6 +113,20 @@ class ExporterError(IbsimError):
     """
 
     exit_code = 2
+
+
+def format_path(path: tuple) -> str:
+    """The one key-path format of messages: ``("traffic", 0, "load")`` -> ``"traffic[0].load"``.
+
+    ``""`` for the root.
+    """
+    out = ""
+    for key in path:
+        if isinstance(key, int):
+            out += f"[{key}]"
+        else:
+            out += f".{key}" if out else str(key)
+    return out
 
 
 def suggest(name: str, choices) -> str | None:

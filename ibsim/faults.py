@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 
 from .errors import ScenarioError, TopologyError, lookup
 from .linkrate import WIDTHS, parse_speed, parse_width
+from .params import Param, check, duration, integer, number
 
-__all__ = ["Fault", "Action", "FAULTS", "expand"]
+__all__ = ["Fault", "Action", "FAULTS", "expand", "fault_params"]
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,12 @@ class Fault:
     params: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        spec = lookup(FAULTS, self.kind, "fault kind")
-        extra = set(self.params) - spec["params"]
+        lookup(FAULTS, self.kind, "fault kind")
+        allowed = _keys(self.kind)
+        extra = set(self.params) - set(allowed)
         if extra:
             raise ScenarioError(f"fault {self.kind!r} takes no parameter {sorted(extra)[0]!r}"
-                                + (f"; it takes: {', '.join(sorted(spec['params']))}"
-                                   if spec["params"] else ""))
+                                + (f"; it takes: {', '.join(sorted(allowed))}" if allowed else ""))
         if self.at_s < 0:
             raise ScenarioError(f"fault {self.kind!r}: time must be >= 0, got {self.at_s}")
 
@@ -146,20 +147,66 @@ def _degrade(f: Fault) -> list[Action]:
     return acts
 
 
-#: fault kind -> {"build": expander, "params": allowed parameter names, "target": what it names}
+_FOR = Param(None, duration(positive=True), "how long until it is undone", unit="s", key="for_s")
+
+#: fault kind -> {"build": expander, "params": YAML name -> Param (``key``: the Fault's name),
+#: "target": what it names}; a kind declared here is validated by the scenario as it is
 FAULTS: dict[str, dict] = {
-    "unplug": {"build": _hold("node"), "params": {"for_s"}, "target": "node"},
-    "replug": {"build": _release("node"), "params": set(), "target": "node"},
-    "link_down": {"build": _hold("link"), "params": {"for_s"}, "target": "link"},
-    "link_up": {"build": _release("link"), "params": set(), "target": "link"},
-    "flap": {"build": _flap, "params": {"period_s", "count"}, "target": "link"},
-    "ber": {"build": _ber, "params": {"rate", "down_above", "for_s"}, "target": "link"},
-    "port_disable": {"build": _hold("port"), "params": {"for_s"}, "target": "port"},
-    "port_enable": {"build": _release("port"), "params": set(), "target": "port"},
-    "switch_down": {"build": _hold("switch"), "params": {"for_s"}, "target": "node"},
-    "switch_up": {"build": _release("switch"), "params": set(), "target": "node"},
-    "degrade": {"build": _degrade, "params": {"width", "speed", "for_s"}, "target": "link"},
+    "unplug": {"build": _hold("node"), "params": {"for": _FOR}, "target": "node"},
+    "replug": {"build": _release("node"), "params": {}, "target": "node"},
+    "link_down": {"build": _hold("link"), "params": {"for": _FOR}, "target": "link"},
+    "link_up": {"build": _release("link"), "params": {}, "target": "link"},
+    "flap": {"build": _flap, "params": {
+        "period": Param(None, duration(positive=True), "down/up cycle (default 2 s)", unit="s",
+                        key="period_s"),
+        "count": Param(None, integer(lo=1), "number of cycles (default 1)")}, "target": "link"},
+    "ber": {"build": _ber, "params": {
+        "rate": Param(None, number(lo=0), "bit-error rate (default 1e-9)", unit="errors/bit"),
+        "down_above": Param(None, number(lo=0), "the link goes down above this rate (default 1e-6)",
+                            unit="errors/bit"),
+        "for": _FOR}, "target": "link"},
+    "port_disable": {"build": _hold("port"), "params": {"for": _FOR}, "target": "port"},
+    "port_enable": {"build": _release("port"), "params": {}, "target": "port"},
+    "switch_down": {"build": _hold("switch"), "params": {"for": _FOR}, "target": "node"},
+    "switch_up": {"build": _release("switch"), "params": {}, "target": "node"},
+    "degrade": {"build": _degrade, "params": {
+        "width": Param(None, parse_width, "width the link trains at (lanes or 1x..12x)"),
+        "speed": Param(None, parse_speed, "speed the link trains at (SDR..XDR)"),
+        "for": _FOR}, "target": "link"},
 }
+
+
+def _keys(kind: str) -> dict[str, str]:
+    """Fault parameter name -> YAML name of fault ``kind``."""
+    return {p.key or k: k for k, p in FAULTS[kind]["params"].items()}
+
+
+def fault_params(kind: str, given, *, path: tuple = (), doc=None, keywords: bool = False) -> dict:
+    """Validate and convert the parameters of fault ``kind``; the one map from YAML names.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`FAULTS` (unknown: the valid kinds and the closest).
+    given : mapping
+        YAML name -> value as written (``for: 10s``, ``count: 3``).
+    path, doc
+        Where ``given`` is, for messages (see :func:`ibsim.params.check`).
+    keywords : bool
+        Also accept the Fault's own names and Python spellings (``for_s=10``,
+        ``for_="10s"``), as :meth:`Simulation.inject` does.
+
+    Returns
+    -------
+    dict
+        The :attr:`Fault.params`: given parameters under the Fault's names
+        (``for_s``, ``period_s``...), durations in seconds.
+    """
+    spec = lookup(FAULTS, kind, "fault kind")["params"]
+    if keywords:
+        names = _keys(kind)
+        given = {names.get(k.rstrip("_"), k.rstrip("_")): v for k, v in dict(given or {}).items()}
+    return check(f"fault {kind!r}", given, spec, path=path, doc=doc, fill=False)
 
 
 def expand(fault: Fault) -> list[Action]:

@@ -16,8 +16,12 @@ from typing import Callable
 import numpy as np
 
 from .errors import ScenarioError, lookup
+from .params import (REQUIRED, Param, check, describe, duration, int_list, integer, list_of, name, name_pairs,
+                     number, optional, rate)
+from .units import parse_duration
 
-__all__ = ["Job", "PATTERNS", "DENSE", "Pairs", "resolve_pattern"]
+__all__ = ["Job", "PATTERNS", "Pattern", "DENSE", "Pairs", "resolve_pattern", "JOB_PARAMS", "job_params",
+           "redraw_interval"]
 
 
 class _Dense:
@@ -154,22 +158,127 @@ def pattern_pairs(n: int, rng, pairs=(), **_) -> Pairs:
     return _full(arr[:, 0], arr[:, 1])
 
 
-#: pattern name -> function(n, rng, **params) returning Pairs or DENSE
-PATTERNS: dict[str, Callable] = {
-    "uniform": pattern_uniform,
-    "permutation": pattern_permutation,
-    "shift": pattern_shift,
-    "bit_complement": pattern_bit_complement,
-    "all_to_all": pattern_all_to_all,
-    "incast": pattern_incast,
-    "ring_allreduce": pattern_ring_allreduce,
-    "stencil": pattern_stencil,
-    "pairs": pattern_pairs,
+def _stencil_dims(v):
+    """``dims``: 2 or 3 (an integer >= 2), or an explicit grid shape (a list of integers >= 1)."""
+    if isinstance(v, (list, tuple)):
+        return int_list(lo=1)(v)
+    return integer(lo=2)(v)
+
+
+_stencil_dims.cli = str
+
+
+def _resolve_pairs(job: "Job", params: dict, host_index: dict | None) -> dict:
+    """Host names of ``pairs`` -> host indices of the job."""
+    if host_index is None:
+        raise ScenarioError(f"job {job.name!r}: pairs need the job's host names")
+    try:
+        pairs = [(host_index[a], host_index[b]) for a, b in params.get("pairs", ())]
+    except KeyError as exc:
+        raise ScenarioError(f"job {job.name!r}: pair names host {exc.args[0]!r}, which is not "
+                            f"among the job's hosts") from None
+    except (TypeError, ValueError):
+        raise ScenarioError(f"job {job.name!r}: pairs must be a list of [source, destination]") from None
+    return {**params, "pairs": pairs}
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A traffic pattern: its function and everything the scenario and the engine need to know.
+
+    Parameters
+    ----------
+    func : callable
+        ``func(n, rng, **params)`` -> :class:`Pairs` or :data:`DENSE`.
+    params : dict of str to Param
+        The pattern's own keys in a job (besides the common job keys).
+    redraw : str, optional
+        Name of the Param holding the redraw interval (s): the engine draws
+        the pattern again every interval. None: drawn once per job start.
+    resolve : callable, optional
+        ``resolve(job, params, host_index) -> params`` run before ``func``
+        (``pairs`` turns host names into job host indices).
+    """
+
+    func: Callable
+    params: dict = field(default_factory=dict)
+    redraw: str | None = None
+    resolve: Callable | None = None
+
+    def __call__(self, n: int, rng, **params):
+        return self.func(n, rng, **params)
+
+
+#: pattern name -> Pattern; a new pattern declared here is validated by the scenario as it is
+PATTERNS: dict[str, Pattern] = {
+    "uniform": Pattern(pattern_uniform, {
+        "interval": Param(1.0, duration(positive=True), "how often destinations are redrawn", unit="s")},
+        redraw="interval"),
+    "permutation": Pattern(pattern_permutation),
+    "shift": Pattern(pattern_shift, {
+        "k": Param(1, integer(), "host i sends to host (i + k) mod n", unit="hosts")}),
+    "bit_complement": Pattern(pattern_bit_complement),
+    "all_to_all": Pattern(pattern_all_to_all),
+    "incast": Pattern(pattern_incast, {
+        "targets": Param(1, integer(lo=1), "hosts that receive (the last ones)", unit="hosts")}),
+    "ring_allreduce": Pattern(pattern_ring_allreduce),
+    "stencil": Pattern(pattern_stencil, {
+        "dims": Param(2, _stencil_dims, "2 or 3 (grid factors n), or the grid shape")}),
+    "pairs": Pattern(pattern_pairs, {
+        "pairs": Param((), name_pairs, "[source, destination] host names")}, resolve=_resolve_pairs),
 }
 
-#: parameters each pattern accepts (besides the common job keys)
-PATTERN_PARAMS = {"shift": {"k"}, "incast": {"targets"}, "stencil": {"dims"}, "pairs": {"pairs"},
-                  "uniform": {"interval"}}
+
+def _hosts(v):
+    """``hosts``: ``all`` (None too), a count >= 2 picked with the seed, or a list of names."""
+    if v is None or v == "all":
+        return "all"
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer, list, tuple)):
+        raise ScenarioError(f"expected 'all', a count or a list of hosts, got {describe(v)}")
+    if isinstance(v, (int, np.integer)):
+        if v < 2:
+            raise ScenarioError(f"a job needs at least 2 hosts, got {v}")
+        return v
+    return list_of(name)(v)
+
+
+#: keys every job takes, whatever its pattern (absent: the default; ``name`` defaults to job<i>)
+JOB_PARAMS: dict[str, Param] = {
+    "name": Param(None, name, "job name, unique in the scenario"),
+    "pattern": Param(REQUIRED, name, "one of: " + ", ".join(PATTERNS)),
+    "hosts": Param("all", _hosts, "all, a count or a list of node descriptions/GUIDs"),
+    "load": Param(None, number(lo=0, hi=1, lo_open=True), "offered load per host, fraction of its link",
+                  unit="fraction"),
+    "rate": Param(None, rate, "offered load per host, e.g. 40Gbps", unit="bytes/s"),
+    "start": Param(0.0, duration(), "when the job starts", unit="s"),
+    "stop": Param(None, optional(duration()), "when the job stops (null: never)", unit="s"),
+}
+
+
+def job_params(pattern: str, given, *, path: tuple = (), doc=None) -> tuple[dict, dict]:
+    """Validate a job's keys for ``pattern``: ``(job keys with defaults, given pattern parameters)``.
+
+    The job's keys are :data:`JOB_PARAMS` plus the pattern's own Params. An
+    unknown key names the closest valid one, or the patterns it belongs to.
+    """
+    spec = lookup(PATTERNS, pattern, "traffic pattern").params
+    owners: dict[str, list] = {}
+    for other, p in PATTERNS.items():
+        for key in p.params:
+            owners.setdefault(key, []).append(other)
+    elsewhere = {k: ", ".join(v) for k, v in owners.items() if k not in spec}
+    got = check(f"a job of pattern {pattern!r}", given, {**JOB_PARAMS, **spec}, path=path, doc=doc, fill=False,
+                elsewhere=elsewhere)
+    common = {k: got.get(k, p.default) for k, p in JOB_PARAMS.items()}
+    return common, {k: v for k, v in got.items() if k in spec}
+
+
+def redraw_interval(job: "Job") -> float | None:
+    """Seconds between redraws of the job's pattern, or None when it is drawn once."""
+    pattern = PATTERNS[job.pattern]
+    if pattern.redraw is None:
+        return None
+    return parse_duration(job.params.get(pattern.redraw, pattern.params[pattern.redraw].default))
 
 
 @dataclass(frozen=True)
@@ -215,8 +324,8 @@ class Job:
         if self.stop_s is not None and self.stop_s <= self.start_s:
             raise ScenarioError(f"job {self.name!r}: stop ({self.stop_s}s) must be after start "
                                 f"({self.start_s}s)")
-        allowed = PATTERN_PARAMS.get(self.pattern, set())
-        extra = set(self.params) - allowed
+        allowed = PATTERNS[self.pattern].params
+        extra = set(self.params) - set(allowed)
         if extra:
             raise ScenarioError(f"job {self.name!r}: pattern {self.pattern!r} takes no parameter "
                                 f"{sorted(extra)[0]!r}" + (f"; it takes: {', '.join(sorted(allowed))}"
@@ -229,15 +338,8 @@ class Job:
 
 def resolve_pattern(job: Job, n: int, rng: np.random.Generator, host_index: dict | None = None):
     """Evaluate a job's pattern for ``n`` hosts; returns :class:`Pairs` or :data:`DENSE`."""
-    params = {k: v for k, v in job.params.items() if k != "interval"}
-    if job.pattern == "pairs":
-        if host_index is None:
-            raise ScenarioError(f"job {job.name!r}: pairs need the job's host names")
-        try:
-            params["pairs"] = [(host_index[a], host_index[b]) for a, b in params.get("pairs", ())]
-        except KeyError as exc:
-            raise ScenarioError(f"job {job.name!r}: pair names host {exc.args[0]!r}, which is not "
-                                f"among the job's hosts") from None
-        except (TypeError, ValueError):
-            raise ScenarioError(f"job {job.name!r}: pairs must be a list of [source, destination]") from None
-    return PATTERNS[job.pattern](n, rng, **params)
+    pattern = PATTERNS[job.pattern]
+    params = {k: v for k, v in job.params.items() if k != pattern.redraw}
+    if pattern.resolve is not None:
+        params = pattern.resolve(job, params, host_index)
+    return pattern(n, rng, **params)

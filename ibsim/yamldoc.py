@@ -19,22 +19,11 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from .errors import ScenarioError
+from .errors import ScenarioError, format_path
 
 __all__ = ["YamlDoc", "load_yaml", "format_path"]
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def format_path(path: tuple) -> str:
-    """``("traffic", 0, "load")`` -> ``"traffic[0].load"`` (``""`` for the root)."""
-    out = ""
-    for key in path:
-        if isinstance(key, int):
-            out += f"[{key}]"
-        else:
-            out += f".{key}" if out else str(key)
-    return out
 
 
 @dataclass(frozen=True)

@@ -223,7 +223,7 @@ def test_bad_generator_parameter():
     e = error(SMALL.replace("radix: 4", "radx: 4"))
     assert e.path == "topology.radx" and "did you mean 'radix'?" in e.message and e.line == 3
     e = error(SMALL.replace("radix: 4", "radix: four"))
-    assert e.path == "topology.radix" and "expects int" in e.message
+    assert e.path == "topology.radix" and "expected an integer" in e.message
     e = error(SMALL.replace("fat-tree", "fat-tee"))
     assert e.path == "topology.generate" and "did you mean 'fat-tree'?" in e.message
     e = error(SMALL.replace("radix: 4", "radix: 5"), build=True)    # the generator's own check

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import typing
 
 __all__ = ["add_parsers"]
 
@@ -19,8 +18,8 @@ def add_parsers(sub) -> None:
     gen = tsub.add_parser("generate", help="write a generated topology")
     gsub = gen.add_subparsers(dest="generator", metavar="GENERATOR")
     gsub.required = True
-    for name, func in GENERATORS.items():
-        _add_generator_parser(gsub, name, func)
+    for name, gen in GENERATORS.items():
+        _add_generator_parser(gsub, name, gen)
     info = tsub.add_parser("info", help="summarise a topology file")
     info.add_argument("file")
     info.add_argument("--json", action="store_true", help="print one JSON object")
@@ -40,61 +39,25 @@ def add_parsers(sub) -> None:
 
 
 # ------------------------------------------------------------ helpers
-def _parse_list(text: str) -> tuple:
-    """``"4,4,4"`` -> ``(4, 4, 4)`` (ints where possible)."""
-    out = []
-    for part in str(text).replace("x", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            out.append(int(part))
-        except ValueError:
-            out.append(part)
-    return tuple(out)
-
-
-def _option_type(param: inspect.Parameter):
-    """argparse type for a generator parameter, from its annotation or default."""
-    ann = param.annotation
-    text = str(ann)
-    default = param.default
-    if isinstance(default, (tuple, list)) or any(k in text for k in ("tuple", "list", "Sequence")):
-        return _parse_list
-    if isinstance(default, bool) or ann is bool or text == "bool":
-        return "bool"
-    if isinstance(default, int) or ann is int or text in ("int", "int | None"):
-        return int
-    if isinstance(default, float) or ann is float or text in ("float", "float | None"):
-        return float
-    return str
-
-
-def _add_generator_parser(sub, name: str, func) -> None:
-    doc = (inspect.getdoc(func) or "").split("\n\n")[0]
+def _add_generator_parser(sub, name: str, gen) -> None:
+    """One ``topo generate NAME`` parser, a ``--flag`` per declared Param of the generator."""
+    doc = (inspect.getdoc(gen.func) or "").split("\n\n")[0]
     p = sub.add_parser(name, help=doc.splitlines()[0] if doc else name, description=doc)
-    try:
-        hints = typing.get_type_hints(func)
-    except Exception:  # annotations that cannot be evaluated: fall back to raw text
-        hints = {}
-    for pname, param in inspect.signature(func).parameters.items():
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
-        param = param.replace(annotation=hints.get(pname, param.annotation))
+    for pname, param in gen.params.items():
         flag = "--" + pname.replace("_", "-")
-        typ = _option_type(param)
-        required = param.default is inspect.Parameter.empty
-        if typ == "bool":
-            p.add_argument(flag, dest=pname, action=argparse.BooleanOptionalAction,
-                           default=param.default if not required else None)
+        cli = getattr(param.convert, "cli", str)
+        unit = f" ({param.unit})" if param.unit else ""
+        if param.required:
+            p.add_argument(flag, dest=pname, type=cli, required=True, help=f"{param.help}{unit}; required")
+        elif cli == "bool":
+            p.add_argument(flag, dest=pname, action=argparse.BooleanOptionalAction, default=param.default,
+                           help=f"{param.help}{unit}")
         else:
-            p.add_argument(flag, dest=pname, type=typ, required=required,
-                           default=None if required else param.default,
-                           help=f"default: {param.default!r}" if not required else "required")
+            shown = f"; default: {param.default!r}" if param.default is not None else ""
+            p.add_argument(flag, dest=pname, type=cli, default=param.default,
+                           help=f"{param.help}{unit}{shown}")
     p.add_argument("-o", "--output", required=True, help="output file (.topo/.net/.ibnd or .yml/.yaml)")
-    p.set_defaults(generator=name, func=_cmd_topo_generate, gen_params=[
-        n for n, q in inspect.signature(func).parameters.items()
-        if q.kind not in (q.VAR_POSITIONAL, q.VAR_KEYWORD)])
+    p.set_defaults(generator=name, func=_cmd_topo_generate, gen_params=list(gen.params))
 
 
 def _load_topology(path: str):

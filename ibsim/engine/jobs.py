@@ -14,8 +14,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ScenarioError, TopologyError
-from ..traffic import Job, resolve_pattern
-from ..units import parse_duration
+from ..traffic import Job, redraw_interval, resolve_pattern
 
 __all__ = ["Workload"]
 
@@ -106,8 +105,7 @@ class Workload:
                 self._invalidate(flows=True)
                 self._emit("job_start" if run else "job_stop", None,
                            {"job": job.name, "pattern": job.pattern, "hosts": int(js["ports"].size)})
-            elif run and job.pattern == "uniform":
-                interval = parse_duration(job.params.get("interval", 1.0))
+            elif run and (interval := redraw_interval(job)) is not None:
                 if js["drawn_at"] is not None and t - js["drawn_at"] >= interval - 1e-9:
                     js["pattern"] = None
                     self._invalidate(flows=True)

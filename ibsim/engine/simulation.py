@@ -47,7 +47,7 @@ import numpy as np
 from ..errors import ScenarioError
 from ..fabric.counters import COUNTER_ROW
 from ..fabric.state import FabricState
-from ..faults import Action, Fault, expand
+from ..faults import Action, Fault, expand, fault_params
 from ..traffic import Job
 from ..units import parse_duration
 from .jobs import Workload
@@ -231,11 +231,7 @@ class Simulation:
 
         Durations may be given as ``for_s=10`` or ``for_="10s"``.
         """
-        params = {k.rstrip("_"): v for k, v in params.items()}
-        norm = {}
-        for k, v in params.items():
-            key = {"for": "for_s", "period": "period_s"}.get(k, k)
-            norm[key] = parse_duration(v) if key.endswith("_s") else v
+        norm = fault_params(kind, params, keywords=True)
         with self.lock:
             self.schedule(Fault(kind, str(target), self.time_s, norm))
 

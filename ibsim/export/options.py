@@ -1,34 +1,30 @@
-"""Exporter options: declared once with a default and a converter, checked at construction.
+"""Exporter options: :class:`~ibsim.params.Param` s checked at construction by the one checker.
 
 Unknown keys are rejected naming the valid ones and the closest; a bad
-value names the key. Used through :mod:`ibsim.export`.
+value names the key. Integers follow the one rule of :mod:`ibsim.params`
+(a YAML/Python integer, not ``"5"``). Used through :mod:`ibsim.export`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Mapping
 
-from ..errors import ScenarioError, lookup, suggest
+from ..errors import ScenarioError, lookup
 from ..fabric.counters import COUNTER_NAMES, COUNTER_ROW
-from ..units import parse_duration
+from ..params import Param, boolean, check, choice, integer, number, text
+from ..params import duration as _duration
 
 __all__ = ["Option", "parse_options", "integer", "number", "duration", "boolean", "text", "choice",
            "host", "port", "text_list", "counters", "event_kinds", "epoch_value"]
 
 
-@dataclass(frozen=True)
-class Option:
-    """One exporter option: its default, a converter that validates it, and help."""
-
-    default: Any
-    convert: Callable[[Any], Any] = lambda v: v
-    help: str = ""
+#: an exporter option is a :class:`~ibsim.params.Param`: ``Option(default, convert, help)``
+Option = Param
 
 
 def parse_options(kind: str, given: Mapping | None, spec: Mapping[str, Option]):
-    """Validate ``given`` against ``spec``; returns a namespace with every option.
+    """Validate ``given`` against ``spec`` with :func:`ibsim.params.check`; a namespace with every option.
 
     Raises
     ------
@@ -36,26 +32,7 @@ def parse_options(kind: str, given: Mapping | None, spec: Mapping[str, Option]):
         For an unknown key (naming the valid ones and the closest) or a bad
         value; ``path`` is the key.
     """
-    given = dict(given or {})
-    for key in given:
-        if key not in spec:
-            hint = suggest(key, spec)
-            raise ScenarioError(f"{kind} has no option {key!r}; its options are: "
-                                f"{', '.join(sorted(spec))}" + (f" (did you mean {hint!r}?)" if hint else ""),
-                                path=str(key))
-    out = {}
-    for key, opt in spec.items():
-        value = given.get(key, opt.default)
-        if key in given or value is not None:
-            try:
-                value = opt.convert(value)
-            except ScenarioError as exc:
-                raise ScenarioError(exc.message, path=key) from None
-            except (TypeError, ValueError) as exc:
-                raise ScenarioError(f"invalid value {given.get(key, opt.default)!r}: {exc}",
-                                    path=key) from None
-        out[key] = value
-    return _Options(**out)
+    return _Options(**check(f"exporter {kind}", given, spec))
 
 
 class _Options(dict):
@@ -68,68 +45,8 @@ class _Options(dict):
             raise AttributeError(key) from None
 
 
-def integer(lo: int | None = None, hi: int | None = None):
-    """Converter: an integer in [lo, hi]."""
-    def conv(v):
-        try:
-            ok = not isinstance(v, bool) and float(v) == int(float(v))
-        except (TypeError, ValueError, OverflowError):
-            ok = False
-        if not ok:
-            raise ScenarioError(f"expected an integer, got {v!r}")
-        n = int(float(v))
-        if (lo is not None and n < lo) or (hi is not None and n > hi):
-            raise ScenarioError(f"expected an integer in [{lo}, {hi}], got {n}")
-        return n
-    return conv
-
-
-def number(lo: float | None = None):
-    """Converter: a float >= lo."""
-    def conv(v):
-        try:
-            x = float(v) if not isinstance(v, bool) else None
-        except (TypeError, ValueError):
-            x = None
-        if x is None:
-            raise ScenarioError(f"expected a number, got {v!r}")
-        if lo is not None and x < lo:
-            raise ScenarioError(f"expected a number >= {lo}, got {x}")
-        return x
-    return conv
-
-
-def duration(v) -> float:
-    """Converter: seconds from ``10s``/``500ms`` or a number; must be positive."""
-    s = parse_duration(v)
-    if s <= 0:
-        raise ScenarioError(f"expected a positive duration, got {v!r}")
-    return s
-
-
-def boolean(v) -> bool:
-    """Converter: a real boolean (YAML true/false)."""
-    if not isinstance(v, bool):
-        raise ScenarioError(f"expected true or false, got {v!r}")
-    return v
-
-
-def text(v) -> str:
-    """Converter: a non-empty string."""
-    if not isinstance(v, str) or not v:
-        raise ScenarioError(f"expected a non-empty string, got {v!r}")
-    return v
-
-
-def choice(*values: str):
-    """Converter: one of ``values``."""
-    def conv(v):
-        if v not in values:
-            hint = suggest(v, values)
-            raise ScenarioError(f"expected one of: {', '.join(values)}, got {v!r}"
-                                + (f" (did you mean {hint!r}?)" if hint else ""))
-        return v
-    return conv
+#: converter: seconds from ``10s``/``500ms`` or a number; must be positive
+duration = _duration(positive=True)
 
 
 def host(v) -> str:

@@ -7,17 +7,14 @@ line and the key path; unknown keys get the nearest valid key suggested.
 from __future__ import annotations
 
 import re
-
-import inspect
-import types
-import typing
 from pathlib import Path
 
+from .. import params as P
 from ..errors import ScenarioError, TopologyError, lookup, suggest
-from ..faults import FAULTS, Fault, expand
-from ..linkrate import parse_speed, parse_width
-from ..traffic import PATTERN_PARAMS, PATTERNS, Job
-from ..units import parse_duration, parse_rate, parse_size
+from ..faults import FAULTS, Fault, expand, fault_params
+from ..topology.generators import GENERATORS, generator_params
+from ..traffic import PATTERNS, Job, job_params
+from ..units import parse_size
 from ..yamldoc import YamlDoc
 from .specs import ClockSpec, FaultSpec, OutputSpec, RoutingSpec, TopologySpec
 
@@ -33,11 +30,6 @@ MTUS = (256, 512, 1024, 2048, 4096)
 _CLOCK_KEYS = ("tick", "duration", "realtime")
 _ROUTING_KEYS = ("engine", "roots", "sweep_delay", "sm_settle")
 _OUTPUT_KEYS = ("dir", "every", "max_rows")
-_JOB_KEYS = ("name", "pattern", "hosts", "load", "rate", "start", "stop")
-#: YAML fault parameter -> Fault parameter
-_FAULT_PARAMS = {"for": "for_s", "period": "period_s", "count": "count", "rate": "rate",
-                 "down_above": "down_above", "width": "width", "speed": "speed"}
-_FAULT_PARAM_NAMES = {v: k for k, v in _FAULT_PARAMS.items()}
 
 
 # ---------------------------------------------------------- validation
@@ -75,111 +67,21 @@ class _Checker:
         except TopologyError as exc:
             raise self.error(path, getattr(exc, "message", str(exc))) from None
 
+    # scalar checks: the converters of ibsim.params (one integer rule everywhere)
     def duration(self, value, path: tuple, *, positive: bool = False) -> float:
-        s = self.wrap(path, parse_duration, value)
-        if s < 0 or (positive and s == 0):
-            raise self.error(path, f"must be {'positive' if positive else '>= 0'}, got {value!r}")
-        return s
+        return self.wrap(path, P.duration(positive=positive), value)
 
     def number(self, value, path: tuple, *, lo=None, hi=None, lo_open=False) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise self.error(path, f"expected a number, got {_kind(value)}")
-        try:
-            x = float(value)      # YAML 1.1 reads 1e-9 (no dot) as a string
-        except ValueError:
-            raise self.error(path, f"expected a number, got {value!r}") from None
-        if lo is not None and (x < lo or (lo_open and x == lo)):
-            raise self.error(path, f"must be {'>' if lo_open else '>='} {lo}, got {value!r}")
-        if hi is not None and x > hi:
-            raise self.error(path, f"must be <= {hi}, got {value!r}")
-        return x
+        return self.wrap(path, P.number(lo, hi, lo_open=lo_open), value)
 
     def integer(self, value, path: tuple, *, lo=None) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(path, f"expected an integer, got {_kind(value)}")
-        if lo is not None and value < lo:
-            raise self.error(path, f"must be >= {lo}, got {value}")
-        return int(value)
+        return self.wrap(path, P.integer(lo), value)
 
     def string(self, value, path: tuple) -> str:
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise self.error(path, f"expected a string, got {_kind(value)}")
-        return str(value)
+        return self.wrap(path, P.name, value)
 
 
-def _kind(value) -> str:
-    """``'a list'``, ``'the string 'x''``... for messages."""
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return f"the boolean {value}"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return f"the string {value!r}"
-    return f"{type(value).__name__} {value!r}"
-
-
-def _type_ok(value, hint) -> bool:
-    """Whether ``value`` (from YAML) fits a generator parameter's type hint."""
-    if hint is inspect.Parameter.empty or hint is typing.Any:
-        return True
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, h) for h in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    if origin in (tuple, list) or hint in (tuple, list):
-        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
-        if isinstance(value, str):
-            return True          # "4x4x4", "18,36": the generator parses it
-        return isinstance(value, (list, tuple)) and all(_type_ok(v, args[0]) for v in value) \
-            if args else isinstance(value, (list, tuple))
-    return True
-
-
-def _hint_text(hint) -> str:
-    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
-
-
-def _check_generator(ck: _Checker, name: str, params: dict, path: tuple) -> tuple[str, dict]:
-    from ..topology import GENERATORS
-    key = str(name).replace("_", "-")
-    func = ck.wrap(path + ("generate",), lookup, GENERATORS, key, "topology generator")
-    sig = inspect.signature(func)
-    try:
-        hints = typing.get_type_hints(func)
-    except Exception:  # noqa: BLE001 - unevaluable annotations: skip type checks
-        hints = {}
-    accepted = [n for n, p in sig.parameters.items()
-                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    out = {}
-    for pname, value in params.items():
-        if pname not in accepted:
-            hint = suggest(str(pname), accepted)
-            raise ck.error(path + (pname,), f"generator {key!r} takes no parameter {pname!r}"
-                           + (f" (did you mean {hint!r}?)" if hint else "")
-                           + f"; it takes: {', '.join(accepted)}")
-        h = hints.get(pname, inspect.Parameter.empty)
-        if not _type_ok(value, h):
-            raise ck.error(path + (pname,), f"generator {key!r} parameter {pname!r} expects "
-                           f"{_hint_text(h)}, got {_kind(value)}")
-        out[pname] = tuple(value) if isinstance(value, list) else value
-    for pname in accepted:
-        p = sig.parameters[pname]
-        if p.default is inspect.Parameter.empty and pname not in out:
-            raise ck.error(path, f"generator {key!r} needs parameter {pname!r}")
-    return key, out
+_kind = P.describe
 
 
 # ----------------------------------------------------------- sections
@@ -227,7 +129,8 @@ def _parse_topology(ck: _Checker, value, base: Path) -> TopologySpec:
                           f"instead of {hint!r}?)" if hint else ""))
     gen = ck.string(value["generate"], path + ("generate",))
     params = {k: v for k, v in value.items() if k != "generate"}
-    name, params = _check_generator(ck, gen, params, path)
+    ck.wrap(path + ("generate",), lookup, GENERATORS, gen.replace("_", "-"), "topology generator")
+    name, params = generator_params(gen, params, path=path, doc=ck.doc)
     return TopologySpec(generate=name, params=params)
 
 
@@ -282,20 +185,6 @@ def _parse_output(ck: _Checker, value) -> OutputSpec:
     )
 
 
-def _parse_hosts(ck: _Checker, value, path: tuple):
-    if value is None or value == "all":
-        return "all"
-    if isinstance(value, bool):
-        raise ck.error(path, f"expected 'all', a count or a list of hosts, got {_kind(value)}")
-    if isinstance(value, int):
-        if value < 2:
-            raise ck.error(path, f"a job needs at least 2 hosts, got {value}")
-        return value
-    if isinstance(value, list):
-        return tuple(ck.string(v, path + (i,)) for i, v in enumerate(value))
-    raise ck.error(path, f"expected 'all', a count or a list of hosts, got {_kind(value)}")
-
-
 def _parse_job(ck: _Checker, value, i: int) -> Job:
     path = ("traffic", i)
     if not isinstance(value, dict):
@@ -304,56 +193,18 @@ def _parse_job(ck: _Checker, value, i: int) -> Job:
         raise ck.error(path, f"missing required key 'pattern' (one of: {', '.join(PATTERNS)})")
     pattern = ck.string(value["pattern"], path + ("pattern",))
     ck.wrap(path + ("pattern",), lookup, PATTERNS, pattern, "traffic pattern")
-    pkeys = tuple(sorted(PATTERN_PARAMS.get(pattern, ())))
-    allowed = _JOB_KEYS + pkeys
-    for key in value:
-        if key not in allowed:
-            others = [p for p, ks in PATTERN_PARAMS.items() if key in ks]
-            hint = suggest(str(key), allowed)
-            if others:
-                msg = (f"pattern {pattern!r} takes no parameter {key!r} (it belongs to "
-                       f"{', '.join(others)})")
-            else:
-                msg = f"unknown key {key!r}" + (f" (did you mean {hint!r}?)" if hint else "")
-            raise ck.error(path + (key,), msg + f"; valid keys: {', '.join(allowed)}")
-    name = ck.string(value.get("name", f"job{i}"), path + ("name",))
-    hosts = _parse_hosts(ck, value.get("hosts", "all"), path + ("hosts",))
-    load = rate = None
-    if "load" in value:
-        load = ck.number(value["load"], path + ("load",), lo=0, lo_open=True, hi=1)
-    if "rate" in value:
-        rate = ck.wrap(path + ("rate",), parse_rate, value["rate"])
-        if rate <= 0:
-            raise ck.error(path + ("rate",), f"must be positive, got {value['rate']!r}")
+    job, params = job_params(pattern, value, path=path, doc=ck.doc)
+    load, rate = job["load"], job["rate"]
     if load is None and rate is None:
         raise ck.error(path, "give 'load' (fraction of the host link rate, e.g. 0.6) or 'rate' "
                        "(per host, e.g. 40Gbps)")
     if load is not None and rate is not None:
         raise ck.error(path + ("rate",), "give either 'load' or 'rate', not both")
-    start = ck.duration(value["start"], path + ("start",)) if "start" in value else 0.0
-    stop = ck.duration(value["stop"], path + ("stop",)) if value.get("stop") is not None else None
+    start, stop = job["start"], job["stop"]
     if stop is not None and stop <= start:
         raise ck.error(path + ("stop",), f"stop ({stop:g}s) must be after start ({start:g}s)")
-    params = {}
-    for key in pkeys:
-        if key not in value:
-            continue
-        v, kp = value[key], path + (key,)
-        if key in ("k", "targets"):
-            params[key] = ck.integer(v, kp, lo=1 if key == "targets" else None)
-        elif key == "interval":
-            params[key] = ck.duration(v, kp, positive=True)
-        elif key == "dims":
-            if isinstance(v, list):
-                params[key] = tuple(ck.integer(x, kp + (j,), lo=1) for j, x in enumerate(v))
-            else:
-                params[key] = ck.integer(v, kp, lo=2)
-        elif key == "pairs":
-            if not isinstance(v, list) or not all(isinstance(p, list) and len(p) == 2 for p in v):
-                raise ck.error(kp, "expected a list of [source, destination] host names")
-            params[key] = tuple((ck.string(a, kp + (j, 0)), ck.string(b, kp + (j, 1)))
-                                for j, (a, b) in enumerate(v))
-    return ck.wrap(path, Job, name, pattern, hosts, load, rate, start, stop, params)
+    name = job["name"] if job["name"] is not None else f"job{i}"
+    return ck.wrap(path, Job, name, pattern, job["hosts"], load, rate, start, stop, params)
 
 
 def _parse_fault(ck: _Checker, value, i: int) -> FaultSpec:
@@ -374,9 +225,9 @@ def _parse_fault(ck: _Checker, value, i: int) -> FaultSpec:
     spec = FAULTS[kind]
     tkey = spec["target"]
     tkeys = (tkey, "switch") if kind.startswith("switch") else (tkey,)
-    pnames = tuple(_FAULT_PARAM_NAMES[p] for p in sorted(spec["params"]))
+    pnames = tuple(spec["params"])
     raw, kpath = value[kind], path + (kind,)
-    params: dict = {}
+    conv: dict = {}
     if isinstance(raw, dict):
         ck.mapping(raw, kpath, tkeys + pnames)
         tk = [k for k in tkeys if k in raw]
@@ -384,33 +235,18 @@ def _parse_fault(ck: _Checker, value, i: int) -> FaultSpec:
             raise ck.error(kpath, f"{kind!r} needs its target as {tkey!r} ({_TARGET_HELP[tkey]})")
         target_path = kpath + (tk[0],)
         target = ck.string(raw[tk[0]], target_path)
-        for k in pnames:
-            if k in raw:
-                params[k] = raw[k]
-        ppath = {k: kpath + (k,) for k in params}
+        conv = fault_params(kind, {k: v for k, v in raw.items() if k not in tkeys}, path=kpath, doc=ck.doc)
     elif isinstance(raw, (str, int)) and not isinstance(raw, bool):
-        target_path, target, ppath = kpath, str(raw), {}
+        target_path, target = kpath, str(raw)
     else:
         raise ck.error(kpath, f"expected a {tkey} ({_TARGET_HELP[tkey]}) or a mapping, got {_kind(raw)}")
     if "for" in value:
         if "for" not in pnames:
             raise ck.error(path + ("for",), f"fault {kind!r} takes no 'for'"
                            + (f"; it takes: {', '.join(pnames)}" if pnames else ""))
-        if "for" in params:
+        if isinstance(raw, dict) and "for" in raw:
             raise ck.error(path + ("for",), f"'for' is given twice (here and in {kind!r})")
-        params["for"] = value["for"]
-        ppath["for"] = path + ("for",)
-    conv = {}
-    for k, v in params.items():
-        p = ppath[k]
-        if k in ("for", "period"):
-            conv[_FAULT_PARAMS[k]] = ck.duration(v, p, positive=True)
-        elif k == "count":
-            conv["count"] = ck.integer(v, p, lo=1)
-        elif k in ("width", "speed"):
-            conv[k] = ck.wrap(p, parse_width if k == "width" else parse_speed, v)
-        else:
-            conv[k] = ck.number(v, p, lo=0)
+        conv.update(fault_params(kind, {"for": value["for"]}, path=path, doc=ck.doc))
     fault = ck.wrap(path, Fault, kind, target, at, conv)
     ck.wrap(path, expand, fault)
     return FaultSpec(fault, target_path)

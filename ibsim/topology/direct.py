@@ -182,5 +182,3 @@ def torus(dims: tuple[int, ...] = (4, 4, 4), hosts_per_switch: int = 1, *, wrap:
         for port in range(1, hps + 1):
             b.link(sw[c], port, b.host(), 1)
     return b.done()
-
-#: generator name (as on the command line, kebab-case) -> function

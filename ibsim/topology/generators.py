@@ -10,17 +10,20 @@ ConnectX HCAs. Host descriptions read ``node042 HCA-1``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+from typing import Callable
 
-from ..errors import TopologyError
+from ..errors import ScenarioError, TopologyError, lookup
 from ..linkrate import DEFAULT_SPEED, DEFAULT_WIDTH
+from ..params import Param, boolean, check, describe, int_list, integer, optional, text
 from .builder import (CA_GUID_BASE, CA_GUID_STEP, MAX_GENERATED_CAS, MAX_SWITCH_PORTS,  # noqa: F401
                       SWITCH_GUID_BASE, Builder, _check_radix, _check_size, _digits, _int, _ints)
 from .direct import dragonfly, torus
 from .graph import Topology
 
-__all__ = ["GENERATORS", "fat_tree", "single_switch", "xgft", "leaf_spine", "dragonfly",
+__all__ = ["GENERATORS", "Generator", "generator_params", "fat_tree", "single_switch", "xgft", "leaf_spine", "dragonfly",
            "torus", "Builder"]
 
 def fat_tree(radix: int = 36, levels: int = 2, *, width: str = DEFAULT_WIDTH,
@@ -365,12 +368,79 @@ def leaf_spine(leaves: int = 8, spines: int = 4, hosts_per_leaf: int | None = No
     return b.done()
 
 
-# ---------------------------------------------------------------- dragonfly
+# ---------------------------------------------------------------- registry
+class Generator:
+    """A topology generator: its function and its declared Params (one per keyword).
+
+    Calling it calls the function; ``inspect.signature`` sees the function's.
+    The scenario's ``topology:`` parameters and the ``topo generate`` flags
+    are both built from :attr:`params`.
+    """
+
+    def __init__(self, func: Callable[..., Topology], params: dict[str, Param]):
+        self.func = func
+        self.params = params
+        functools.update_wrapper(self, func)
+
+    def __call__(self, *args, **kwargs) -> Topology:
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Generator({self.func.__name__})"
+
+
+def _ratio(v):
+    """``oversubscription``: a ratio as text (``"3:1"``) or a number (the generator checks it)."""
+    if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+        raise ScenarioError(f"expected a ratio such as '2:1' or a number, got {describe(v)}")
+    return v
+
+
+_ratio.cli = str
+_INT = optional(integer())
+_RATE = {"width": Param(DEFAULT_WIDTH, text, "link width of every cable (1x, 4x, ...)"),
+         "speed": Param(DEFAULT_SPEED, text, "link speed of every cable (SDR ... XDR)")}
+
+#: generator name (as on the command line, kebab-case) -> Generator
 GENERATORS = {
-    "fat-tree": fat_tree,
-    "single-switch": single_switch,
-    "xgft": xgft,
-    "leaf-spine": leaf_spine,
-    "dragonfly": dragonfly,
-    "torus": torus,
+    "fat-tree": Generator(fat_tree, {
+        "radix": Param(36, integer(), "ports per switch", unit="ports"),
+        "levels": Param(2, integer(), "switch levels"), **_RATE}),
+    "single-switch": Generator(single_switch, {
+        "ports": Param(8, integer(), "switch ports", unit="ports"),
+        "hosts": Param(None, _INT, "CAs (default: every port)", unit="CAs"), **_RATE}),
+    "xgft": Generator(xgft, {
+        "m": Param((18, 36), int_list(), "children per switch at each level, e.g. 18,36"),
+        "w": Param((1, 18), int_list(), "parents per node at each level, e.g. 1,18"),
+        "parallel": Param(None, optional(int_list()), "parallel cables per level (PGFT)"),
+        "hosts_per_leaf": Param(None, _INT, "CAs per leaf (default m1)", unit="CAs"),
+        "radix": Param(None, _INT, "ports of every switch (default: what each needs)", unit="ports"),
+        **_RATE}),
+    "leaf-spine": Generator(leaf_spine, {
+        "leaves": Param(8, integer(), "leaf switches"),
+        "spines": Param(4, integer(), "spine switches"),
+        "hosts_per_leaf": Param(None, _INT, "CAs per leaf (default: non-blocking)", unit="CAs"),
+        "uplinks_per_spine": Param(1, integer(), "cables from each leaf to each spine"),
+        "radix": Param(None, _INT, "ports of every switch (default: what each needs)", unit="ports"),
+        "oversubscription": Param(None, optional(_ratio), "blocking factor d:u, e.g. 2:1"), **_RATE}),
+    "dragonfly": Generator(dragonfly, {
+        "a": Param(4, integer(), "routers per group"),
+        "p": Param(2, integer(), "CAs per router", unit="CAs"),
+        "h": Param(2, integer(), "global cables per router"),
+        "g": Param(None, _INT, "groups (default a*h+1)"), **_RATE}),
+    "torus": Generator(torus, {
+        "dims": Param((4, 4, 4), int_list(), "switches along each dimension, e.g. 4x4x4"),
+        "hosts_per_switch": Param(1, integer(), "CAs per switch", unit="CAs"),
+        "wrap": Param(True, boolean, "wrap-around cables (false: a mesh)"), **_RATE}),
 }
+
+
+def generator_params(name: str, given, *, path: tuple = (), doc=None) -> tuple[str, dict]:
+    """Validate the parameters of generator ``name`` (``_`` read as ``-``); ``(name, params)``.
+
+    Only the given parameters are returned (lists as tuples); the generator
+    applies its defaults and checks ranges itself.
+    """
+    key = str(name).replace("_", "-")
+    gen = lookup(GENERATORS, key, "topology generator")
+    return key, check(f"generator {key!r}", given, gen.params, path=path, doc=doc, fill=False)

@@ -22,10 +22,13 @@ Schema (version 1)::
       - ["0x0002c90302000000:1", "0x0002c90301000000:1"]          # default 4xEDR
       - ["0x0002c90302000000:2", "0x0002c90301000008:1", 4xDDR]
 
-GUIDs are hex strings (``"0x..."``; YAML integers are accepted too). A link
-end is ``"<node GUID>:<port>"``. Validation is strict: unknown keys, wrong
-types and out-of-range values raise :class:`~ibsim.errors.FileFormatError`
-naming the file, the line and the key path (``nodes[3].nports``).
+GUIDs are hex strings (``"0x..."``; YAML integers are accepted too), and so
+may vendor and device IDs be; every other integer is a YAML integer (the one
+rule of :mod:`ibsim.params`: ``nports: "4"`` is rejected). A link end is
+``"<node GUID>:<port>"``. Validation is strict: unknown keys, wrong types and
+out-of-range values raise :class:`~ibsim.errors.FileFormatError` naming the
+file, the line and the key path (``nodes[3].nports``); the fields are checked
+by :func:`ibsim.params.check` and lines come from :mod:`ibsim.yamldoc`.
 
 The writer emits one flow mapping per node and one flow list per link, so
 large fabrics stay compact and diffable.
@@ -39,8 +42,10 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import FileFormatError, TopologyError, suggest
+from ..errors import FileFormatError, ScenarioError, TopologyError, format_path
 from ..linkrate import DEFAULT_SPEED, DEFAULT_WIDTH, parse_rate_label
+from ..params import REQUIRED, Param, boolean, check, choice, integer, mapping_of, optional
+from ..yamldoc import load_yaml
 from .graph import NODE_KINDS, Topology
 
 __all__ = ["parse_yaml_topology", "read_yaml_topology", "format_yaml_topology",
@@ -50,183 +55,140 @@ YAML_FORMAT = "ibsim-topology"
 YAML_VERSION = 1
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_TOP_KEYS = ("format", "version", "name", "nodes", "links")
-_NODE_KEYS = ("guid", "kind", "nports", "desc", "vendid", "devid", "sysimgguid",
-              "port_guids", "lids", "lmc", "enhanced_port0")
-_REQUIRED = ("guid", "kind", "nports")
 
 
-class _Invalid(Exception):
-    def __init__(self, path: tuple, message: str):
-        self.path = path
-        self.message = message
-
-
-def _path_str(path: tuple) -> str:
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
-def _line_of(text: str, path: tuple) -> int | None:
-    """1-based line of the YAML node at ``path`` (or of its closest parent)."""
+def _guid(v) -> int:
+    """Converter: a GUID, hex text ``"0x0002c903..."`` or a YAML integer, 1..2^64-1."""
     try:
-        node = yaml.compose(text, Loader=_Loader)
-    except yaml.YAMLError:
-        return None
-    line = node.start_mark.line + 1 if node is not None else None
-    for key in path:
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                if k.value == str(key):
-                    line = k.start_mark.line + 1
-                    node = v
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
+        return integer(1, 2**64 - 1, text=True)(v)
+    except ScenarioError:
+        raise ScenarioError(f'expected a GUID such as "0x0002c90300001234" (1..2^64-1), got {v!r}') from None
 
 
-def _int(value, path: tuple, what: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool):
-        raise _Invalid(path, f"expected {what}, got {value!r}")
-    if isinstance(value, str):
+def _text(v) -> str:
+    if not isinstance(v, str):
+        raise ScenarioError(f"expected a string, got {v!r}")
+    return v
+
+
+def _is(expected, message: str):
+    def conv(v):
+        if v != expected:
+            raise ScenarioError(message.format(v=v))
+        return v
+    return conv
+
+
+def _list_of(what: str):
+    def conv(v):
+        if not isinstance(v, list):
+            raise ScenarioError(f"expected a list of {what}")
+        return v
+    return conv
+
+
+_TOP = {
+    "format": Param(None, _is(YAML_FORMAT, f"expected {YAML_FORMAT!r}, got {{v!r}}"), "file format"),
+    "version": Param(None, _is(YAML_VERSION, "unsupported version {v!r}; this ibsim reads version "
+                               f"{YAML_VERSION}"), "schema version"),
+    "name": Param(None, _text, "topology name (default: the file name)"),
+    "nodes": Param(REQUIRED, _list_of("nodes"), "one mapping per node"),
+    "links": Param(None, optional(_list_of("links")), "one list per cable"),
+}
+_PORT = integer(0, 254)
+#: node keys; integers follow the one rule of ibsim.params (hex text only for identifiers)
+_NODE = {
+    "guid": Param(REQUIRED, _guid, "node GUID"),
+    "kind": Param(REQUIRED, choice(*NODE_KINDS), "switch, ca or router"),
+    "nports": Param(REQUIRED, integer(1, 254), "number of ports", unit="ports"),
+    "desc": Param(None, optional(str), "NodeDescription"),
+    "vendid": Param(None, integer(0, 2**24 - 1, text=True), "24-bit vendor ID"),
+    "devid": Param(None, integer(0, 2**16 - 1, text=True), "16-bit device ID"),
+    "sysimgguid": Param(None, _guid, "system image GUID"),
+    "port_guids": Param(None, mapping_of(_PORT, _guid), "port -> port GUID (CAs and routers)"),
+    "lids": Param(None, mapping_of(_PORT, integer(1, 0xBFFF)), "port -> preset unicast LID"),
+    "lmc": Param(0, integer(0, 7), "LID mask control"),
+    "enhanced_port0": Param(None, boolean, "switches only"),
+}
+_LINK_PORT = integer(1, 254, text=True)
+
+
+class _LazyDoc:
+    """Errors for data read by the fast reader: the line map is built only when one is raised."""
+
+    def __init__(self, text: str, source: str):
+        self.text, self.source = text, source
+
+    def error(self, path: tuple, message: str) -> ScenarioError:
         try:
-            value = int(value.strip(), 0)
-        except ValueError:
-            raise _Invalid(path, f"expected {what}, got {value!r}") from None
-    if not isinstance(value, int):
-        raise _Invalid(path, f"expected {what}, got {value!r}")
-    if not lo <= value <= hi:
-        shown = f"{value:#x}" if hi >= 2**16 - 1 else str(value)
-        raise _Invalid(path, f"{shown} is out of range: expected {what}")
-    return value
+            line = load_yaml(self.text, self.source).line(path)
+        except ScenarioError:
+            line = None
+        return ScenarioError(message, source=self.source, path=format_path(path) or None, line=line)
 
 
-def _guid(value, path: tuple) -> int:
-    return _int(value, path, 'a GUID such as "0x0002c90300001234" (1..2^64-1)', 1, 2**64 - 1)
-
-
-def _port_map(value, path: tuple, what: str, conv) -> dict[int, int]:
-    if not isinstance(value, dict):
-        raise _Invalid(path, f"expected a mapping of port number to {what}, got {value!r}")
-    return {_int(k, path + (k,), "a port number 0..254", 0, 254): conv(v, path + (k,))
-            for k, v in value.items()}
-
-
-def _end(value, path: tuple, topo: Topology) -> tuple[int, int]:
+def _end(value, path: tuple, topo: Topology, doc) -> tuple[int, int]:
     if not isinstance(value, str) or ":" not in value:
-        raise _Invalid(path, f'expected a link end "<node GUID>:<port>", got {value!r}')
+        raise doc.error(path, f'expected a link end "<node GUID>:<port>", got {value!r}')
     g, _, p = value.rpartition(":")
-    guid = _guid(g, path)
-    port = _int(p, path, "a port number 1..254", 1, 254)
+    try:
+        guid = _guid(g)
+        port = _LINK_PORT(p)
+    except ScenarioError as exc:
+        raise doc.error(path, exc.message) from None
     if guid not in topo.graph:
-        raise _Invalid(path, f"link end {value!r}: no node with GUID {guid:#x} in nodes")
+        raise doc.error(path, f"link end {value!r}: no node with GUID {guid:#x} in nodes")
     return guid, port
 
 
-def _build(data, source: str, name: str | None) -> Topology:
+def _build(data, source: str, name: str | None, doc) -> Topology:
     if not isinstance(data, dict):
-        raise _Invalid((), "expected a mapping with 'nodes' and 'links' at the top level")
-    for k in data:
-        if k not in _TOP_KEYS:
-            hint = suggest(str(k), _TOP_KEYS)
-            raise _Invalid((k,), f"unknown key; expected one of {', '.join(_TOP_KEYS)}"
-                           + (f" (did you mean {hint!r}?)" if hint else ""))
-    if "format" in data and data["format"] != YAML_FORMAT:
-        raise _Invalid(("format",), f"expected {YAML_FORMAT!r}, got {data['format']!r}")
-    if "version" in data and data["version"] != YAML_VERSION:
-        raise _Invalid(("version",), f"unsupported version {data['version']!r}; "
-                                     f"this ibsim reads version {YAML_VERSION}")
-    topo_name = data.get("name", name if name is not None else source)
-    if not isinstance(topo_name, str):
-        raise _Invalid(("name",), f"expected a string, got {topo_name!r}")
-    topo = Topology(topo_name)
-    nodes = data.get("nodes")
-    if not isinstance(nodes, list):
-        raise _Invalid(("nodes",), "expected a list of nodes")
-    for i, n in enumerate(nodes):
+        raise doc.error((), "expected a mapping with 'nodes' and 'links' at the top level")
+    top = check("an ibsim topology", data, _TOP, doc=doc)
+    topo = Topology(top["name"] if top["name"] is not None else (name if name is not None else source))
+    for i, raw in enumerate(top["nodes"]):
         path = ("nodes", i)
-        if not isinstance(n, dict):
-            raise _Invalid(path, f"expected a mapping with guid, kind, nports; got {n!r}")
-        for k in n:
-            if k not in _NODE_KEYS:
-                hint = suggest(str(k), _NODE_KEYS)
-                raise _Invalid(path + (k,), f"unknown node key; expected one of "
-                               f"{', '.join(_NODE_KEYS)}" + (f" (did you mean {hint!r}?)" if hint else ""))
-        for k in _REQUIRED:
-            if k not in n:
-                raise _Invalid(path, f"missing required key {k!r}")
-        guid = _guid(n["guid"], path + ("guid",))
-        kind = n["kind"]
-        if kind not in NODE_KINDS:
-            raise _Invalid(path + ("kind",), f"expected one of {', '.join(NODE_KINDS)}, got {kind!r}")
-        nports = _int(n["nports"], path + ("nports",), "a port count 1..254", 1, 254)
-        desc = n.get("desc")
-        if desc is not None and not isinstance(desc, str):
-            desc = str(desc)
-        kw: dict = {}
-        if "vendid" in n:
-            kw["vendid"] = _int(n["vendid"], path + ("vendid",), "a 24-bit vendor ID", 0, 2**24 - 1)
-        if "devid" in n:
-            kw["devid"] = _int(n["devid"], path + ("devid",), "a 16-bit device ID", 0, 2**16 - 1)
-        if "sysimgguid" in n:
-            kw["sysimgguid"] = _guid(n["sysimgguid"], path + ("sysimgguid",))
-        lmc = _int(n.get("lmc", 0), path + ("lmc",), "an LMC 0..7", 0, 7)
-        lids = {}
-        if "lids" in n:
-            lids = _port_map(n["lids"], path + ("lids",), "a LID",
-                             lambda v, p: _int(v, p, "a unicast LID 1..49151", 1, 0xBFFF))
+        if not isinstance(raw, dict):
+            raise doc.error(path, f"expected a mapping with guid, kind, nports; got {raw!r}")
+        n = check("a node", raw, _NODE, path=path, doc=doc, fill=False)
+        guid, kind, nports = n["guid"], n["kind"], n["nports"]
+        kw = {k: n[k] for k in ("vendid", "devid", "sysimgguid") if k in n}
+        lmc, lids = n.get("lmc", 0), n.get("lids") or {}
         try:
             if kind == "switch":
                 if "port_guids" in n:
-                    raise _Invalid(path + ("port_guids",), "switch ports all use the node GUID; "
-                                   "port_guids is for CAs and routers")
+                    raise doc.error(path + ("port_guids",), "switch ports all use the node GUID; "
+                                    "port_guids is for CAs and routers")
                 if set(lids) - {0}:
-                    raise _Invalid(path + ("lids",), "a switch has one LID, on port 0")
-                esp0 = n.get("enhanced_port0", False)
-                if not isinstance(esp0, bool):
-                    raise _Invalid(path + ("enhanced_port0",), f"expected true or false, got {esp0!r}")
-                topo.add_switch(guid, nports, desc, enhanced_port0=esp0, lid=lids.get(0),
-                                lmc=lmc, **kw)
+                    raise doc.error(path + ("lids",), "a switch has one LID, on port 0")
+                topo.add_switch(guid, nports, n.get("desc"), enhanced_port0=n.get("enhanced_port0", False),
+                                lid=lids.get(0), lmc=lmc, **kw)
             else:
                 if "enhanced_port0" in n:
-                    raise _Invalid(path + ("enhanced_port0",), "only switches have an enhanced port 0")
+                    raise doc.error(path + ("enhanced_port0",), "only switches have an enhanced port 0")
                 if 0 in lids:
-                    raise _Invalid(path + ("lids",), "CA and router ports are numbered from 1")
-                pg = None
-                if "port_guids" in n:
-                    pg = _port_map(n["port_guids"], path + ("port_guids",), "a GUID", _guid)
-                topo.add_ca(guid, nports, desc, port_guids=pg, lids=lids or None, lmc=lmc,
-                            kind=kind, **kw)
+                    raise doc.error(path + ("lids",), "CA and router ports are numbered from 1")
+                topo.add_ca(guid, nports, n.get("desc"), port_guids=n.get("port_guids"),
+                            lids=lids or None, lmc=lmc, kind=kind, **kw)
         except TopologyError as exc:
-            raise _Invalid(path, str(exc)) from None
-    links = data.get("links") or []
-    if not isinstance(links, list):
-        raise _Invalid(("links",), "expected a list of links")
-    for i, ln in enumerate(links):
+            raise doc.error(path, str(exc)) from None
+    for i, ln in enumerate(top["links"] or []):
         path = ("links", i)
         if not isinstance(ln, list) or len(ln) not in (2, 3):
-            raise _Invalid(path, f'expected ["<guid>:<port>", "<guid>:<port>"] or with a '
-                                 f'rate such as 4xEDR as a third item; got {ln!r}')
-        a = _end(ln[0], path + (0,), topo)
-        b = _end(ln[1], path + (1,), topo)
+            raise doc.error(path, f'expected ["<guid>:<port>", "<guid>:<port>"] or with a '
+                                  f'rate such as 4xEDR as a third item; got {ln!r}')
+        a = _end(ln[0], path + (0,), topo, doc)
+        b = _end(ln[1], path + (1,), topo, doc)
         width, speed = DEFAULT_WIDTH, DEFAULT_SPEED
         if len(ln) == 3:
             try:
                 width, speed = parse_rate_label(str(ln[2]))
             except TopologyError as exc:
-                raise _Invalid(path + (2,), str(exc)) from None
+                raise doc.error(path + (2,), str(exc)) from None
         try:
             topo.add_link(a[0], a[1], b[0], b[1], width, speed)
         except TopologyError as exc:
-            raise _Invalid(path, str(exc)) from None
+            raise doc.error(path, str(exc)) from None
     return topo.validate()
 
 
@@ -309,19 +271,16 @@ def parse_yaml_topology(text: str, source: str = "<string>", *, name: str | None
         Naming the file, the line and the key path.
     """
     data = _fast_load(text) if fast else None
-    if data is None:
-        try:
-            data = yaml.load(text, Loader=_Loader)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise FileFormatError(f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
-                                  source=source, line=mark.line + 1 if mark else None) from None
     try:
-        return _build(data, source, name)
-    except _Invalid as exc:
-        key = _path_str(exc.path)
-        raise FileFormatError(f"{key}: {exc.message}" if key else exc.message, source=source,
-                              line=_line_of(text, exc.path)) from None
+        if data is None:
+            doc = load_yaml(text, source)
+            data = doc.data
+        else:
+            doc = _LazyDoc(text, source)
+        return _build(data, source, name, doc)
+    except ScenarioError as exc:
+        raise FileFormatError(f"{exc.path}: {exc.message}" if exc.path else exc.message,
+                              source=source, line=exc.line) from None
 
 
 def read_yaml_topology(path) -> Topology:

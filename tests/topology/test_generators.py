@@ -72,13 +72,14 @@ SMALL_CASES = [
 # ------------------------------------------------------------ all generators
 def test_registry_names_and_signatures():
     assert {"fat-tree", "single-switch", "xgft", "leaf-spine", "dragonfly", "torus"} <= set(GENERATORS)
-    for name, func in GENERATORS.items():
-        params = inspect.signature(func).parameters
+    for name, gen in GENERATORS.items():
+        params = inspect.signature(gen).parameters
         assert "width" in params and "speed" in params, name
+        # the scenario and the CLI use the declared Params: one per keyword, same default
+        assert list(gen.params) == list(params), name
         for pname, param in params.items():
-            # the CLI turns every parameter into an optional --flag
             assert param.default is not inspect.Parameter.empty, (name, pname)
-            assert param.annotation is not inspect.Parameter.empty, (name, pname)
+            assert gen.params[pname].default == param.default, (name, pname)
 
 
 @pytest.mark.parametrize("func,kwargs", SMALL_CASES, ids=lambda x: getattr(x, "__name__", str(x)))
