@@ -48,7 +48,8 @@ def test_run_small_quiet(tmp_path):
     top = max(rows, key=lambda r: int(r["port_xmit_data"]))
     summary = (out / "summary.txt").read_text()
     sent = int(top["port_xmit_data"]) * 4
-    assert f"{sent / 1e9:.2f} GB" in summary or f"{sent / 1e12:.2f} TB" in summary
+    shown = f"{sent / 1e12:.2f} TB" if sent >= 1e12 else f"{sent / 1e9:.2f} GB"   # the summary's unit
+    assert shown in summary
 
 
 def test_run_prints_summary_and_progress(tmp_path):
@@ -102,13 +103,19 @@ def test_usage_errors_exit_2_one_line():
 
 
 def test_topology_override(tmp_path):
-    topo = tmp_path / "ft.topo"
-    r = ibsim("topo", "generate", "fat-tree", "--radix", "4", "--levels", "2", "-o", topo)
+    # small.yml generates fat_tree(4, 2) (6 switches, 8 CAs); the override is fat_tree(6, 2)
+    topo = tmp_path / "ft6.topo"
+    r = ibsim("topo", "generate", "fat-tree", "--radix", "6", "--levels", "2", "-o", topo)
     assert r.returncode == 0, r.stderr
     r = ibsim("run", SMALL, "--topology", topo, "--until", "2s", "--out", tmp_path / "r", "--quiet")
     assert r.returncode == 0, r.stderr
     meta = json.loads((tmp_path / "r" / "metadata.json").read_text())
-    assert meta["topology"]["name"] == "ft" or meta["topology"]["cas"] == 8
+    assert meta["topology"]["name"] == "ft6"
+    assert (meta["topology"]["switches"], meta["topology"]["cas"], meta["topology"]["links"]) == (9, 18, 36)
+    with open(tmp_path / "r" / "counters.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 72                        # both ends of the 36 cables
+    assert "a2a: all_to_all, 18 hosts" in (tmp_path / "r" / "summary.txt").read_text()
 
 
 def test_ctrl_c_stops_and_still_writes(tmp_path):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..fabric.state import NO_ROUTE
+from ..routing.lftwalk import DELIVERED, walk
 
 __all__ = ["FlowSet", "DenseGroup", "walk_paths", "MAX_HOPS"]
 
@@ -194,11 +194,15 @@ def walk_paths(fabric, lft: np.ndarray, lid: np.ndarray, src_switch: np.ndarray,
                dst_port: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Follow the LFTs hop by hop for every aggregate at once.
 
+    A caller of :func:`ibsim.routing.walk` that reads no link state: a down
+    link is the allocation's business (its capacity), not the path's.
+
     Parameters
     ----------
     fabric : FabricIndex
     lft : ndarray of uint8, (n_switches, lft_size)
     lid : ndarray of uint16, (n_ports,)
+        LID of each port (the destination LIDs are ``lid[dst_port]``).
     src_switch : ndarray of int32, (A,)
     dst_port : ndarray of int64, (A,)
 
@@ -214,38 +218,18 @@ def walk_paths(fabric, lft: np.ndarray, lid: np.ndarray, src_switch: np.ndarray,
     """
     A = src_switch.size
     pad = fabric.n_ports
-    ok = np.zeros(A, dtype=bool)
-    rows = []
     if A == 0:
-        return np.full((1, 0), pad, dtype=np.int32), ok
+        return np.full((1, 0), pad, dtype=np.int32), np.zeros(0, dtype=bool)
     dlid = lid[dst_port].astype(np.intp)
-    lft_w = lft.shape[1]
-    valid = (src_switch >= 0) & (dlid > 0) & (dlid < lft_w)
-    live = np.flatnonzero(valid)
-    cur = src_switch[live].astype(np.intp)
-    first = fabric.first_port
-    nos = fabric.node_of_switch
-    peer = fabric.peer_of_port
-    nop = fabric.node_of_port
-    son = fabric.switch_of_node
-    nports = fabric.node_nports
-    for _hop in range(MAX_HOPS):          # loops over hops only
-        if live.size == 0:
-            break
-        row = np.full(A, pad, dtype=np.int32)
-        out = lft[cur, dlid[live]].astype(np.intp)
-        node = nos[cur]
-        good = (out != NO_ROUTE) & (out >= 1) & (out <= nports[node])
-        port = np.where(good, first[node] + out, 0)
-        nxt = np.where(good, peer[port], -1)
-        good &= nxt >= 0
-        row[live[good]] = port[good]
-        rows.append(row)
-        nxt_sw = son[nop[np.maximum(nxt, 0)]]
-        arrived = good & (nxt_sw < 0)
-        ok[live[arrived]] = nxt[arrived] == dst_port[live[arrived]]
-        cont = good & (nxt_sw >= 0)
-        live = live[cont]
-        cur = nxt_sw[cont].astype(np.intp)
-    paths = np.stack(rows) if rows else np.full((1, A), pad, dtype=np.int32)
+    valid = (src_switch >= 0) & (dlid > 0) & (dlid < lft.shape[1])
+    every = bool(valid.all())
+    live = slice(None) if every else np.flatnonzero(valid)
+    res = walk(fabric, lft, src_switch[live], dlid[live], up=True, dst_port=dst_port[live],
+               max_hops=MAX_HOPS, find_loops=False, port_load=False, record_ports=True)
+    if every:
+        return res.ports, res.status == DELIVERED
+    ok = np.zeros(A, dtype=bool)
+    ok[live] = res.status == DELIVERED
+    paths = np.full((res.ports.shape[0], A), pad, dtype=np.int32)
+    paths[:, live] = res.ports
     return paths, ok

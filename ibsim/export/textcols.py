@@ -10,10 +10,11 @@ fields never contain NUL. Used through :mod:`ibsim.export`.
 from __future__ import annotations
 
 import datetime as _dt
-import re
 from typing import Sequence
 
 import numpy as np
+
+from ..fabric.names import node_names as _node_names
 
 __all__ = ["node_names", "port_labels", "selected_ports", "iso_utc", "ndigits", "ascii_uint",
            "ascii_decimal", "text_matrix", "assemble", "squeeze", "squeeze_chunks"]
@@ -154,9 +155,6 @@ def squeeze_chunks(m: np.ndarray, batch: int, keep: np.ndarray | None = None,
     return out
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-
-
 def node_names(fabric) -> np.ndarray:
     """A unique, path-safe name per node (``(n_nodes,)`` array of str).
 
@@ -164,21 +162,10 @@ def node_names(fabric) -> np.ndarray:
     digits, ``_`` and ``-`` replaced by ``_`` (``"node01 HCA-1"`` ->
     ``node01_HCA-1``); where that is empty or shared by several nodes (real
     fabrics give every switch the same description) the GUID
-    (``0x0002c90300a1b2c0``) instead. Cached on the fabric.
+    (``0x0002c90300a1b2c0``) instead. Computed once per fabric: see
+    :func:`ibsim.fabric.names.node_names` (``path_safe=True``).
     """
-    cached = getattr(fabric, "_export_node_names", None)
-    if cached is not None:
-        return cached
-    clean = [_UNSAFE.sub("_", d).strip("_") for d in fabric.node_desc]   # once per node, not per port
-    uniq, counts = np.unique(np.array(clean, dtype=object).astype(str), return_counts=True)
-    shared = set(uniq[counts > 1].tolist()) | {""}
-    names = np.array([c if c not in shared else f"0x{int(g):016x}"
-                      for c, g in zip(clean, fabric.node_guid)], dtype=str)
-    try:
-        fabric._export_node_names = names
-    except AttributeError:  # pragma: no cover
-        pass
-    return names
+    return _node_names(fabric, path_safe=True)
 
 
 def port_labels(fabric, ports: np.ndarray) -> np.ndarray:

@@ -22,8 +22,7 @@ import numpy as np
 from ..errors import lookup
 
 __all__ = ["Counter", "COUNTERS", "COUNTER_NAMES", "COUNTER_ROW", "N_COUNTERS",
-           "LEGACY_MAX", "counter_row", "legacy_view", "reset_mask_rows",
-           "saturating_add", "UINT64_MAX"]
+           "LEGACY_MAX", "counter_row", "legacy_view", "reset_mask_rows", "UINT64_MAX"]
 
 UINT64_MAX = np.uint64(2**64 - 1)
 
@@ -169,15 +168,3 @@ def reset_mask_rows(counter_select: int, counter_select2: int = 0, *, extended: 
     if not extended and counter_select2 & 1:
         rows.append(_XMIT_WAIT_ROW)
     return np.array(sorted(set(rows)), dtype=np.intp)
-
-
-def saturating_add(store: np.ndarray, delta: np.ndarray) -> None:
-    """Add ``delta`` to ``store`` in place, both uint64, pegging at 2**64-1.
-
-    A 64-bit counter at EDR line rate takes ~5,800 years to fill, but the
-    rule is IBA's and costs one comparison.
-    """
-    np.add(store, delta, out=store)
-    wrapped = store < delta        # an unsigned sum that overflowed is below either addend
-    if wrapped.any():
-        store[wrapped] = UINT64_MAX

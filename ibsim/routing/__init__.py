@@ -4,7 +4,8 @@ graph    SwitchGraph (switch-level adjacency, destinations) and shared kernels
 minhop   route_minhop: min hops, least-loaded port per destination (OpenSM default)
 updn     route_updn: up*/down* from given or detected roots, deadlock free
 ftree    route_ftree: fat-tree D-mod-K, contention free for shifts; RoutingError otherwise
-metrics  walk, route_metrics: vectorised LFT walks, reachability, hops, link loads
+lftwalk  walk: the vectorised LFT walker (route checks and the engine's paths)
+metrics  route_metrics: reachability, hops, link loads
 dump     write_lft_dump / read_lft_dump / lft_from_dump: OpenSM's opensm-lfts.dump
 
 Engines compute; they never mutate the fabric (the engine layer installs the
@@ -29,7 +30,8 @@ from ..errors import RoutingError, lookup
 from .dump import format_lft_dump, lft_from_dump, read_lft_dump, write_lft_dump
 from .ftree import route_ftree
 from .graph import SwitchGraph
-from .metrics import Walk, route_metrics, walk
+from .lftwalk import Walk, walk
+from .metrics import route_metrics
 from .minhop import route_minhop
 from .updn import UpDownOrder, route_updn, updn_order
 

@@ -1,148 +1,19 @@
-"""Walking LFTs: route checks and load metrics, vectorised over flows.
+"""Route checks: reachability, hop counts and link loads of a set of LFTs.
 
-:func:`walk` follows any number of (source switch, destination LID) flows
-through a set of LFTs at once, one hop per iteration ("loops over hops
-only; never over ports or flows"), and reports delivery, switch hops, loops
-and the load each switch port puts on its link. :func:`route_metrics` uses
-it for every CA-to-CA LID pair, aggregated per source switch.
+:func:`route_metrics` walks every CA-to-CA LID pair with
+:func:`~ibsim.routing.lftwalk.walk`, aggregated per source switch.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
-from ..errors import RoutingError
-from ..fabric.index import lid_to_port
+from .lftwalk import DELIVERED, LOOP, NO_PATH, Walk, walk
 
 __all__ = ["walk", "Walk", "route_metrics", "DELIVERED", "NO_PATH", "LOOP"]
 
-#: walk status codes
-DELIVERED, NO_PATH, LOOP = 0, 1, 2
 #: aggregates walked at once by route_metrics (bounds memory to a few hundred MB)
 _AGG_BLOCK = 1 << 21
-
-
-class Walk(NamedTuple):
-    """Result of :func:`walk` (all per flow unless noted).
-
-    Attributes
-    ----------
-    status : ndarray of int8
-        :data:`DELIVERED`, :data:`NO_PATH` (an entry of 255 or beyond the
-        switch's ports, a down link, or delivery to the wrong node) or
-        :data:`LOOP` (the walk revisited a switch).
-    hops : ndarray of int32
-        Switch-to-switch links crossed (valid when delivered).
-    port_load : ndarray of float64, (n_ports,)
-        Sum of flow weights sent out of each switch port toward another switch.
-    path : ndarray of int32, (n_flows, max_hops + 1) or None
-        Switch rows visited, -1 padded (only with ``record=True``).
-    """
-
-    status: np.ndarray
-    hops: np.ndarray
-    port_load: np.ndarray
-    path: np.ndarray | None
-
-
-def walk(fabric, lft: np.ndarray, src_switch, dst_lid, weight=None, *,
-         up: np.ndarray | None = None, lid: np.ndarray | None = None, record: bool = False) -> Walk:
-    """Follow flows hop by hop through ``lft``.
-
-    Parameters
-    ----------
-    fabric : FabricIndex
-    lft : ndarray of uint8, (n_switches, lft_size)
-    src_switch : array_like of int, (n_flows,)
-        Switch row where each flow enters the switch fabric (for a CA
-        source: the switch its port is cabled to).
-    dst_lid : array_like of int, (n_flows,)
-        Destination LID of each flow.
-    weight : array_like of float, (n_flows,), optional
-        Flow weights for ``port_load`` (default 1).
-    up : ndarray of bool, (n_ports,), optional
-        Usable ports (default: every cabled link).
-    lid : ndarray of uint16, (n_ports,), optional
-        Port LIDs (default: ``fabric.default_lid``).
-    record : bool
-        Also return the visited switches.
-
-    Returns
-    -------
-    Walk
-    """
-    f = fabric
-    up = (f.peer_of_port >= 0) if up is None else np.asarray(up, dtype=bool)
-    l2p = lid_to_port(f, f.default_lid if lid is None else lid)
-    src = np.asarray(src_switch, dtype=np.int64).ravel()
-    lid = np.asarray(dst_lid, dtype=np.int64).ravel()
-    if src.shape != lid.shape:
-        raise RoutingError(f"walk: {src.size} sources but {lid.size} destination LIDs")
-    n = src.size
-    w = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64).ravel()
-    width = lft.shape[1]
-    dport = np.where((lid > 0) & (lid < l2p.size), l2p[np.clip(lid, 0, l2p.size - 1)], -1)
-    lid = np.clip(lid, 0, width - 1)
-    sw_nodes = f.node_of_switch.astype(np.int64)
-    fp = f.first_port[sw_nodes]
-    nports = f.node_nports[sw_nodes].astype(np.int64)
-    peer = f.peer_of_port.astype(np.int64)
-    flat = lft.ravel()
-
-    status = np.full(n, -1, dtype=np.int8)
-    hops = np.zeros(n, dtype=np.int32)
-    load = np.zeros(f.n_ports, dtype=np.float64)
-    steps: list[tuple[np.ndarray, np.ndarray]] = []
-
-    act = np.arange(n)
-    cur, lid_a, dp_a, w_a = src, lid, dport, w
-    saved = cur.copy()
-    h, next_save = 0, 1
-    limit = 2 * f.n_switches + 4
-    while act.size:                       # one iteration per hop
-        out = flat[cur * width + lid_a].astype(np.int64)
-        valid = out <= nports[cur]
-        p = np.where(valid, fp[cur] + out, 0)
-        q = np.where(valid & (out > 0), peer[p], -1)
-        qq = np.maximum(q, 0)
-        link = (q >= 0) & up[p] & up[qq]
-        done = valid & (((out == 0) & (p == dp_a)) | ((out > 0) & link & (q == dp_a)))
-        move = valid & (out > 0) & link & f.is_switch[qq] & ~done
-        fail = ~done & ~move
-        status[act[done]] = DELIVERED
-        hops[act[done]] = h
-        status[act[fail]] = NO_PATH
-        if not move.any():
-            break
-        pm = p[move]
-        load += np.bincount(pm, weights=w_a[move], minlength=f.n_ports)
-        act, lid_a, dp_a, w_a = act[move], lid_a[move], dp_a[move], w_a[move]
-        cur = f.switch_of_node[f.node_of_port[qq[move]]].astype(np.int64)
-        saved = saved[move]
-        h += 1
-        if record:
-            steps.append((act, cur))
-        # Brent's cycle check: a deterministic table that revisits a switch loops
-        loop = cur == saved
-        if h >= limit:
-            loop[:] = True
-        if loop.any():
-            status[act[loop]] = LOOP
-            keep = ~loop
-            act, lid_a, dp_a, w_a, cur, saved = (act[keep], lid_a[keep], dp_a[keep],
-                                                 w_a[keep], cur[keep], saved[keep])
-        if h == next_save:
-            saved = cur.copy()
-            next_save *= 2
-    path = None
-    if record:
-        path = np.full((n, len(steps) + 1), -1, dtype=np.int32)
-        path[:, 0] = src
-        for i, (a, c) in enumerate(steps, start=1):
-            path[a, i] = c
-    return Walk(status, hops, load, path)
 
 
 def route_metrics(fabric, lft: np.ndarray, *, up: np.ndarray | None = None,
@@ -155,7 +26,7 @@ def route_metrics(fabric, lft: np.ndarray, *, up: np.ndarray | None = None,
 
     Parameters
     ----------
-    fabric : FabricIndex
+    fabric : Fabric
     lft : ndarray of uint8, (n_switches, lft_size)
     up : ndarray of bool, (n_ports,), optional
         Usable ports (default: every cabled link).

@@ -39,6 +39,7 @@ import numpy as np
 
 from ..engine.table import write_counters_csv
 from ..fabric.counters import COUNTER_NAMES, COUNTER_ROW
+from ..fabric.names import node_names
 
 __all__ = ["Recorder", "RunResult", "SeriesData", "load_run", "run_dir_name",
            "SERIES_COUNTERS", "FABRIC_SERIES_COLUMNS"]
@@ -104,9 +105,8 @@ class SeriesData:
 
     @property
     def names(self) -> np.ndarray:
-        """Display names of every node (see :func:`ibsim.run.report.node_names`)."""
+        """Display names of every node (see :func:`ibsim.fabric.names.node_names`)."""
         if self._names is None:
-            from .report import node_names
             self._names = node_names(self.fabric)
         return self._names
 

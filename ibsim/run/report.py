@@ -11,37 +11,18 @@ and event dicts); per-port work is vectorised.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 
 import numpy as np
 
 from ..fabric.counters import COUNTER_NAMES, COUNTER_ROW
+from ..fabric.names import node_names
 
 __all__ = ["summary_text", "plot_overview", "incidents", "busiest_ports", "node_names",
            "ERROR_COUNTERS"]
 
 #: the error counters of the schema (everything before the data counters)
 ERROR_COUNTERS = COUNTER_NAMES[:COUNTER_ROW["port_xmit_data"]]
-
-
-_MLNX_DESC = re.compile(r"^MF0;([^:]+):")
-
-
-def node_names(fabric) -> np.ndarray:
-    """Short, unique display names of every node (object array, by node index).
-
-    Mellanox switch descriptions ``MF0;<hostname>:<model>/<slot>`` become the
-    host name; a description shared by several nodes (``SwitchIB Mellanox
-    Technologies``) is replaced by the node GUID, as ibnetdiscover users do.
-    """
-    short = []
-    for desc in fabric.node_desc:        # per node, once per report
-        m = _MLNX_DESC.match(desc)
-        short.append(m.group(1) if m else desc.strip())
-    counts = Counter(short)
-    return np.array([s if s and counts[s] == 1 else f"0x{int(g):016x}"
-                     for s, g in zip(short, fabric.node_guid)], dtype=object)
 
 
 def _guid_names(fabric) -> dict[str, str]:
