@@ -35,9 +35,13 @@ log = logging.getLogger(__name__)
 
 
 def state_dir(name: str) -> Path:
-    """Where a cluster keeps its sysfs trees and Prometheus targets: ``/run/ibsim/cluster-<name>``
-    (or under the temporary directory when ``/run`` is not writable)."""
-    base = Path("/run/ibsim") if os.access("/run", os.W_OK) else Path(tempfile.gettempdir()) / "ibsim"
+    """Where a cluster keeps its sysfs trees and Prometheus targets: ``/dev/shm/ibsim/cluster-<name>``.
+
+    A tmpfs, because the trees are rewritten every second (a file rewrite
+    there costs ~20 us, against ~1 ms on a disk-backed directory); the
+    temporary directory when ``/dev/shm`` is not writable.
+    """
+    base = Path("/dev/shm/ibsim") if os.access("/dev/shm", os.W_OK) else Path(tempfile.gettempdir()) / "ibsim"
     return base / f"cluster-{name}"
 
 

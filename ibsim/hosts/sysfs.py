@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -150,6 +151,7 @@ class SysfsTrees:
         self._files = [[f"{d}/counters/{c.name}" for d in port_dirs] for c in COUNTERS]
         self.last = np.full((_N_ROWS, len(ports)), np.uint64(2**64 - 1), dtype=np.uint64)
         self.refreshes = 0
+        self._lock = threading.Lock()
 
     def host_dir(self, host: str) -> Path:
         """The directory to bind at ``/sys/class/infiniband`` in ``host``'s container."""
@@ -200,7 +202,14 @@ class SysfsTrees:
         return v
 
     def refresh(self, snap) -> int:
-        """Bring every host's tree up to ``snap``; returns the number of files rewritten."""
+        """Bring every host's tree up to ``snap``; returns the number of files rewritten.
+
+        Safe to call from several threads (the simulation's observer and an API call).
+        """
+        with self._lock:
+            return self._refresh(snap)
+
+    def _refresh(self, snap) -> int:
         v = self.values(snap)
         rows, cols = np.nonzero(v != self.last)
         if rows.size == 0:
