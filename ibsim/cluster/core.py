@@ -53,8 +53,8 @@ class Cluster:
     scenario : Scenario, str or Path
         A scenario with a ``cluster:`` section (or its file).
     until : float, optional
-        Simulated seconds after which the clock stops (default: runs until
-        :meth:`down`).
+        Simulated seconds after which the clock stops (default: the
+        scenario's ``clock.duration``; without one, runs until :meth:`down`).
     realtime : float
         Simulated seconds per wall second.
     say : callable, optional
@@ -75,7 +75,7 @@ class Cluster:
         self.scenario = scn
         self.spec = scn.cluster
         self.name = self.spec.name
-        self.until = until
+        self.until = until if until is not None else scn.clock.duration_s
         self.realtime = realtime
         self.say = say or (lambda line: log.info("%s", line))
         self.sim = None
