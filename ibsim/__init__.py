@@ -14,8 +14,10 @@ engine     Simulation (the clock, the only writer of fabric state), Snapshot, Ev
 yamldoc    YAML with a key path -> line map, for errors that name file and line
 scenario   YAML -> frozen Scenario -> Simulation (the composition root)
 export     Exporter protocol, entry-point discovery, attach() with failure isolation and time mapping
+hosts      compute hosts as Docker containers: images, per-host sysfs trees, event coupling
 mad        MAD server speaking linux-rdma ibsim's protocol (OpenSM, infiniband-diags via libumad2sim)
 run        the run directory: Recorder, summary.txt and overview.png, load_run
+cluster    Cluster: a scenario's hosts as containers coupled to the live fabric
 cli        python -m ibsim (the only package that prints or exits): topo, routes, run, serve
 testing    test support (OpenSM/diags runners, a wire-protocol client, oracles); nothing imports it
 
@@ -37,7 +39,8 @@ from .topology import GENERATORS, Topology, fat_tree  # noqa: E402
 from .engine import Event, Snapshot  # noqa: E402
 from .scenario import Scenario, Simulation, from_scenario, load_scenario  # noqa: E402
 from .run import Recorder, RunResult, load_run  # noqa: E402
+from .cluster import Cluster  # noqa: E402
 
 __all__ = ["IbsimError", "ScenarioError", "TopologyError", "RoutingError", "Topology", "GENERATORS",
            "fat_tree", "FabricIndex", "FabricState", "compile_fabric", "COUNTERS", "Simulation", "Snapshot", "Event",
-           "Scenario", "load_scenario", "from_scenario", "Recorder", "RunResult", "load_run", "__version__"]
+           "Scenario", "load_scenario", "from_scenario", "Recorder", "RunResult", "load_run", "Cluster", "__version__"]

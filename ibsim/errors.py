@@ -17,6 +17,7 @@ __all__ = [
     "FileFormatError",
     "RoutingError",
     "ExporterError",
+    "HostError",
     "lookup",
     "suggest",
     "format_path",
@@ -113,6 +114,13 @@ class ExporterError(IbsimError):
     """
 
     exit_code = 2
+
+
+class HostError(IbsimError):
+    """Container hosts cannot be run: Docker not reachable, an image missing and not
+    buildable, a container that does not start (exit code 1)."""
+
+    exit_code = 1
 
 
 def format_path(path: tuple) -> str:

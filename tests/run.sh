@@ -7,10 +7,12 @@
 #   graphite-carbon graphite-web               - carbon-cache and the events API the exporters feed
 #   rsyslog                                    - the Logstash-style JSON receiver (imtcp/imudp + mmjsonparse)
 #   prometheus                                 - the server that scrapes our endpoint
+#   debootstrap                                - makes the containers' debian:bookworm-slim base (no registry);
+#                                                the container tests (tests/cluster) build ibsim's images themselves
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PKGS=(ibsim-utils libumad2sim0 infiniband-diags opensm graphite-carbon graphite-web rsyslog prometheus)
+DEB_PKGS=(ibsim-utils libumad2sim0 infiniband-diags opensm graphite-carbon graphite-web rsyslog prometheus debootstrap)
 missing=()
 for p in "${DEB_PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -57,3 +57,16 @@ def test_exporters_benchmark():
               "--carbon-snapshots", "5")
     assert {"graphite_points_per_s", "graphyte_points_per_s", "speedup_vs_graphyte", "targets_met"} <= set(out)
     assert out["carbon_points_stored"] == out["carbon_sent"] > 0 and out["carbon_points_lost"] == 0
+
+
+def test_cluster_benchmark():
+    from ibsim.errors import HostError
+    try:
+        from ibsim.hosts import docker_client
+        docker_client()
+    except HostError as exc:
+        pytest.skip(f"no Docker daemon: {exc}")
+    out = run("cluster.py", "--sizes", "2", "--tries", "1", "--refreshes", "2")
+    assert {"hosts", "up_s", "down_s", "sysfs_refresh_ms", "stop_to_link_down_ms", "start_to_link_up_ms",
+            "mem_per_host_mb"} <= set(out)
+    assert out["coupling_missed"] == 0

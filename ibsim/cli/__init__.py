@@ -20,7 +20,7 @@ import logging
 import sys
 
 from ..errors import IbsimError
-from . import run, serve, topo
+from . import cluster, images, run, serve, topo
 
 __all__ = ["main"]
 
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    for module in (topo, run, serve):
+    for module in (topo, run, serve, cluster, images):
         module.add_parsers(sub)
     return parser
 

@@ -12,6 +12,7 @@ from ..engine import Simulation as EngineSimulation
 from ..errors import RoutingError, ScenarioError, TopologyError
 from ..units import parse_duration
 from ..yamldoc import YamlDoc, format_path, load_yaml
+from .cluster import ClusterSpec
 from .schema import parse_scenario
 from .specs import ClockSpec, OutputSpec, RoutingSpec, TopologySpec
 
@@ -35,6 +36,9 @@ class Scenario:
     faults : tuple of FaultSpec
     exporters : tuple of ExporterSpec
         Exporters attached by ``python -m ibsim run`` (see :mod:`ibsim.export`).
+    cluster : ClusterSpec or None
+        Compute hosts as containers (``python -m ibsim cluster up``; see
+        :mod:`ibsim.scenario.cluster`).
     mad_server : dict or None
         Options of the MAD server ``python -m ibsim run`` starts (``sockname``,
         ``udp``, ``host``), None for no server.
@@ -56,6 +60,7 @@ class Scenario:
     exporters: tuple = ()
     mad_server: dict | None = None
     output: OutputSpec = OutputSpec()
+    cluster: ClusterSpec | None = None
     description: str = ""
     source: str | None = None
     data: dict = field(default_factory=dict, repr=False, compare=False)

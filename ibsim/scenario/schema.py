@@ -16,6 +16,7 @@ from ..topology.generators import GENERATORS, generator_params
 from ..traffic import PATTERNS, Job, job_params
 from ..units import parse_size
 from ..yamldoc import YamlDoc
+from .cluster import parse_cluster
 from .specs import ClockSpec, FaultSpec, OutputSpec, RoutingSpec, TopologySpec
 
 __all__ = ["parse_scenario", "TOP_KEYS", "MTUS"]
@@ -23,7 +24,7 @@ __all__ = ["parse_scenario", "TOP_KEYS", "MTUS"]
 
 #: valid top-level keys
 TOP_KEYS = ("name", "description", "seed", "clock", "topology", "routing", "mtu", "traffic",
-            "faults", "exporters", "mad_server", "output")
+            "faults", "exporters", "mad_server", "output", "cluster")
 #: IB path MTUs in bytes
 MTUS = (256, 512, 1024, 2048, 4096)
 
@@ -304,6 +305,7 @@ def parse_scenario(doc: YamlDoc, *, name: str = "scenario", base=None) -> dict:
         exporters=_parse_exporters(ck, data.get("exporters")),
         mad_server=_parse_mad_server(ck, data.get("mad_server")),
         output=_parse_output(ck, data.get("output")),
+        cluster=parse_cluster(ck, data.get("cluster"), default_name=str(data.get("name", name))),
     )
 
 

@@ -1,0 +1,149 @@
+"""Virtual cluster: bring-up and teardown time, sysfs refresh, Docker-event coupling latency, memory.
+
+Runs on the real Docker engine (images built first when missing, which is
+not timed). Everything it creates carries the label
+``org.ibsim.cluster=ibsimbench`` and is removed at the end.
+
+Keys printed with ``--json``: ``hosts`` (the larger size), ``up_s`` (per
+size: seconds from ``Cluster.up()`` to every container running),
+``down_s``, ``sysfs_refresh_ms`` (median time to refresh every host's tree
+from one snapshot with traffic running, larger size), ``sysfs_files_per_refresh``,
+``stop_to_link_down_ms`` and ``start_to_link_up_ms`` (median over
+``--tries``: from the ``docker stop``/``docker start`` API call to the
+engine's ``link_down``/``link_up`` event for that CA; link_up includes the
+link training the simulation models), ``mem_per_host_mb`` (resident memory
+of one container's processes, from the cgroup). Targets on a 2-core
+machine: 32 hosts up in <= 30 s, ``sysfs_refresh_ms`` <= 20,
+``stop_to_link_down_ms`` <= 500.
+
+    python benchmarks/cluster.py --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+NAME = "ibsimbench"
+SCENARIO = """name: bench
+seed: 1
+clock: {{tick: 50ms}}
+topology: {{generate: fat-tree, radix: 8, levels: 2}}
+routing: {{engine: ftree, sweep_delay: 0.2s}}
+traffic:
+  - {{name: a2a, pattern: all_to_all, hosts: all, load: 0.5}}
+cluster: {{name: {name}, hosts: {hosts}, node_exporter: true, sysfs_every: 1s, mad_port: 47600}}
+output: {out}
+"""
+
+
+def _cluster(tmp: Path, hosts: int):
+    from ibsim import Cluster
+    from ibsim.scenario import Scenario
+    p = tmp / f"bench-{hosts}.yml"
+    p.write_text(SCENARIO.format(name=NAME, hosts=hosts, out=tmp / "runs"))
+    return Cluster(Scenario.from_file(p))
+
+
+def _wait_event(sim, kind, guid, t0, timeout=10.0):
+    got = threading.Event()
+    when = {}
+
+    def on(ev, port):
+        if ev.kind == kind and guid in (ev.node_guid, ev.peer_guid) and not got.is_set():
+            when["t"] = time.monotonic()
+            got.set()
+
+    sim.add_listener(on)
+    try:
+        ok = got.wait(timeout)
+    finally:
+        sim.remove_listener(on)
+    return (when["t"] - t0) * 1e3 if ok else None
+
+
+def _mem_mb(container) -> float:
+    stats = container.stats(stream=False)
+    m = stats.get("memory_stats", {})
+    usage = m.get("usage", 0) - (m.get("stats", {}) or {}).get("cache", 0)
+    return usage / 2**20
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="8,32", help="host counts to bring up (comma-separated, <= 32)")
+    ap.add_argument("--tries", type=int, default=10, help="docker stop/start pairs")
+    ap.add_argument("--refreshes", type=int, default=20, help="sysfs refreshes timed")
+    ap.add_argument("--json", action="store_true", help="print JSON")
+    args = ap.parse_args()
+    import tempfile
+
+    from ibsim.hosts import docker_client, remove_cluster
+    from ibsim.hosts.images import build_image
+    client = docker_client()
+    build_image(client, "host")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    out: dict = {"hosts": max(sizes), "up_s": {}, "down_s": {}}
+    with tempfile.TemporaryDirectory(prefix="ibsim-bench-cluster-") as td:
+        tmp = Path(td)
+        try:
+            for n in sizes:
+                c = _cluster(tmp, n)
+                t0 = time.monotonic()
+                c.up()
+                out["up_s"][str(n)] = round(time.monotonic() - t0, 2)
+                if n == max(sizes):
+                    time.sleep(2.0)                       # traffic flowing, counters moving
+                    times, files = [], []
+                    for _ in range(args.refreshes):
+                        snap = c.sim.snapshot()
+                        t = time.perf_counter()
+                        files.append(c.trees.refresh(snap))
+                        times.append((time.perf_counter() - t) * 1e3)
+                        time.sleep(0.1)
+                    out["sysfs_refresh_ms"] = round(statistics.median(times), 2)
+                    out["sysfs_files_per_refresh"] = int(statistics.median(files))
+                    h = c.hosts[-1]
+                    con = c.container(h.hostname)
+                    out["mem_per_host_mb"] = round(statistics.mean(_mem_mb(c.container(x.hostname))
+                                                                   for x in c.hosts[:4]), 1)
+                    downs, ups = [], []
+                    for _ in range(args.tries):
+                        t = time.monotonic()
+                        th = threading.Thread(target=con.stop, kwargs={"timeout": 2})
+                        th.start()
+                        downs.append(_wait_event(c.sim, "link_down", h.node_guid, t))
+                        th.join()
+                        t = time.monotonic()
+                        th = threading.Thread(target=con.start)
+                        th.start()
+                        ups.append(_wait_event(c.sim, "link_up", h.node_guid, t))
+                        th.join()
+                        time.sleep(0.3)
+                    ok_d = [x for x in downs if x is not None]
+                    ok_u = [x for x in ups if x is not None]
+                    out["stop_to_link_down_ms"] = round(statistics.median(ok_d), 1) if ok_d else None
+                    out["start_to_link_up_ms"] = round(statistics.median(ok_u), 1) if ok_u else None
+                    out["coupling_missed"] = len(downs) - len(ok_d) + len(ups) - len(ok_u)
+                t0 = time.monotonic()
+                c.down(write=False)
+                out["down_s"][str(n)] = round(time.monotonic() - t0, 2)
+        finally:
+            remove_cluster(client, NAME)
+    if args.json:
+        print(json.dumps(out, indent=1))
+    else:
+        for k, v in out.items():
+            print(f"{k:24} {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

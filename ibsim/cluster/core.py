@@ -1,0 +1,262 @@
+"""Cluster: a scenario's simulation with compute hosts as Docker containers.
+
+:meth:`Cluster.up` composes, in this order (and undoes all of it on any
+failure): the simulation built from the scenario; the images (built when
+missing); the cluster network; every host's sysfs tree; the MAD server on
+UDP at the network's gateway; Graphite (optional); the host containers, in
+parallel; the exporters and the recorder; the Docker event coupling; and
+the clock, in a thread, at real time. :meth:`Cluster.down` stops the clock,
+removes every labelled container and the network, deletes the sysfs trees
+and writes the run directory (as ``python -m ibsim run`` does).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from .. import export
+from ..errors import ScenarioError
+from ..hosts import ContainerHosts, DockerCoupling, HostSpec, SysfsTrees, docker_client
+from ..hosts.containers import HOST_OFFSET, check_subnet, host_address, pick_subnet, remove_cluster
+from ..hosts.images import build_image
+from ..scenario import Scenario
+from ..scenario.cluster import resolve_hosts
+
+__all__ = ["Cluster", "state_dir"]
+
+log = logging.getLogger(__name__)
+
+
+def state_dir(name: str) -> Path:
+    """Where a cluster keeps its sysfs trees and Prometheus targets: ``/dev/shm/ibsim/cluster-<name>``.
+
+    A tmpfs, because the trees are rewritten every second (a file rewrite
+    there costs ~20 us, against ~1 ms on a disk-backed directory); the
+    temporary directory when ``/dev/shm`` is not writable.
+    """
+    base = Path("/dev/shm/ibsim") if os.access("/dev/shm", os.W_OK) else Path(tempfile.gettempdir()) / "ibsim"
+    return base / f"cluster-{name}"
+
+
+class Cluster:
+    """A running virtual cluster (also ``ibsim.Cluster``).
+
+    Parameters
+    ----------
+    scenario : Scenario, str or Path
+        A scenario with a ``cluster:`` section (or its file).
+    until : float, optional
+        Simulated seconds after which the clock stops (default: the
+        scenario's ``clock.duration``; without one, runs until :meth:`down`).
+    realtime : float
+        Simulated seconds per wall second.
+    say : callable, optional
+        Receives one line per step of :meth:`up` (progress for the CLI).
+
+    Examples
+    --------
+    >>> import ibsim
+    >>> with ibsim.Cluster("topologies/cluster-demo.yml") as c:     # doctest: +SKIP
+    ...     c.exec("node001", "perfquery")
+    """
+
+    def __init__(self, scenario, *, until: float | None = None, realtime: float = 1.0, say=None):
+        scn = scenario if isinstance(scenario, Scenario) else Scenario.from_file(scenario)
+        if scn.cluster is None:
+            raise ScenarioError("the scenario has no 'cluster:' section (see topologies/cluster-demo.yml)",
+                                source=scn.source)
+        self.scenario = scn
+        self.spec = scn.cluster
+        self.name = self.spec.name
+        self.until = until if until is not None else scn.clock.duration_s
+        self.realtime = realtime
+        self.say = say or (lambda line: log.info("%s", line))
+        self.sim = None
+        self.hosts: list[HostSpec] = []
+        self.subnet = self.gateway = None
+        self.graphite_address = None
+        self.client = self.containers = self.trees = self.server = None
+        self.coupling = self.stage = self.recorder = None
+        self.targets_file = None
+        self._thread: threading.Thread | None = None
+        self._wall0 = None
+        self.result = None
+        self.images: dict = {}
+
+    # ------------------------------------------------------------ bring-up
+    def up(self) -> "Cluster":
+        """Start everything; on any failure remove what was started and re-raise."""
+        try:
+            self._up()
+        except BaseException:
+            self._teardown(write=False)
+            raise
+        return self
+
+    def _up(self) -> None:
+        spec, scn = self.spec, self.scenario
+        self._wall0 = time.monotonic()
+        sim = self.sim = scn.build()
+        placed = resolve_hosts(scn, sim.fabric)
+        client = self.client = docker_client()
+        remove_cluster(client, self.name)            # leftovers of a crashed run
+        try:
+            self.subnet = check_subnet(client, spec.subnet, len(placed)) if spec.subnet else pick_subnet(client)
+        except ScenarioError as exc:
+            raise scn._error(("cluster", "network", "subnet"), exc.message) from None
+        self.gateway = host_address(self.subnet, 1)
+        f = sim.fabric
+        self.hosts = [HostSpec(n, h, f.node_desc[n], int(f.node_guid[n]), host_address(self.subnet, HOST_OFFSET + i))
+                      for i, (n, h) in enumerate(placed)]
+        for name in ("host",) + (("graphite",) if spec.graphite else ()):
+            self.images[name], built = build_image(client, name, say=self.say)
+        d = state_dir(self.name)
+        self.containers = ContainerHosts(client, self.name, self.subnet)
+        net = self.containers.create_network()
+        self.trees = SysfsTrees(f, [(h.node, h.hostname) for h in self.hosts], d / "sys")
+        self.trees.refresh(sim.snapshot())
+        sim.observe(spec.sysfs_every_s, self.trees.refresh)
+        from ..mad import start_mad_server
+        self.server = start_mad_server(sim, udp=spec.mad_port, host=self.gateway)
+        specs = list(scn.exporters)
+        if spec.graphite:
+            self.graphite_address = self.containers.start_graphite(self.images["graphite"])
+            specs += [export.ExporterSpec("graphite", {"host": self.graphite_address, "port": 2003}),
+                      export.ExporterSpec("graphite_events",
+                                          {"url": f"http://{self.graphite_address}:8080/events/"})]
+        self.say(f"starting {len(self.hosts)} host containers on {self.subnet}")
+        self.containers.start_hosts(self.hosts, image=self.images["host"], trees=self.trees,
+                                    mad_port=spec.mad_port, node_exporter=spec.node_exporter)
+        if spec.node_exporter:
+            self.targets_file = d / "prometheus-targets.json"
+            groups = [{"targets": [f"{h.address}:9100"], "labels": {"ibsim_cluster": self.name,
+                                                                     "host": h.hostname}}
+                      for h in self.hosts]
+            self.targets_file.write_text(json.dumps(groups, indent=1) + "\n")
+        out = scn.output
+        self.recorder = export_recorder(sim, out, self.until)
+        if specs:
+            self.stage = export.attach(sim, specs, every=out.every_s, until=self.until, realtime=self.realtime)
+        ids = {self.containers.containers[h.hostname].id: f"0x{h.node_guid:016x}" for h in self.hosts}
+        self.coupling = DockerCoupling(client, self.name, net.id, ids, sim.inject)
+        since = time.time()
+        self.coupling.sync()
+        self.coupling.start(since=since - 1)
+        self._thread = threading.Thread(target=self._run, name=f"ibsim-cluster-{self.name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.sim.run(self.until if self.until is not None else math.inf, realtime=self.realtime)
+        except Exception:  # noqa: BLE001 - reported by down()
+            log.exception("the simulation stopped")
+
+    # ------------------------------------------------------------ use
+    @property
+    def running(self) -> bool:
+        """The clock is running."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the clock to stop (``until`` reached or :meth:`down`); True when it has."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
+
+    def host(self, hostname: str) -> HostSpec:
+        """The :class:`HostSpec` of a hostname."""
+        for h in self.hosts:
+            if h.hostname == hostname:
+                return h
+        raise KeyError(f"no host {hostname!r}; hosts: {', '.join(h.hostname for h in self.hosts)}")
+
+    def container(self, hostname: str):
+        """The SDK container of a host (or ``"graphite"``)."""
+        return self.containers.containers[hostname]
+
+    def exec(self, hostname: str, *cmd: str, timeout: float = 60.0) -> tuple[int, str]:
+        """Run ``cmd`` in a host's container; returns ``(exit code, output)``."""
+        argv = list(cmd) if len(cmd) != 1 else ["sh", "-c", cmd[0]]
+        r = self.container(hostname).exec_run(argv, demux=False)
+        return r.exit_code, (r.output or b"").decode(errors="replace")
+
+    def refresh_sysfs(self):
+        """Refresh every host's sysfs tree now; returns the snapshot written."""
+        snap = self.sim.snapshot()
+        self.trees.refresh(snap)
+        return snap
+
+    def status(self) -> dict:
+        """What runs where: hosts, addresses, the MAD server, Graphite, the targets file."""
+        return {"name": self.name, "subnet": self.subnet, "gateway": self.gateway,
+                "mad_server": f"{self.gateway}:{self.spec.mad_port}/udp",
+                "graphite": f"http://{self.graphite_address}:8080/" if self.graphite_address else None,
+                "prometheus_targets": str(self.targets_file) if self.targets_file else None,
+                "sysfs": str(self.trees.root) if self.trees else None,
+                "time_s": self.sim.time_s if self.sim else None,
+                "hosts": [{"hostname": h.hostname, "container": self.containers.container_name(h.hostname),
+                           "address": h.address, "node_desc": h.node_desc,
+                           "node_guid": f"0x{h.node_guid:016x}"} for h in self.hosts]}
+
+    # ------------------------------------------------------------ teardown
+    def down(self, out=None, *, plot: bool = True, write: bool = True):
+        """Stop the clock, remove the containers and the network, write the run directory.
+
+        Returns
+        -------
+        RunResult or None
+            The run directory (None when ``write`` is False or nothing ran).
+        """
+        return self._teardown(out=out, plot=plot, write=write)
+
+    def _teardown(self, out=None, plot: bool = True, write: bool = True):
+        interrupted = self.running
+        if self.sim is not None:
+            self.sim.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        if self.coupling is not None:
+            self.coupling.close()
+        stats = {}
+        if self.stage is not None:
+            stats = self.stage.close()
+            self.stage = None
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        if self.client is not None:
+            remove_cluster(self.client, self.name)
+        if self.trees is not None:
+            self.trees.remove()
+        d = state_dir(self.name)
+        if self.targets_file is not None:
+            self.targets_file.unlink(missing_ok=True)
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+        if write and self.recorder is not None and self.result is None:
+            extra = {"cluster": self.status()} | ({"exporters": stats} if stats else {})
+            self.result = self.recorder.write(out, wall_s=time.monotonic() - self._wall0,
+                                              interrupted=interrupted, plot=plot, extra=extra)
+        self.recorder = None
+        return self.result
+
+    def __enter__(self) -> "Cluster":
+        return self.up()
+
+    def __exit__(self, *exc) -> None:
+        self.down(write=False)
+
+
+def export_recorder(sim, out, until):
+    """The run-directory recorder of a cluster run."""
+    from ..run import Recorder
+    return Recorder(sim, every=out.every_s, max_rows=out.max_rows, duration=until)
