@@ -49,10 +49,13 @@ def test_mad_benchmark():
     assert out["fast_path"] is fast_path_available() and out["opensm_up_traffic_s"] > 0
 
 
+@pytest.mark.requires_entry_points
 def test_exporters_benchmark():
     import shutil
     if not shutil.which("carbon-cache"):
         pytest.skip("needs graphite-carbon")
+    pytest.importorskip("graphyte", reason="pip install graphyte (the benchmark compares with it)")
+    pytest.importorskip("whisper", reason="pip install whisper (reads carbon's files back)")
     out = run("exporters.py", "--radix", "4", "--levels", "2", "--repeat", "1", "--carbon-radix", "4",
               "--carbon-snapshots", "5")
     assert {"graphite_points_per_s", "graphyte_points_per_s", "speedup_vs_graphyte", "targets_met"} <= set(out)

@@ -94,6 +94,7 @@ def wait_for(pred, timeout=10.0):
 
 
 # ---------------------------------------------------------------------- discovery and options
+@pytest.mark.requires_entry_points
 def test_builtin_exporters_are_registered_as_entry_points():
     eps = {ep.name: ep.value for ep in importlib.metadata.entry_points(group=export.GROUP)}
     assert BUILTIN <= set(eps)
@@ -103,6 +104,7 @@ def test_builtin_exporters_are_registered_as_entry_points():
         assert exp.name == name and isinstance(exp, export.ExporterProtocol)
 
 
+@pytest.mark.requires_entry_points
 def test_unknown_names_and_keys_are_rejected_with_a_suggestion():
     with pytest.raises(UnknownNameError, match="did you mean 'prometheus'"):
         build_exporter("prometeus")
@@ -116,6 +118,7 @@ def test_unknown_names_and_keys_are_rejected_with_a_suggestion():
         build_exporter("graphite", {"batch": "many"})
 
 
+@pytest.mark.requires_entry_points
 def test_scenario_entries_in_both_shapes_with_stage_options():
     specs = specs_from_scenario([
         {"graphite": {"host": "127.0.0.1", "port": 2003, "every": "10s"}},
@@ -138,6 +141,7 @@ def test_scenario_entries_in_both_shapes_with_stage_options():
         parse_spec({"graphite": {}, "logstash": {}})
 
 
+@pytest.mark.requires_entry_points
 def test_cli_shortcuts():
     ap = argparse.ArgumentParser()
     export.add_cli_arguments(ap)
@@ -249,6 +253,7 @@ def test_realtime_mode_skips_busy_intervals_but_keeps_events_and_the_last_snapsh
     assert [e.kind for s in rec.snaps for e in s.events] == [e.kind for e in sim.events]
 
 
+@pytest.mark.requires_entry_points
 def test_open_failure_is_an_exporter_error():
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
@@ -308,6 +313,7 @@ def test_tcp_sender_buffers_while_away_and_drops_the_oldest_past_the_bound():
         srv.close()
 
 
+@pytest.mark.requires_entry_points
 def test_graphite_exporter_over_loopback_sends_batches_on_one_connection(sink):
     sim = _sim()
     stage = attach(sim, [ExporterSpec("graphite", {"port": sink.port, "batch": 100,
@@ -330,6 +336,7 @@ def _module_sample(mod) -> dict:
     return yaml.safe_load(doc.split(marker, 1)[1])
 
 
+@pytest.mark.requires_entry_points
 @pytest.mark.parametrize("module", ["exporters.graphite", "exporters.logstash", "exporters.prometheus"])
 def test_docstring_yaml_sample_builds_and_documents_every_option(module):
     mod = __import__(module, fromlist=["_"])

@@ -274,6 +274,7 @@ def test_yamldoc_lines_and_paths():
     assert format_path(()) == ""
 
 
+@pytest.mark.requires_entry_points
 def test_exporters_section_builds_specs_and_names_the_line_of_a_typo():
     text = SMALL + "exporters:\n  - {graphite: {host: 127.0.0.1, port: 2003, every: 10s}}\n" \
                    "  - {logstash: {host: 127.0.0.1, port: 5000, protocol: udp}}\n"

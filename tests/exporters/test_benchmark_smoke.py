@@ -10,6 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.requires_entry_points
 def test_exporters_benchmark_runs_at_its_smallest_size():
     pytest.importorskip("graphyte", reason="pip install graphyte (the benchmark compares with it)")
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "exporters.py"), "--radix", "4",

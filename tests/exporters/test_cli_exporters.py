@@ -11,6 +11,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.requires_entry_points
 @pytest.mark.slow
 def test_run_feeds_carbon_and_logstash_and_final_values_equal_counters_csv(tmp_path, carbon, rsyslog,
                                                                            helpers):

@@ -122,6 +122,7 @@ def test_node_names_fall_back_to_guid_when_descriptions_are_shared():
                      0x100: "node01_HCA-1"}
 
 
+@pytest.mark.requires_entry_points
 def test_templates_are_checked_and_rendered(tiny):
     snap, ports, _ = tiny
     paths = build_paths(snap.fabric, "fab.<counter>.<guid>.<port_num>", ("link_downed",), ports)
@@ -149,6 +150,7 @@ def _whisper_value(whisper, path, ts):
     return values[(ts - start) // step] if values else None
 
 
+@pytest.mark.requires_entry_points
 @pytest.mark.slow
 def test_carbon_holds_the_simulated_counters_plaintext_and_pickle(carbon, helpers):
     whisper = pytest.importorskip("whisper", reason="pip install whisper (reads carbon's files back)")
@@ -197,6 +199,7 @@ def test_carbon_holds_the_simulated_counters_plaintext_and_pickle(carbon, helper
     assert sum(recorded[end][12, ports]) > 0           # traffic flowed
 
 
+@pytest.mark.requires_entry_points
 @pytest.mark.slow
 def test_graphite_web_receives_the_events(graphite_web):
     from ibsim.engine import Simulation

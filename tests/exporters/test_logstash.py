@@ -55,6 +55,7 @@ def _ev_key(e):
     return (e.kind, round(e.time_s, 6), f"0x{e.node_guid:016x}" if e.node_guid is not None else None, e.port)
 
 
+@pytest.mark.requires_entry_points
 @pytest.mark.slow
 def test_rsyslog_receives_every_event_with_its_types(rsyslog, helpers):
     sim = helpers.small_sim()
@@ -116,6 +117,7 @@ def _run_with_outage(rsyslog, helpers, buffer: int):
     return sim, stats, before, during
 
 
+@pytest.mark.requires_entry_points
 @pytest.mark.slow
 def test_receiver_restart_loses_nothing_within_the_buffer(rsyslog, helpers):
     sim, stats, before, during = _run_with_outage(rsyslog, helpers, buffer=1000)
@@ -127,6 +129,7 @@ def test_receiver_restart_loses_nothing_within_the_buffer(rsyslog, helpers):
     assert stats["sent"] == n and stats["dropped"] == 0 and stats["reconnects"] == 1
 
 
+@pytest.mark.requires_entry_points
 @pytest.mark.slow
 def test_buffer_overflow_during_an_outage_is_counted(rsyslog, helpers):
     sim, stats, before, during = _run_with_outage(rsyslog, helpers, buffer=2)
@@ -140,6 +143,7 @@ def test_buffer_overflow_during_an_outage_is_counted(rsyslog, helpers):
     assert stats["dropped"] == lost and stats["sent"] == n - lost
 
 
+@pytest.mark.requires_entry_points
 def test_udp_to_nobody_is_fire_and_forget(helpers):
     sim = helpers.small_sim()
     port = helpers.free_port()

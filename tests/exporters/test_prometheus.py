@@ -70,6 +70,7 @@ def test_fast_renderer_equals_prometheus_client_exposition(tiny):
     assert tuple(next(iter(reg.collect())).samples[0].labels) == LABELS
 
 
+@pytest.mark.requires_entry_points
 def test_http_endpoint_on_any_free_port(tiny):
     f, snap = tiny
     exp = build_exporter("prometheus", {"port": 0})
@@ -109,6 +110,7 @@ def _query(base: str, q: str):
         return None
 
 
+@pytest.mark.requires_entry_points
 @pytest.mark.slow
 def test_real_prometheus_scrapes_the_final_counters(prometheus_server_binary, helpers, tmp_path):
     sim = helpers.small_sim()
