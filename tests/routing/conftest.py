@@ -84,6 +84,25 @@ def three_level(radix: int = 8) -> Topology:
     return t.validate()
 
 
+def looping_ring(n: int = 9):
+    """A ring of ``n`` switches with one CA on the first, and an LFT in which every switch
+    forwards that CA's LID clockwise (nobody delivers): ``(fabric, lft, lid)``."""
+    from ibsim.fabric import compile_fabric
+    from ibsim.routing import compute_lfts
+    t = Topology("chain")
+    for i in range(n):
+        t.add_switch(0x10 + i, 4, f"sw{i}")
+    for i in range(n):
+        t.add_link(0x10 + i, 1, 0x10 + (i + 1) % n, 2)
+    t.add_ca(0x100, 1, "h")
+    t.add_link(0x10, 3, 0x100, 1)
+    fab = compile_fabric(t)
+    lft = compute_lfts(fab)
+    lid = int(fab.default_lid[fab.port_index(0x100, 1)])
+    lft[:, lid] = 1
+    return fab, lft, lid
+
+
 def ca_lids(fab) -> np.ndarray:
     """LIDs of every CA port."""
     ca = np.flatnonzero(~fab.is_switch & (fab.default_lid > 0))

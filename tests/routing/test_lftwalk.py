@@ -7,7 +7,7 @@ import numpy as np
 from ibsim.fabric import compile_fabric
 from ibsim.routing import compute_lfts, walk
 from ibsim.routing.lftwalk import DELIVERED, LOOP, NO_PATH
-from ibsim.topology import Topology, fat_tree
+from ibsim.topology import fat_tree
 
 
 def _far_flow(fab):
@@ -68,23 +68,8 @@ def test_up_mask_blocks_and_up_true_uses_every_cable():
     assert walk(fab, lft, [0], [lid]).status[0] == DELIVERED       # default: every cable
 
 
-def _clockwise_ring(n=9):
-    t = Topology("chain")
-    for i in range(n):
-        t.add_switch(0x10 + i, 4, f"sw{i}")
-    for i in range(n):
-        t.add_link(0x10 + i, 1, 0x10 + (i + 1) % n, 2)
-    t.add_ca(0x100, 1, "h")
-    t.add_link(0x10, 3, 0x100, 1)
-    fab = compile_fabric(t)
-    lft = compute_lfts(fab)
-    lid = int(fab.default_lid[fab.port_index(0x100, 1)])
-    lft[:, lid] = 1            # everybody forwards clockwise, nobody delivers
-    return fab, lft, lid
-
-
-def test_max_hops_ends_a_loop_that_find_loops_does_not_look_for():
-    fab, lft, lid = _clockwise_ring()
+def test_max_hops_ends_a_loop_that_find_loops_does_not_look_for(rh):
+    fab, lft, lid = rh.looping_ring()
     brent = walk(fab, lft, [0], [lid], record_ports=True)
     capped = walk(fab, lft, [0], [lid], find_loops=False, max_hops=30, record_ports=True)
     assert brent.status[0] == LOOP and capped.status[0] == LOOP

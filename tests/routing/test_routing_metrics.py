@@ -71,19 +71,9 @@ def test_loop_and_no_route_detected(tiny_topology):
     assert m["routed"] == m["pairs"] - 5
 
 
-def test_loop_detected_on_a_long_cycle():
-    t = Topology("chain")
+def test_loop_detected_on_a_long_cycle(rh):
     n = 9
-    for i in range(n):
-        t.add_switch(0x10 + i, 4, f"sw{i}")
-    for i in range(n):
-        t.add_link(0x10 + i, 1, 0x10 + (i + 1) % n, 2)
-    t.add_ca(0x100, 1, "h")
-    t.add_link(0x10, 3, 0x100, 1)
-    fab = compile_fabric(t)
-    lft = compute_lfts(fab)
-    lid = int(fab.default_lid[fab.port_index(0x100, 1)])
-    lft[:, lid] = 1            # everybody forwards clockwise, nobody delivers
+    fab, lft, lid = rh.looping_ring(n)     # everybody forwards clockwise, nobody delivers
     res = walk(fab, lft, np.arange(n), np.full(n, lid))
     assert (res.status == LOOP).all()
 
