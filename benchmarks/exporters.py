@@ -170,53 +170,6 @@ def bench_graphyte(fabric, snap, sink) -> dict:
                                                           "batch_size": 1000}}
 
 
-CARBON_CONF = """[cache]
-STORAGE_DIR = {d}/storage
-LOCAL_DATA_DIR = {d}/storage/whisper
-WHITELISTS_DIR = {d}/storage/lists
-CONF_DIR = {d}
-LOG_DIR = {d}/log
-PID_DIR = {d}
-USER =
-MAX_CACHE_SIZE = inf
-MAX_UPDATES_PER_SECOND = 100000
-MAX_CREATES_PER_MINUTE = inf
-LINE_RECEIVER_INTERFACE = 127.0.0.1
-LINE_RECEIVER_PORT = {line}
-ENABLE_UDP_LISTENER = False
-PICKLE_RECEIVER_INTERFACE = 127.0.0.1
-PICKLE_RECEIVER_PORT = {pickle}
-CACHE_QUERY_INTERFACE = 127.0.0.1
-CACHE_QUERY_PORT = {query}
-USE_FLOW_CONTROL = True
-LOG_UPDATES = False
-LOG_CREATES = False
-LOG_LISTENER_CONNECTIONS = False
-ENABLE_TAGS = False
-CARBON_METRIC_INTERVAL = 0
-"""
-
-
-def write_carbon_config(d: Path, ports: dict) -> Path:
-    """A private carbon-cache under ``d``: loopback ``ports`` (line, pickle, query), whisper
-    files under ``d/storage/whisper`` at 1 s resolution, last value kept. Returns carbon.conf
-    (also used by the exporter tests' carbon fixture)."""
-    for sub in ("storage/whisper", "storage/lists", "log"):
-        (d / sub).mkdir(parents=True, exist_ok=True)
-    (d / "storage-schemas.conf").write_text("[default]\npattern = .*\nretentions = 1s:2h\n")
-    (d / "storage-aggregation.conf").write_text("[default]\npattern = .*\nxFilesFactor = 0\n"
-                                                "aggregationMethod = last\n")
-    conf = d / "carbon.conf"
-    conf.write_text(CARBON_CONF.format(d=d, **ports))
-    return conf
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def bench_carbon(radix: int, levels: int, n_snaps: int) -> dict:
     exe = shutil.which("carbon-cache")
     try:
@@ -227,6 +180,7 @@ def bench_carbon(radix: int, levels: int, n_snaps: int) -> dict:
         return {"carbon_skipped": "needs carbon-cache (apt-get install graphite-carbon) and "
                                   "pip install whisper"}
     from ibsim import compile_fabric, fat_tree
+    from ibsim.bench.carbon import free_port, write_carbon_config
     from ibsim.engine import Simulation
     from ibsim.export import COUNTER_NAMES, TimeMap, build_exporter, node_names, selected_ports
     from ibsim.traffic import Job
@@ -242,7 +196,7 @@ def bench_carbon(radix: int, levels: int, n_snaps: int) -> dict:
     n_points = len(snaps) * ports.size * len(COUNTER_NAMES)
     with tempfile.TemporaryDirectory(prefix="ibsim-carbon-") as tmp:
         d = Path(tmp)
-        ports_cfg = {"line": _free_port(), "pickle": _free_port(), "query": _free_port()}
+        ports_cfg = {"line": free_port(), "pickle": free_port(), "query": free_port()}
         conf = write_carbon_config(d, ports_cfg)
         with open(d / "carbon.log", "wb") as log:
             proc = subprocess.Popen([exe, f"--config={conf}", "--debug", "start"], stdout=log,

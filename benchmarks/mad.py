@@ -67,7 +67,7 @@ def _start_c(net: Path, sock: str, workdir: Path, fab) -> subprocess.Popen:
 
 
 def _discover(sock: str, workdir: Path, runs: int) -> float:
-    from ibsim.testing.ofed import run_tool
+    from ibsim.bench.ofed import run_tool
     times = []
     for _ in range(runs):
         t = time.perf_counter()
@@ -147,7 +147,7 @@ def _four_hop_path(fab) -> list[int]:
 
 
 def _opensm(sock: str, workdir: Path, sim_host: str, timeout: float) -> float:
-    from ibsim.testing.ofed import OpenSM
+    from ibsim.bench.ofed import OpenSM
     with OpenSM(workdir, sockname=sock, sim_host=sim_host) as osm:
         osm.wait_up(timeout=timeout)
         span = osm.up_span_s()
@@ -165,7 +165,7 @@ def _start(server: str, net: Path, fab, workdir: Path):
 
 def bench(net: Path, fab, workdir: Path, args, servers=("ours", "c")) -> dict:
     """Interleaved rounds on fresh (cold) servers; medians per server."""
-    from ibsim.testing.ofed import stop_process, wait_for_unix_socket
+    from ibsim.bench.ofed import stop_process, wait_for_unix_socket
     res: dict[str, dict[str, list]] = {s: {"ibnetdiscover_s": [], "mads_per_s": [], "opensm_up_s": []}
                                        for s in servers}
     sim_host = fab.node_desc[fab.n_switches]
@@ -195,7 +195,7 @@ def bench(net: Path, fab, workdir: Path, args, servers=("ours", "c")) -> dict:
 def bench_traffic(net: Path, fab, workdir: Path, args) -> float:
     """OpenSM start to SUBNET UP on ours while an all-to-all over every host runs
     (``serve`` of a scenario with ``routing: {engine: opensm}``)."""
-    from ibsim.testing.ofed import stop_process, wait_for_unix_socket
+    from ibsim.bench.ofed import stop_process, wait_for_unix_socket
     scn = workdir / "traffic.yml"
     scn.write_text(f"name: bench\nclock: {{tick: 100ms, duration: 1h}}\ntopology: {{file: {net.name}}}\n"
                    f"routing: {{engine: opensm}}\ntraffic:\n"
@@ -233,7 +233,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from ibsim import compile_fabric, fat_tree
-    from ibsim.testing.ofed import have_tools
+    from ibsim.bench.ofed import have_tools
     from ibsim.mad.server import fast_path_available
     from ibsim.topology import write_ibnetdiscover
 

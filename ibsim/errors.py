@@ -18,6 +18,7 @@ __all__ = [
     "RoutingError",
     "ExporterError",
     "HostError",
+    "BenchError",
     "lookup",
     "suggest",
     "format_path",
@@ -121,6 +122,16 @@ class HostError(IbsimError):
     buildable, a container that does not start (exit code 1)."""
 
     exit_code = 1
+
+
+class BenchError(IbsimError):
+    """The monitoring benchmark cannot run as asked: an unknown approach or fabric size,
+    a missing compiler, header or server binary (exit code 2).
+
+    An approach that cannot keep up at a size is a result, never this error.
+    """
+
+    exit_code = 2
 
 
 def format_path(path: tuple) -> str:

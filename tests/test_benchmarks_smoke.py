@@ -37,7 +37,7 @@ def test_allocation_benchmark(bounds):
 
 
 def test_mad_benchmark():
-    from ibsim.testing.ofed import have_tools
+    from ibsim.bench.ofed import have_tools
     if not have_tools("ibnetdiscover", "opensm"):
         pytest.skip("needs ibsim-utils, libumad2sim0, infiniband-diags and opensm")
     out = run("mad.py", "--radix", "4", "--rounds", "1", "--runs", "1", "--mads", "200", "--python-loop",

@@ -1,6 +1,5 @@
 """Test support, shipped for the test suite and the benchmarks; no library module imports it.
 
-ofed       run OpenSM and infiniband-diags against a MAD server (umad2sim environment, PIDs)
 simclient  SimClient: a minimal client of the ibsim wire protocol
 oracles    slow reference implementations (max-min fair sharing) for the vectorised kernels
 """

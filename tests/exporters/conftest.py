@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ibsim.bench.carbon import write_carbon_config
 from ibsim.engine import Simulation, Snapshot
 from ibsim.fabric import FabricState, compile_fabric
 from ibsim.faults import Fault
 from ibsim.topology import fat_tree
 from ibsim.traffic import Job
-from tests.benchmark_module import load_benchmark
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -100,13 +100,10 @@ def start(cmd, dir: Path, name: str, env=None) -> Server:
 
 
 # ---------------------------------------------------------------------- servers
-_bench = load_benchmark("exporters")          # its private carbon-cache configuration serves both
-
-
 def start_carbon(d: Path) -> Server:
     exe = need("carbon-cache", "graphite-carbon")
     ports = {"line": free_port(), "pickle": free_port(), "query": free_port()}
-    conf = _bench.write_carbon_config(d, ports)
+    conf = write_carbon_config(d, ports)
     srv = start([exe, f"--config={conf}", "--debug", "start"], d, "carbon")
     srv.ports = ports
     wait_until(lambda: port_open(ports["line"]) and port_open(ports["pickle"]), 60,

@@ -2,7 +2,7 @@
 
 Every server is started by the test on an abstract unix socket name of its
 own (or a 127.0.0.1 UDP port) and stopped through its handle; tool and
-OpenSM processes are stopped by their PIDs (:mod:`ibsim.testing.ofed`).
+OpenSM processes are stopped by their PIDs (:mod:`ibsim.bench.ofed`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from ibsim.engine.simulation import Simulation
 from ibsim.fabric import compile_fabric
 from ibsim.mad import start_mad_server
-from ibsim.testing.ofed import have_tools, run_tool
+from ibsim.bench.ofed import have_tools, run_tool
 
 HAVE_TOOLS = have_tools("ibnetdiscover", "smpquery", "perfquery")
 needs_tools = [pytest.mark.requires_ibsim_c,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ibsim.mad import codec as C
 from ibsim.testing.simclient import SimClient
-from ibsim.testing.ofed import stop_process, wait_for_unix_socket
+from ibsim.bench.ofed import stop_process, wait_for_unix_socket
 from ibsim.topology import fat_tree, write_ibnetdiscover
 from tests.mad.conftest import unique_sockname
 
@@ -64,7 +64,7 @@ def test_run_with_mad_server_serves_live_counters_and_still_writes_results(tmp_p
     import signal
     import time
 
-    from ibsim.testing.ofed import have_tools, run_tool
+    from ibsim.bench.ofed import have_tools, run_tool
     if not have_tools("perfquery"):
         import pytest
         pytest.skip("needs libumad2sim and infiniband-diags")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ibsim.fabric.state import ACTIVE, DOWN
-from ibsim.testing.ofed import OpenSM, have_tools
+from ibsim.bench.ofed import OpenSM, have_tools
 from ibsim.routing import read_lft_dump
 from ibsim.topology import fat_tree
 from ibsim.traffic import Job

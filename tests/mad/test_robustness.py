@@ -19,7 +19,7 @@ import pytest
 
 from ibsim.mad import codec as C
 from ibsim.testing.simclient import MadError, SimClient
-from ibsim.testing.ofed import stop_process, wait_for_unix_socket
+from ibsim.bench.ofed import stop_process, wait_for_unix_socket
 from ibsim.mad.server import abstract_name, fast_path_available
 from ibsim.topology import fat_tree, parse_ibnetdiscover, write_ibnetdiscover
 from ibsim.traffic import Job

@@ -18,7 +18,7 @@ import pytest
 
 from ibsim.fabric.counters import COUNTER_ROW, COUNTERS
 from ibsim.engine.simulation import MAD_WORDS
-from ibsim.testing.ofed import tool_env
+from ibsim.bench.ofed import tool_env
 from ibsim.topology import fat_tree, parse_ibnetdiscover, write_ibnetdiscover
 from ibsim.traffic import Job
 from tests.mad.conftest import field, make_sim, needs_tools, serving, ticking, tool

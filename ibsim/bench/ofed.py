@@ -1,6 +1,7 @@
 """Running the real OFED tools against a server: environment, processes, OpenSM.
 
-Helpers shared by the tests, ``benchmarks/mad.py`` and scripts. Every
+Used by the monitoring benchmark (:mod:`ibsim.bench`), the tests,
+``benchmarks/mad.py`` and scripts. Every
 process is started here with its own environment (``LD_PRELOAD`` of
 libumad2sim, ``IBSIM_SOCKNAME`` or the UDP variables, ``SIM_HOST``), in a
 working directory of the caller's choosing (umad2sim writes ``./sys-<pid>``
@@ -128,10 +129,14 @@ class OpenSM:
         OpenSM's ``-R`` engine.
     extra : list of str
         More OpenSM options.
+    config : str
+        Text of OpenSM's config file (``-F``), e.g. ``"perfmgr TRUE\n"``; empty by default.
+    env : dict, optional
+        More environment variables (``LD_LIBRARY_PATH`` for an event plugin).
     """
 
     def __init__(self, workdir, *, sockname: str | None = None, udp=None, sim_host: str | None = None,
-                 routing: str = "minhop", extra=()):
+                 routing: str = "minhop", extra=(), config: str = "", env: dict | None = None):
         self.dir = Path(workdir)
         self.run_dir = self.dir / "run"
         self.dump_dir = self.dir / "dump"
@@ -139,8 +144,10 @@ class OpenSM:
             d.mkdir(parents=True, exist_ok=True)
         self.log = self.dir / "opensm.log"
         conf = self.dir / "opensm.conf"
-        conf.write_text("")
+        conf.write_text(config)
+        extra_env = env or {}
         env = tool_env(sockname, udp=udp, sim_host=sim_host)
+        env.update(extra_env)
         env["OSM_CACHE_DIR"] = str(self.dump_dir)
         env["OSM_TMP_DIR"] = str(self.dump_dir)
         self.cmd = ["opensm", "-F", str(conf), "-f", str(self.log), "-d2", "-D", "0x43",
