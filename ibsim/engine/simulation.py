@@ -369,6 +369,17 @@ class Simulation:
         """Zero counter ``rows`` of ``ports`` (a PerfMgt Set with a CounterSelect mask, ``perfquery -r``)."""
         self.state.reset_counters(ports, rows)
 
+    def counted_totals(self) -> np.ndarray:
+        """What every port counted since the start, resets undone: ``counters + cleared``.
+
+        A copy, shape (n_counters, n_ports), uint64; the ground truth a monitoring
+        system that lost nothing would hold (the MADs noted so far included).
+        """
+        with self.lock:
+            self.flush_mgmt()
+            st = self.state
+            return st.counters.copy() if st.cleared is None else st.counters + st.cleared
+
     def set_external_sm(self, on: bool) -> None:
         """Let an external SM program the fabric (``routing="opensm"``), or hand back.
 
