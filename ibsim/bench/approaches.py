@@ -1,0 +1,293 @@
+"""The monitoring approaches the suite compares, one registry.
+
+Every approach watches the same :class:`~ibsim.bench.live.LiveFabric` and
+delivers what it collects to a private carbon-cache (or, for node_exporter,
+to a private Prometheus) under the names of :func:`ibsim.bench.live.port_key`.
+Each writes one statistics line per sweep (JSON lines, ``stats.jsonl``):
+``t0``/``t1`` (unix s), ``ports``, ``points``, ``dropped``, ``timeouts``.
+
+======================  =====================================================================
+name                    what runs
+======================  =====================================================================
+perfmgr-naive           OpenSM PerfMgr + the 2014 plugin design: a UDP socket per event,
+                        formatted and sent inside ``report()``, never closed
+perfmgr-batched         OpenSM PerfMgr + a well-built plugin: bounded queue, own thread,
+                        one TCP connection, batches, cumulative values, traps as series
+sweep-perfquery         ``ibnetdiscover --ports`` + ``perfquery -l -x -G`` per switch and
+                        ``perfquery -x`` per CA port, one at a time
+sweep-perfquery-par     the same with 4 tool calls at once
+sweep-ibqueryerrors     one ``ibqueryerrors --data ...`` per sweep (needs OpenSM's SA)
+node-exporter           node_exporter in container hosts, scraped by Prometheus (CA ports
+                        of the containerised hosts only)
+direct                  ibsim's own Graphite exporter: the engine's counters, no MADs
+======================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..errors import BenchError
+from .procs import cpu_seconds, thread_cpu_seconds
+
+__all__ = ["APPROACHES", "Approach", "Context", "read_stats", "parse_approaches"]
+
+PREFIX = "ib"
+
+
+class Context:
+    """What an approach gets: the live fabric, carbon, its directory and the suite's options."""
+
+    def __init__(self, *, live, carbon, workdir: Path, interval: float, prometheus=None, options=None):
+        self.live = live
+        self.carbon = carbon
+        self.dir = Path(workdir)
+        self.interval = interval
+        self.prometheus = prometheus
+        self.options = options or {}
+        self.stats_path = self.dir / "stats.jsonl"
+
+
+def read_stats(path) -> tuple[list[dict], dict | None]:
+    """Sweep lines and the final line of a statistics file (a torn last line is ignored)."""
+    sweeps, final = [], None
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return [], None
+    for line in text.splitlines():
+        try:
+            d = json.loads(line)
+        except ValueError:
+            continue
+        if d.get("final"):
+            final = d
+        elif "t0" in d:
+            sweeps.append(d)
+    return sweeps, final
+
+
+class Approach:
+    """Base: an approach that needs nothing from OpenSM and runs no process."""
+
+    name = ""
+    description = ""
+    #: "cumulative" (absolute counter values) or "delta" (PerfMgr's differences as they come)
+    values = "cumulative"
+    #: OpenSM runs PerfMgr for this approach
+    perfmgr = False
+    #: carbon also listens for UDP lines
+    carbon_udp = False
+    #: where points go: "carbon" or "prometheus"
+    sink = "carbon"
+    #: the approach sends traps as series
+    traps = False
+    #: the metric names use "0x" before the GUID
+    guid_style = "plain"
+
+    def check(self) -> None:
+        """Raise :class:`BenchError` (one line) when something this approach needs is missing."""
+
+    def opensm_config(self, ctx: Context) -> tuple[str, dict]:
+        """OpenSM's config file text and extra environment."""
+        return "", {}
+
+    def start(self, ctx: Context) -> None:
+        """Start collecting (OpenSM is up)."""
+
+    def cpu(self, ctx: Context) -> dict:
+        """``{process: CPU seconds}`` of this approach's monitoring processes now."""
+        return {}
+
+    def expected_ports(self, ctx: Context):
+        """Port indices this approach is expected to report (default: every cabled port)."""
+        return ctx.live.cabled
+
+    def stop(self, ctx: Context) -> None:
+        """Stop collecting; the statistics file is complete afterwards."""
+
+
+# ---------------------------------------------------------------------- PerfMgr plugins
+class PerfMgrPlugin(Approach):
+    perfmgr = True
+    plugin = ""
+
+    def check(self) -> None:
+        from .plugins import check_build_tools
+        check_build_tools()
+
+    def opensm_config(self, ctx: Context) -> tuple[str, dict]:
+        from .plugins import build_plugin, opensm_config
+        build_plugin(self.plugin, ctx.options.get("build_dir", ctx.dir / "build"))
+        port = ctx.carbon.ports["udp" if self.carbon_udp else "line"]
+        return opensm_config(self.plugin, host="127.0.0.1", port=port, stats=ctx.stats_path,
+                             prefix=PREFIX, sweep_time_s=ctx.interval,
+                             build_dir=ctx.options.get("build_dir", ctx.dir / "build"))
+
+    def cpu(self, ctx: Context) -> dict:
+        sm = ctx.live.opensm
+        v = cpu_seconds(sm.proc.pid) if sm is not None else None
+        return {"opensm": v} if v is not None else {}
+
+    def stop(self, ctx: Context) -> None:
+        ctx.live.opensm.stop()                   # delete() flushes and writes the final line
+        ctx.live.opensm = None
+
+
+class NaivePlugin(PerfMgrPlugin):
+    name = "perfmgr-naive"
+    description = "OpenSM PerfMgr + naive event plugin (UDP socket per event, inside report())"
+    plugin = "naive"
+    values = "delta"
+    carbon_udp = True
+
+
+class BatchedPlugin(PerfMgrPlugin):
+    name = "perfmgr-batched"
+    description = "OpenSM PerfMgr + well-built event plugin (queue, own thread, one TCP connection)"
+    plugin = "batched"
+    traps = True
+
+
+# ---------------------------------------------------------------------- tool sweeps
+class ToolSweep(Approach):
+    mode = "perfquery"
+    concurrency = 1
+
+    def check(self) -> None:
+        from .ofed import have_tools
+        tools = ("ibnetdiscover", "perfquery") if self.mode == "perfquery" else ("ibqueryerrors",)
+        if not have_tools(*tools):
+            raise BenchError(f"{self.name} needs {', '.join(tools)} and libumad2sim: "
+                             "apt-get install infiniband-diags libumad2sim0")
+
+    def start(self, ctx: Context) -> None:
+        cmd = [sys.executable, "-m", "ibsim.bench.sweeps", "--mode", self.mode,
+               "--concurrency", str(self.concurrency), "--interval", str(ctx.interval),
+               "--carbon", f"127.0.0.1:{ctx.carbon.ports['line']}", "--prefix", PREFIX,
+               "--stats", str(ctx.stats_path), "--sim-host", ctx.live.sm_node, *ctx.live.tool_args()]
+        if self.mode == "perfquery":
+            cmd.append("--hca")
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        self._log = open(ctx.dir / "collector.log", "wb")
+        self.proc = subprocess.Popen(cmd, cwd=ctx.dir, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+
+    def cpu(self, ctx: Context) -> dict:
+        v = cpu_seconds(self.proc.pid, children=True)
+        return {"collector": v} if v is not None else {}
+
+    def stop(self, ctx: Context) -> None:
+        from .ofed import stop_process
+        stop_process(self.proc, timeout=30)
+        self._log.close()
+
+
+class PerfquerySweep(ToolSweep):
+    name = "sweep-perfquery"
+    description = "ibnetdiscover --ports + perfquery -l -x -G per switch, perfquery -x per CA (1 at a time)"
+
+
+class PerfqueryParallel(ToolSweep):
+    name = "sweep-perfquery-par"
+    description = "the same sweep with 4 perfquery calls at once"
+    concurrency = 4
+
+
+class IbqueryerrorsSweep(ToolSweep):
+    name = "sweep-ibqueryerrors"
+    description = "one ibqueryerrors --data sweep (rediscovers the fabric; needs OpenSM's SA)"
+    mode = "ibqueryerrors"
+
+
+# ---------------------------------------------------------------------- direct export
+class _Timed:
+    """Wraps an exporter: one statistics line per ``write`` (the direct approach's sweep)."""
+
+    def __init__(self, exporter, stats_path: Path, n_ports: int):
+        self.exporter = exporter
+        self.name = getattr(exporter, "name", "graphite")
+        self.unit = getattr(exporter, "unit", "points")
+        self._fh = open(stats_path, "a")
+        self._k = 0
+        self._n_ports = n_ports
+
+    def open(self):
+        return self.exporter.open()
+
+    def write(self, snap) -> None:
+        before = self.exporter.stats().get("sent", 0)
+        t0 = time.time()
+        self.exporter.write(snap)
+        t1 = time.time()
+        st = self.exporter.stats()
+        self._k += 1
+        self._fh.write(json.dumps({"sweep": self._k, "t0": t0, "t1": t1, "ports": self._n_ports,
+                                   "points": st.get("sent", 0) - before, "dropped": st.get("dropped", 0),
+                                   "timeouts": 0}) + "\n")
+        self._fh.flush()
+
+    def stats(self) -> dict:
+        return self.exporter.stats()
+
+    def close(self) -> None:
+        try:
+            self.exporter.close()
+        finally:
+            self._fh.write(json.dumps({"final": True, "values": "cumulative", "sweeps": self._k}) + "\n")
+            self._fh.close()
+
+
+class Direct(Approach):
+    name = "direct"
+    description = "ibsim's Graphite exporter: the engine's counters, no MADs (upper bound)"
+    guid_style = "0x"
+
+    def start(self, ctx: Context) -> None:
+        from ..export import attach, build_exporter
+        live = ctx.live
+        exp = build_exporter("graphite", {"host": "127.0.0.1", "port": ctx.carbon.ports["line"],
+                                          "template": f"{PREFIX}.<guid>.<port>.<counter>",
+                                          "ports": "cabled"})
+        self.timed = _Timed(exp, ctx.stats_path, int(live.cabled.size))
+        self.stage = attach(live.sim, [self.timed], every=ctx.interval, realtime=1.0)
+        self._thread = next(iter(self.stage))._thread
+
+    def cpu(self, ctx: Context) -> dict:
+        tid = getattr(self._thread, "native_id", None)
+        v = thread_cpu_seconds(tid) if tid else None
+        return {"export-thread": v} if v is not None else {}
+
+    def stop(self, ctx: Context) -> None:
+        self.stage.close()
+
+
+#: the approaches by name, in the suite's order
+APPROACHES: dict[str, type[Approach]] = {a.name: a for a in (
+    NaivePlugin, BatchedPlugin, PerfquerySweep, PerfqueryParallel, IbqueryerrorsSweep, Direct)}
+
+
+def parse_approaches(text) -> list[Approach]:
+    """``"direct,perfmgr-batched"`` (or ``all``) -> approach objects; unknown names list the valid ones."""
+    if text in (None, "", "all"):
+        names = list(APPROACHES)
+    else:
+        names = [n.strip() for n in str(text).split(",") if n.strip()]
+    out = []
+    for n in names:
+        if n not in APPROACHES:
+            from ..errors import suggest
+            hint = suggest(n, APPROACHES)
+            raise BenchError(f"--approaches: unknown approach {n!r}; choose from {', '.join(APPROACHES)}"
+                             + (f" (did you mean {hint!r}?)" if hint else ""))
+        out.append(APPROACHES[n]())
+    if not out:
+        raise BenchError("--approaches: no approach given")
+    return out
