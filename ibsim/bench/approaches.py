@@ -83,8 +83,6 @@ class Approach:
     perfmgr = False
     #: carbon also listens for UDP lines
     carbon_udp = False
-    #: where points go: "carbon" or "prometheus"
-    sink = "carbon"
     #: the approach sends traps as series
     traps = False
     #: the metric names use "0x" before the GUID
@@ -96,6 +94,19 @@ class Approach:
     def opensm_config(self, ctx: Context) -> tuple[str, dict]:
         """OpenSM's config file text and extra environment."""
         return "", {}
+
+    def make_live(self, ctx: Context, size, *, seed: int, load: float, opensm_config: str, opensm_env: dict):
+        """The live fabric this approach watches (container hosts bring their own)."""
+        from .live import LiveFabric
+        return LiveFabric(size, ctx.dir, seed=seed, load=load, opensm_config=opensm_config,
+                          opensm_env=opensm_env)
+
+    def close_live(self, ctx: Context) -> None:
+        """Remove what :meth:`make_live` started besides the live fabric."""
+
+    def sink(self, ctx: Context):
+        """Where the approach's points are read back (``.points(names, since)``): carbon."""
+        return ctx.carbon
 
     def start(self, ctx: Context) -> None:
         """Start collecting (OpenSM is up)."""
@@ -224,7 +235,7 @@ class _Timed:
 
     def write(self, snap) -> None:
         before = self.exporter.stats().get("sent", 0)
-        t0 = time.time()
+        t0 = min(time.time(), snap.wall_time)         # the values are those of the snapshot's instant
         self.exporter.write(snap)
         t1 = time.time()
         st = self.exporter.stats()
@@ -269,9 +280,132 @@ class Direct(Approach):
         self.stage.close()
 
 
+# ---------------------------------------------------------------------- per-host collectors
+class NodeExporter(Approach):
+    """node_exporter's infiniband collector in container hosts, scraped by a real Prometheus.
+
+    Only the containerised hosts' own CA ports can be seen (no switch ports):
+    ``ports_expected`` is their number, ``fabric_ports`` shows what is missed.
+    """
+
+    name = "node-exporter"
+    description = "node_exporter in container hosts scraped by Prometheus (their CA ports only)"
+    guid_style = "plain"
+    #: container hosts (per-host cost = CPU / hosts)
+    hosts = 8
+
+    def check(self) -> None:
+        import shutil
+        if not shutil.which("prometheus"):
+            raise BenchError("node-exporter needs prometheus: apt-get install prometheus")
+        from ..hosts import docker_client
+        docker_client()                                 # a HostError naming what to do if Docker is away
+
+    def make_live(self, ctx: Context, size, *, seed: int, load: float, opensm_config: str, opensm_env: dict):
+        import socket as _socket
+
+        from ..cluster import Cluster
+        from .carbon import free_port
+        from .live import LiveFabric, scenario
+        k = min(self.hosts, size.cas)
+        mad_port = free_port(_socket.SOCK_DGRAM)
+        scn = scenario(size, seed=seed, load=load, output=str(ctx.dir / "run"),
+                       cluster={"name": f"ibsimbench{os.getpid()}", "hosts": k, "node_exporter": True,
+                                "graphite": False, "sysfs_every": "1s", "mad_port": mad_port})
+        self.cluster = Cluster(scn).up()
+        try:
+            return LiveFabric(size, ctx.dir, sim=self.cluster.sim, udp=(self.cluster.gateway, mad_port),
+                              server=self.cluster.server, opensm_config=opensm_config, opensm_env=opensm_env)
+        except BaseException:
+            self.close_live(ctx)
+            raise
+
+    def close_live(self, ctx: Context) -> None:
+        c = getattr(self, "cluster", None)
+        if c is not None:
+            c.down(write=False)
+            self.cluster = None
+
+    def start(self, ctx: Context) -> None:
+        from .prometheus import Prometheus, PrometheusSink
+        c = self.cluster
+        self.prom = Prometheus(ctx.dir / "prometheus", c.targets_file, interval=ctx.interval)
+        self._sink = PrometheusSink(self.prom, {h.node_guid: f"{h.address}:9100" for h in c.hosts})
+        self._pids = []
+        for h in c.hosts:
+            try:
+                ct = c.container(h.hostname)
+                ct.reload()
+                self._pids.append(int(ct.attrs["State"]["Pid"]))
+            except Exception:                           # noqa: BLE001 - a host that died is a result
+                continue
+        import threading
+        self._stop = threading.Event()
+        self._rounds = threading.Thread(target=self._write_rounds, args=(ctx,), daemon=True,
+                                        name="ibsim-bench-scrapes")
+        self._rounds.start()
+
+    def _write_rounds(self, ctx: Context) -> None:
+        """One statistics line per scrape round (every target scraped once since the last line)."""
+        last: dict = {}
+        k = 0
+        with open(ctx.stats_path, "a") as fh:
+            while not self._stop.wait(0.5):
+                try:
+                    ts = {r["metric"]["instance"]: float(r["value"][1]) for r in
+                          self.prom.query('timestamp(scrape_duration_seconds{job="ibsim"})')}
+                    if not ts or any(ts[i] <= last.get(i, 0.0) for i in ts) or len(ts) < len(self._sink.by_instance):
+                        continue
+                    dur = {r["metric"]["instance"]: float(r["value"][1]) for r in
+                           self.prom.query('scrape_duration_seconds{job="ibsim"}')}
+                    up = self.prom.query('sum(up{job="ibsim"})')
+                    pts = self.prom.query('sum(scrape_samples_scraped{job="ibsim"})')
+                except (OSError, ValueError, KeyError):
+                    continue
+                k += 1
+                fh.write(json.dumps({"sweep": k, "t0": min(ts.values()),
+                                     "t1": max(ts[i] + dur.get(i, 0.0) for i in ts),
+                                     "duration_s": max(dur.values(), default=0.0),
+                                     "ports": int(float(up[0]["value"][1])) if up else 0,
+                                     "points": int(float(pts[0]["value"][1])) if pts else 0,
+                                     "dropped": 0, "timeouts": len(ts) - (int(float(up[0]["value"][1])) if up else 0)})
+                         + "\n")
+                fh.flush()
+                last = ts
+            fh.write(json.dumps({"final": True, "values": "cumulative", "sweeps": k,
+                                 "hosts": len(self._sink.by_instance)}) + "\n")
+
+    def cpu(self, ctx: Context) -> dict:
+        from .procs import tree_pids
+        out = {}
+        v = cpu_seconds(self.prom.proc.pid, children=False)
+        if v is not None:
+            out["prometheus"] = v
+        for pid in self._pids:
+            for p in tree_pids(pid):
+                v = cpu_seconds(p, children=False)
+                if v is not None:
+                    out[f"host-{p}"] = v
+        return out
+
+    def expected_ports(self, ctx: Context):
+        import numpy as np
+        f = ctx.live.fabric
+        return np.array(sorted(int(p) for h in self.cluster.hosts for p in f.ports_of_node(h.node)
+                               if f.peer_of_port[p] >= 0))
+
+    def sink(self, ctx: Context):
+        return self._sink
+
+    def stop(self, ctx: Context) -> None:
+        self._stop.set()
+        self._rounds.join(10)
+        self.prom.stop()
+
+
 #: the approaches by name, in the suite's order
 APPROACHES: dict[str, type[Approach]] = {a.name: a for a in (
-    NaivePlugin, BatchedPlugin, PerfquerySweep, PerfqueryParallel, IbqueryerrorsSweep, Direct)}
+    NaivePlugin, BatchedPlugin, PerfquerySweep, PerfqueryParallel, IbqueryerrorsSweep, NodeExporter, Direct)}
 
 
 def parse_approaches(text) -> list[Approach]:

@@ -113,17 +113,20 @@ class LiveFabric:
         Serve this simulation (container hosts bring their own) instead of building one.
     udp : (host, port), optional
         Where ``sim``'s server already listens (with ``sim``).
+    server : MadServer, optional
+        That server (its MAD counts are read; it is not closed here).
     """
 
     def __init__(self, size: FabricSize, workdir, *, seed: int = 7, load: float = 0.5, tick: float = 1.0,
                  opensm_config: str = "", opensm_env: dict | None = None, sim=None, udp=None,
-                 up_timeout: float = 600.0):
+                 server=None, up_timeout: float = 600.0):
         if not have_tools("opensm"):
             raise BenchError("opensm and libumad2sim are needed: apt-get install opensm libumad2sim0")
         self.size = size
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.server = None
+        self.server = server
+        self._own_server = None
         self.opensm = None
         self._thread = None
         self.sockname = None
@@ -132,7 +135,7 @@ class LiveFabric:
             sim = scenario(size, seed=seed, load=load, tick=tick).build()
             from ..mad import start_mad_server
             self.sockname = f"ibsim-bench-{os.getpid()}-{id(self):x}"
-            self.server = start_mad_server(sim, sockname=self.sockname)
+            self.server = self._own_server = start_mad_server(sim, sockname=self.sockname)
             self._thread = threading.Thread(target=sim.run, args=(math.inf,), kwargs={"realtime": 1.0},
                                             name="ibsim-bench-clock", daemon=True)
             self._thread.start()
@@ -188,9 +191,9 @@ class LiveFabric:
         if self._thread is not None:
             self.sim.stop()
             self._thread.join(30)
-        if self.server is not None:
-            self.server.close()
-            self.server = None
+        if self._own_server is not None:
+            self._own_server.close()
+            self._own_server = None
 
     def __enter__(self) -> LiveFabric:
         return self

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 
-__all__ = ["cpu_seconds", "thread_cpu_seconds", "fd_count", "Sampler"]
+__all__ = ["cpu_seconds", "thread_cpu_seconds", "fd_count", "tree_pids", "Sampler"]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -110,3 +110,18 @@ class Sampler:
     def fd_series(self, name: str) -> list[tuple[float, int]]:
         """``[(unix time, descriptors)]`` of one process."""
         return [(t, f[name]) for t, _c, f in self.samples if f.get(name) is not None]
+
+
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and all its descendants (``/proc/PID/task/*/children``)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo.extend(int(c) for c in fh.read().split())
+        except OSError:
+            continue
+    return out

@@ -35,7 +35,7 @@ import numpy as np
 from ..fabric import COUNTER_ROW
 from .approaches import PREFIX, Context, read_stats
 from .carbon import Carbon
-from .live import LiveFabric, metric_ports, wait_until
+from .live import metric_ports, wait_until
 from .procs import Sampler, fd_count
 
 __all__ = ["ACCURACY_COUNTERS", "run_one", "run_suite"]
@@ -56,8 +56,8 @@ def _retention(interval: float, seconds: float) -> str:
 class _Staleness:
     """Every second: how old is the newest point carbon holds for a few sample series?"""
 
-    def __init__(self, carbon: Carbon, metrics: list[str]):
-        self.carbon, self.metrics = carbon, metrics
+    def __init__(self, sink, metrics: list[str]):
+        self.carbon, self.metrics = sink, metrics
         self.samples: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ibsim-bench-staleness", daemon=True)
@@ -98,7 +98,7 @@ def run_one(approach, size, workdir, *, interval: float = 10.0, sweeps: int = 3,
                       options={"build_dir": work.parent.parent / "build"})
         conf, env = approach.opensm_config(ctx)
         say(f"{size.label} {approach.name}: OpenSM up")
-        live = ctx.live = LiveFabric(size, work, seed=seed, load=load, opensm_config=conf, opensm_env=env)
+        live = ctx.live = approach.make_live(ctx, size, seed=seed, load=load, opensm_config=conf, opensm_env=env)
         row["opensm_up_s"] = round(live.up_s, 3)
         f = live.fabric
         approach.start(ctx)
@@ -106,6 +106,7 @@ def run_one(approach, size, workdir, *, interval: float = 10.0, sweeps: int = 3,
         expected = np.asarray(approach.expected_ports(ctx))
         row["ports_expected"] = int(expected.size)
         row["fabric_ports"] = int(live.cabled.size)
+        sink = approach.sink(ctx)
         sm_pid = live.opensm.proc.pid
         sampler = Sampler(lambda: approach.cpu(ctx), lambda: {"opensm": fd_count(sm_pid)}).start()
 
@@ -121,7 +122,7 @@ def run_one(approach, size, workdir, *, interval: float = 10.0, sweeps: int = 3,
         # 2. measure
         say(f"{size.label} {approach.name}: {sweeps} sweeps")
         sample = expected[np.linspace(0, expected.size - 1, min(8, expected.size)).astype(int)]
-        stale = _Staleness(carbon, metric_ports(f, PREFIX, "port_xmit_data", sample, approach.guid_style))
+        stale = _Staleness(sink, metric_ports(f, PREFIX, "port_xmit_data", sample, approach.guid_style))
         t_start, frames0 = time.time(), live.frames()
         perf0 = live.server.dispatcher.by_class.get(0x04, 0)
         got = wait_until(lambda: n_sweeps() >= warm + sweeps, sweeps * interval * 3 + 120, 0.2)
@@ -134,10 +135,11 @@ def run_one(approach, size, workdir, *, interval: float = 10.0, sweeps: int = 3,
         row["sweeps_measured"] = len(measured)
         row["sweeps_missing"] = 0 if got else sweeps - len(measured)
         n = max(len(measured), 1)
-        dur = [s["t1"] - s["t0"] for s in measured]
+        dur = [s.get("duration_s", s["t1"] - s["t0"]) for s in measured]
         row.update({
             "sweep_s_median": _pct(dur, 50), "sweep_s_p95": _pct(dur, 95),
             "cpu_s_per_sweep": sampler.cpu_between(t_start, t_end) / n,
+            "cpu_ms_per_port_sweep": 1e3 * sampler.cpu_between(t_start, t_end) / n / max(expected.size, 1),
             "perf_mads_per_sweep": (perf1 - perf0) / n,
             "all_mads_per_sweep": (frames1 - frames0) / n,
             "points_per_s": sum(s.get("points", 0) for s in measured) / max(t_end - t_start, 1e-9),
@@ -147,10 +149,10 @@ def run_one(approach, size, workdir, *, interval: float = 10.0, sweeps: int = 3,
             "timeouts": sum(s.get("timeouts", 0) for s in measured),
             "staleness_s_median": _pct(staleness, 50), "staleness_s_max": max(staleness) if staleness else None,
         })
-        row["completeness"] = _completeness(carbon, f, expected, measured, approach)
+        row["completeness"] = _completeness(sink, f, expected, measured, approach)
         # 3. event latency
         say(f"{size.label} {approach.name}: link down")
-        row.update(_event_latency(live, carbon, approach, interval))
+        row.update(_event_latency(live, sink, approach, interval))
         # 4. freeze
         say(f"{size.label} {approach.name}: freeze, one more sweep")
         t_freeze = time.time()
@@ -159,7 +161,7 @@ def run_one(approach, size, workdir, *, interval: float = 10.0, sweeps: int = 3,
                           interval * 3 + 120, 0.2):
             row["error"] = "no sweep after the freeze"
         # 5. read back and compare
-        row.update(_accuracy(carbon, live, expected, approach))
+        row.update(_accuracy(sink, live, expected, approach))
         fds = sampler.fd_series("opensm")
         if fds:
             row.update({"opensm_fds_start": fds[0][1], "opensm_fds_end": fds[-1][1],
@@ -183,6 +185,8 @@ def run_one(approach, size, workdir, *, interval: float = 10.0, sweeps: int = 3,
                 row["final"] = {k: v for k, v in final.items() if k != "final"}
         if live is not None:
             live.close()
+        if ctx is not None and ctx.live is not None:
+            approach.close_live(ctx)
         carbon.stop()
         shutil.rmtree(carbon.dir / "storage", ignore_errors=True)
 

@@ -15,3 +15,6 @@ def need_servers(*tools: str) -> None:
         pytest.skip("needs opensm, infiniband-diags and libumad2sim0 (apt-get install ...)")
     if not shutil.which("carbon-cache"):
         pytest.skip("needs carbon-cache: apt-get install graphite-carbon")
+
+
+from tests.cluster.conftest import docker_client, host_image  # noqa: E402,F401  (the session's images)

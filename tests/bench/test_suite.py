@@ -72,3 +72,16 @@ def test_bad_input_is_one_line_and_exit_2(argv, text, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and text in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_node_exporter_in_container_hosts_scraped_by_prometheus(host_image, tmp_path):
+    """Real containers, node_exporter and Prometheus: the hosts' own CA ports only, exactly."""
+    need_servers()
+    ap = APPROACHES["node-exporter"]()
+    ap.hosts = 4
+    row = run_one(ap, SIZES[32], tmp_path / "work", interval=2, sweeps=2)
+    assert "error" not in row, row.get("error")
+    assert row["ports_expected"] == 4 and row["fabric_ports"] == 128       # no switch ports seen
+    assert row["completeness"] == [1.0, 1.0] and row["reported_ports_per_sweep"] == 4
+    assert row["data_rel_err_max"] < 1e-6 and row["link_downed_exact"] == 1.0
+    assert row["event_latency_counter_s"] is not None
