@@ -414,6 +414,7 @@ def sweep_perfquery(ctx: SweepContext, k: int) -> dict:
     calls += [("ca", g, ["perfquery", "-x", "-G", f"0x{g:016x}", str(p)], (p,))
               for g, ps in cas.items() for p in ps]
     pool = ThreadPoolExecutor(max_workers=max(1, ctx.concurrency))
+    read = 0
     try:
         futs = {}
         for _kind, g, args, ps in calls:
@@ -425,6 +426,7 @@ def sweep_perfquery(ctx: SweepContext, k: int) -> dict:
             sw.account(r)
             if not r.ok:
                 continue
+            read += 1
             g, ps = futs[fut]
             t = time.perf_counter()
             blocks = parse_perfquery(r.stdout)
@@ -433,6 +435,8 @@ def sweep_perfquery(ctx: SweepContext, k: int) -> dict:
             sw.emit([(g, port, vals) for _lid, port, vals in blocks if port in wanted], r.returned)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+    if read == 0:                                       # not one counter read succeeded
+        sw.fail()
     if ctx.stop.is_set():
         sw.s["interrupted"] = True
     return sw.done()
