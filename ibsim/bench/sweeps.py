@@ -335,7 +335,6 @@ class _Sweep:
                   "dropped": 0, "timeouts": 0, "tool_calls": 0, "tool_failures": 0, "tool_timeouts": 0,
                   "output_bytes": 0, "parse_s": 0.0, "send_s": 0.0, "resolve_calls": 0, "unresolved": 0}
         self.ports: set = set()
-        self.pending: list = []       # (port GUID, port, values, ts) waiting for a GUID resolve
         self.resolved_once = False
 
     def tool(self, args, ok_codes=(0,)) -> ToolResult:
@@ -362,23 +361,18 @@ class _Sweep:
             self.s["parse_s"] += time.perf_counter() - t
 
     def emit(self, ports, ts: float) -> None:
-        """Queue ``[(port GUID, port, values)]`` read at ``ts``; sent once their node GUIDs are known."""
-        ts = int(ts)
-        self.pending.extend((g, p, v, ts) for g, p, v in ports if v)
-        if any(g not in self.ctx.guids for g, *_ in self.pending) and not self.resolved_once:
+        """Send ``[(port GUID, port, values)]`` read at ``ts`` (unix s) under their node GUIDs."""
+        ports = [x for x in ports if x[2]]
+        if not self.resolved_once and any(g not in self.ctx.guids for g, _p, _v in ports):
             self.resolve()
-        self.flush()
-
-    def flush(self) -> None:
         lines = []
-        for g, p, v, ts in self.pending:
+        for g, p, v in ports:
             node = self.ctx.guids.get(g)
             if node is None:                       # not in the topology dump: keep the port GUID
                 self.s["unresolved"] += 1
                 node = g
             self.ports.add((node, p))
-            lines += metric_lines(self.ctx.prefix, node, p, v, ts)
-        self.pending.clear()
+            lines += metric_lines(self.ctx.prefix, node, p, v, int(ts))
         t = time.perf_counter()
         sent, dropped = self.ctx.carbon.send(lines)
         self.s["send_s"] += time.perf_counter() - t
@@ -409,16 +403,13 @@ def sweep_perfquery(ctx: SweepContext, k: int) -> dict:
     if not switches:
         sw.fail()
         return sw.done()
-    calls = [("sw", g, ["perfquery", "-l", "-x", "-G", f"0x{g:016x}", ",".join(map(str, ps))], ps)
+    calls = [(g, ps, ["perfquery", "-l", "-x", "-G", f"0x{g:016x}", ",".join(map(str, ps))])
              for g, ps in switches.items()]
-    calls += [("ca", g, ["perfquery", "-x", "-G", f"0x{g:016x}", str(p)], (p,))
-              for g, ps in cas.items() for p in ps]
+    calls += [(g, (p,), ["perfquery", "-x", "-G", f"0x{g:016x}", str(p)]) for g, ps in cas.items() for p in ps]
     pool = ThreadPoolExecutor(max_workers=max(1, ctx.concurrency))
     read = 0
     try:
-        futs = {}
-        for _kind, g, args, ps in calls:
-            futs[pool.submit(_maybe_run, ctx, args)] = (g, ps)
+        futs = {pool.submit(_maybe_run, ctx, args): (g, ps) for g, ps, args in calls}
         for fut in as_completed(futs):
             r = fut.result()
             if r is None:                                   # stopped before it ran
