@@ -6,4 +6,5 @@ another against the same live simulated fabric; ground truth from the engine.
 
 ofed      run OpenSM and infiniband-diags against a MAD server (umad2sim environment, PIDs)
 carbon    a private carbon-cache: start, read back (cache query + whisper), stop by PID
+sweeps    the tool-sweep collector (perfquery per switch, ibqueryerrors), its own process
 """

@@ -14,9 +14,11 @@ perfmgr-naive           OpenSM PerfMgr + the 2014 plugin design: a UDP socket pe
 perfmgr-batched         OpenSM PerfMgr + a well-built plugin: bounded queue, own thread,
                         one TCP connection, batches, cumulative values, traps as series
 sweep-perfquery         ``ibnetdiscover --ports`` + ``perfquery -l -x -G`` per switch and
-                        ``perfquery -x`` per CA port, one at a time
+                        ``perfquery -x`` per CA port, one at a time (data and packet
+                        counters: ibsim's PortCountersExtended has no error fields)
 sweep-perfquery-par     the same with 4 tool calls at once
-sweep-ibqueryerrors     one ``ibqueryerrors --data ...`` per sweep (needs OpenSM's SA)
+sweep-ibqueryerrors     one ``ibqueryerrors --data ...`` per sweep (needs OpenSM's SA; prints
+                        only ports with an error counter or PortXmitWait above 0)
 node-exporter           node_exporter in container hosts, scraped by Prometheus (CA ports
                         of the containerised hosts only)
 direct                  ibsim's own Graphite exporter: the engine's counters, no MADs
@@ -181,7 +183,10 @@ class ToolSweep(Approach):
         cmd = [sys.executable, "-m", "ibsim.bench.sweeps", "--mode", self.mode,
                "--concurrency", str(self.concurrency), "--interval", str(ctx.interval),
                "--carbon", f"127.0.0.1:{ctx.carbon.ports['line']}", "--prefix", PREFIX,
-               "--stats", str(ctx.stats_path), "--sim-host", ctx.live.sm_node, *ctx.live.tool_args()]
+               "--stats", str(ctx.stats_path), "--sim-host", ctx.live.sm_node, *ctx.live.tool_args(),
+               "--until", str(int(time.time()) + 7 * 86400),       # stopped by SIGTERM
+               # treydock's per-call default; one ibqueryerrors call covers the whole fabric
+               "--timeout", str(5 if self.mode == "perfquery" else max(5, 3 * ctx.interval))]
         if self.mode == "perfquery":
             cmd.append("--hca")
         env = dict(os.environ)
