@@ -137,6 +137,8 @@ def ours(case: dict):
     pair_of_flow : ndarray of int64, (flows,)
     rounds : int
         Freezing rounds the allocation used.
+    alloc_s : float
+        Seconds in :func:`~ibsim.engine.allocation.max_min_allocate` alone.
     """
     import numpy as np
 
@@ -154,16 +156,18 @@ def ours(case: dict):
     if not ok.all():
         raise RuntimeError(f"{int((~ok).sum())} pairs have no path on the LFTs")
     paths = np.vstack([s_port[None, :].astype(np.int32), walked])
+    t = time.perf_counter()
     alloc = max_min_allocate(paths, weight, np.full(uniq.size, np.inf), case["capacity"],
                              max_iter=MAX_ROUNDS)
     if not alloc.converged:
         raise RuntimeError(f"max_min_allocate did not converge in {MAX_ROUNDS} rounds")
+    alloc_s = time.perf_counter() - t
     rate = (alloc.rate / weight)[inv]
-    return rate, np.stack([s_port, d_port], axis=1), paths, inv, alloc.iterations
+    return rate, np.stack([s_port, d_port], axis=1), paths, inv, alloc.iterations, alloc_s
 
 
-def platform_spec(case: dict, pairs, paths, pair_of_flow) -> dict:
-    """What the SimGrid child builds: hosts, split-duplex cables, routes and flows (plain lists)."""
+def platform_spec(case: dict, pairs, paths, pair_of_flow, cfg: list[str]) -> dict:
+    """What the SimGrid child builds: settings, hosts, split-duplex cables, routes and flows (plain lists)."""
     import numpy as np
 
     f = case["fabric"]
@@ -189,7 +193,7 @@ def platform_spec(case: dict, pairs, paths, pair_of_flow) -> dict:
         keep = c >= 0
         routes.append([int(host_of[p, 0]), int(host_of[p, 1]),
                        [[int(x), int(d)] for x, d in zip(c[keep], direction[keep, p])]])
-    return {"hosts": [f.port_label(int(h)) for h in hosts],
+    return {"cfg": cfg, "hosts": [f.port_label(int(h)) for h in hosts],
             "cables": [[f.port_label(int(c)), float(cap[c])] for c in cables],
             "routes": routes, "flows": pair_of_flow.astype(int).tolist(),
             "comm_bytes": COMM_BYTES, "read_at_s": READ_AT_S}
@@ -221,7 +225,7 @@ def simgrid_child(spec_path: str) -> int:
     with open(spec_path) as fh:
         spec = json.load(fh)
     t0 = time.perf_counter()
-    e = sg.Engine(["peer_simgrid", *SIMGRID_CFG])
+    e = sg.Engine(["peer_simgrid", *spec["cfg"]])
     zone = sg.NetZone.create_full_zone("fabric")
     hosts = [zone.create_host(name, 1e9).seal() for name in spec["hosts"]]
     links = []
@@ -243,11 +247,12 @@ def simgrid_child(spec_path: str) -> int:
         comms = [sg.Comm.sendto_async(a, b, size) for a, b in ends]
         t2 = time.perf_counter()
         sg.this_actor.sleep_for(spec["read_at_s"])
+        t3 = time.perf_counter()
         now = sg.Engine.clock
         rates = [(size - c.remaining) / now for c in comms]
-        t3 = time.perf_counter()
+        t4 = time.perf_counter()
         out = {"rates": rates, "platform_s": platform_s, "start_s": t2 - t1, "solve_s": t3 - t2,
-               "clock": now, "version": sg.simgrid_version}
+               "read_s": t4 - t3, "clock": now, "version": sg.simgrid_version}
         sys.stdout.write(json.dumps(out))
         sys.stdout.flush()
         os._exit(0)        # the comms would run on for hours of simulated time
@@ -276,34 +281,37 @@ def run_simgrid(spec: dict, python: str, timeout: float) -> dict | None:
 # ----------------------------------------------------------------- one size, all sizes
 
 def compare(flows: int, radix: int, levels: int, *, seed: int, routing: str, slow_frac: float,
-            repeat: int, python: str, timeout: float) -> dict:
+            repeat: int, python: str, timeout: float, cfg: list[str]) -> dict:
     """One row of the table."""
     import numpy as np
 
     case = build_case(radix, levels, flows, seed, routing, slow_frac)
-    best = float("inf")
+    best = best_alloc = float("inf")
     for _ in range(repeat):
         t = time.perf_counter()
-        rate, pairs, paths, pair_of_flow, rounds = ours(case)
+        rate, pairs, paths, pair_of_flow, rounds, alloc_s = ours(case)
         best = min(best, time.perf_counter() - t)
+        best_alloc = min(best_alloc, alloc_s)
     row = {"flows": flows, "topology": f"fat_tree({radix}, {levels})",
            "cas": int((~case["fabric"].is_switch & (case["fabric"].peer_of_port >= 0)).sum()),
-           "pairs": int(pairs.shape[0]), "ours_s": best, "ours_setup_s": round(case["setup_s"], 3),
+           "pairs": int(pairs.shape[0]), "ours_s": round(best, 5), "ours_alloc_s": round(best_alloc, 5),
+           "ours_setup_s": round(case["setup_s"], 3),
            "alloc_rounds": rounds, "rate_levels": int(np.unique(np.round(rate / rate.max(), 9)).size)}
-    spec = platform_spec(case, pairs, paths, pair_of_flow)
+    spec = platform_spec(case, pairs, paths, pair_of_flow, cfg)
     row["links"] = len(spec["cables"])
     sg = run_simgrid(spec, python, timeout)
     if sg is None:
         row.update({"simgrid": "timeout", "simgrid_timeout_s": timeout, "rates_max_rel_err": None,
-                    "simgrid_s": None, "speedup": None})
+                    "simgrid_s": None, "speedup": None, "speedup_solve": None})
         return row
     theirs = np.asarray(sg["rates"])
     rel = np.abs(rate - theirs) / np.maximum(np.abs(theirs), 1e-300)
-    simgrid_s = sg["start_s"] + sg["solve_s"]
+    simgrid_s = sg["start_s"] + sg["solve_s"] + sg["read_s"]
     row.update({"simgrid": "ok", "simgrid_version": sg["version"],
                 "rates_max_rel_err": float(rel.max()), "simgrid_s": round(simgrid_s, 4),
                 "simgrid_start_s": round(sg["start_s"], 4), "simgrid_solve_s": round(sg["solve_s"], 4),
-                "simgrid_platform_s": round(sg["platform_s"], 3), "speedup": round(simgrid_s / best, 1)})
+                "simgrid_read_s": round(sg["read_s"], 4), "simgrid_platform_s": round(sg["platform_s"], 3),
+                "speedup": round(simgrid_s / best, 1), "speedup_solve": round(sg["solve_s"] / best_alloc, 1)})
     return row
 
 
@@ -316,6 +324,9 @@ def main(argv=None) -> int:
                     help="fraction of switch-to-switch cables trained at 4xDDR")
     ap.add_argument("--repeat", type=int, default=3, help="ibsim's time: best of")
     ap.add_argument("--simgrid-timeout", type=float, default=600.0, help="seconds per size")
+    ap.add_argument("--simgrid-cfg", action="append", default=[], metavar="KEY:VALUE",
+                    help="a SimGrid setting after ours (repeatable), e.g. network/crosstraffic:1 to "
+                         "measure what it changes")
     ap.add_argument("--simgrid-child", metavar="SPEC", help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -326,15 +337,16 @@ def main(argv=None) -> int:
         print("peer_simgrid: no Python imports simgrid: apt-get install python3-simgrid "
               "(tests/run.sh installs it)", file=sys.stderr)
         return 2
+    cfg = SIMGRID_CFG + [f"--cfg={c}" for c in args.simgrid_cfg]
     rows = []
     for item in args.sizes.split(","):
         flows, radix, levels = (int(x) for x in item.split(":"))
         rows.append(compare(flows, radix, levels, seed=args.seed, routing=args.routing,
                             slow_frac=args.slow_frac, repeat=args.repeat, python=python,
-                            timeout=args.simgrid_timeout))
+                            timeout=args.simgrid_timeout, cfg=cfg))
     both = [r for r in rows if r["simgrid"] == "ok"]
     out = {"routing": args.routing, "slow_frac": args.slow_frac, "seed": args.seed,
-           "simgrid_python": python, "simgrid_cfg": SIMGRID_CFG, "sizes": rows}
+           "simgrid_python": python, "simgrid_cfg": cfg, "sizes": rows}
     if both:
         out["targets_met"] = {
             "rates_max_rel_err<=1e-6": all(r["rates_max_rel_err"] <= 1e-6 for r in both),
