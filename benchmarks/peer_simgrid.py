@@ -45,7 +45,8 @@ reported (``simgrid: "timeout"``), not a crash, and the child is stopped.
 Timed, per size, in the same run (the machine is shared: ratios, not
 absolutes): ``ours_s`` is aggregation + path walk + allocation + per-flow
 rates (best of ``--repeat``); ``simgrid_s`` is starting the comms + the
-solve up to reading every rate (``simgrid_start_s`` + ``simgrid_solve_s``);
+solve + reading every rate (``simgrid_start_s`` + ``simgrid_solve_s`` +
+``simgrid_read_s``, best of ``--repeat`` child runs);
 building the platform (``simgrid_platform_s``) and ibsim's compile and
 routing (``ours_setup_s``) are reported apart and not in the ratio.
 ``speedup`` = simgrid_s / ours_s. Goals: ``rates_max_rel_err`` <= 1e-6;
@@ -280,6 +281,11 @@ def run_simgrid(spec: dict, python: str, timeout: float) -> dict | None:
 
 # ----------------------------------------------------------------- one size, all sizes
 
+def _total(sg: dict) -> float:
+    """SimGrid's compared seconds: starting the comms, the solve, reading the rates."""
+    return sg["start_s"] + sg["solve_s"] + sg["read_s"]
+
+
 def compare(flows: int, radix: int, levels: int, *, seed: int, routing: str, slow_frac: float,
             repeat: int, python: str, timeout: float, cfg: list[str]) -> dict:
     """One row of the table."""
@@ -299,14 +305,21 @@ def compare(flows: int, radix: int, levels: int, *, seed: int, routing: str, slo
            "alloc_rounds": rounds, "rate_levels": int(np.unique(np.round(rate / rate.max(), 9)).size)}
     spec = platform_spec(case, pairs, paths, pair_of_flow, cfg)
     row["links"] = len(spec["cables"])
-    sg = run_simgrid(spec, python, timeout)
+    sg = None
+    for _ in range(repeat):                  # best of, as for ours; a timeout ends the size
+        got = run_simgrid(spec, python, timeout)
+        if got is None:
+            sg = None
+            break
+        if sg is None or _total(got) < _total(sg):
+            sg = got
     if sg is None:
         row.update({"simgrid": "timeout", "simgrid_timeout_s": timeout, "rates_max_rel_err": None,
                     "simgrid_s": None, "speedup": None, "speedup_solve": None})
         return row
     theirs = np.asarray(sg["rates"])
     rel = np.abs(rate - theirs) / np.maximum(np.abs(theirs), 1e-300)
-    simgrid_s = sg["start_s"] + sg["solve_s"] + sg["read_s"]
+    simgrid_s = _total(sg)
     row.update({"simgrid": "ok", "simgrid_version": sg["version"],
                 "rates_max_rel_err": float(rel.max()), "simgrid_s": round(simgrid_s, 4),
                 "simgrid_start_s": round(sg["start_s"], 4), "simgrid_solve_s": round(sg["solve_s"], 4),
@@ -322,7 +335,7 @@ def main(argv=None) -> int:
     ap.add_argument("--routing", default="ftree")
     ap.add_argument("--slow-frac", type=float, default=0.05,
                     help="fraction of switch-to-switch cables trained at 4xDDR")
-    ap.add_argument("--repeat", type=int, default=3, help="ibsim's time: best of")
+    ap.add_argument("--repeat", type=int, default=3, help="times: best of (ibsim and SimGrid)")
     ap.add_argument("--simgrid-timeout", type=float, default=600.0, help="seconds per size")
     ap.add_argument("--simgrid-cfg", action="append", default=[], metavar="KEY:VALUE",
                     help="a SimGrid setting after ours (repeatable), e.g. network/crosstraffic:1 to "
