@@ -34,6 +34,8 @@ sys.path.insert(0, str(REPO))
 def measure(radix: int, workdir: Path, timeout: float = 300.0) -> dict:
     import uuid
 
+    import numpy as np
+
     from ibsim.bench.ofed import OpenSM
     from ibsim.engine.simulation import Simulation
     from ibsim.fabric import compile_fabric
@@ -52,7 +54,6 @@ def measure(radix: int, workdir: Path, timeout: float = 300.0) -> dict:
                     extra=["-s", "0"]) as osm:
             osm.wait_up(timeout)
             initial = osm.up_span_s()
-            import numpy as np
             isl = f.is_switch & (f.peer_of_port >= 0) & (f.port_num > 0)
             isl &= f.is_switch[np.maximum(f.peer_of_port, 0)]
             up = int(np.flatnonzero(isl)[0])                       # the first switch-to-switch port
