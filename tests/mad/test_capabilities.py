@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ibsim.fabric import SPEED_NAMES
 from ibsim.topology import fat_tree, read_topology
 from tests.fabric.test_devices import ddr_isl_topology
 from tests.mad.conftest import field, make_sim, needs_tools, serving, tool
@@ -30,7 +31,7 @@ def test_iblinkinfo_says_could_be_edr_for_a_ddr_cable_between_edr_switches(tmp_p
         assert len(slow) == 2, out                                   # the DDR cable, both ends
         assert all(COULD_BE_EDR in ln for ln in slow), slow
         assert out.count("Could be") == 2, out                      # nothing else is degraded
-        p = [p for p in range(f.n_ports) if f.peer_of_port[p] >= 0 and f.cable_speed[p] == 2][0]
+        p = [p for p in range(f.n_ports) if f.peer_of_port[p] >= 0 and f.cable_speed[p] == SPEED_NAMES.index("DDR")][0]
         n = f.node_of_port[p]
         lid = int(sim.state.lid[f.first_port[n]])
         pi = tool(sock, "smpquery", "portinfo", str(lid), str(int(f.port_num[p])), cwd=tmp_path).stdout
