@@ -240,12 +240,14 @@ class _Timed:
 
     def write(self, snap) -> None:
         before = self.exporter.stats().get("sent", 0)
-        t0 = min(time.time(), snap.wall_time)         # the values are those of the snapshot's instant
+        t0 = time.time()
         self.exporter.write(snap)
         t1 = time.time()
         st = self.exporter.stats()
         self._k += 1
-        self._fh.write(json.dumps({"sweep": self._k, "t0": t0, "t1": t1, "ports": self._n_ports,
+        # "stamp": the instant the values are of (the snapshot's), which may precede t0
+        self._fh.write(json.dumps({"sweep": self._k, "t0": t0, "t1": t1, "stamp": snap.wall_time,
+                                   "ports": self._n_ports,
                                    "points": st.get("sent", 0) - before, "dropped": st.get("dropped", 0),
                                    "timeouts": 0}) + "\n")
         self._fh.flush()

@@ -197,12 +197,12 @@ def _completeness(carbon, f, expected, measured, approach) -> list[float]:
     names = metric_ports(f, PREFIX, "port_xmit_data", expected, approach.guid_style)
     if not measured:
         return []
-    since = math.floor(min(s["t0"] for s in measured)) - 2
+    since = math.floor(min(min(s["t0"], s.get("stamp", s["t0"])) for s in measured)) - 2
     pts = carbon.points(names, since=since)
     stamps = [np.fromiter(pts[m].keys(), dtype=np.int64) if pts.get(m) else np.empty(0, np.int64) for m in names]
     out = []
     for s in measured:
-        lo, hi = math.floor(s["t0"]) - 1, math.ceil(s["t1"]) + 1
+        lo, hi = math.floor(min(s["t0"], s.get("stamp", s["t0"]))) - 1, math.ceil(s["t1"]) + 1
         seen = sum(bool(((st >= lo) & (st <= hi)).any()) for st in stamps)
         out.append(round(seen / max(len(names), 1), 6))
     return out
