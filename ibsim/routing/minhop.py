@@ -41,8 +41,8 @@ def min_hop_lfts(sg: SwitchGraph, lft: np.ndarray, *, only_switch_lids: bool = F
     row_of = np.full(sg.n_sw, -1, dtype=np.int64)
     row_of[targets] = np.arange(targets.size)
 
-    def cand(t: int) -> np.ndarray:
-        return candidates_toward(dist[row_of[t]], nbr_sent)
+    def cand(ts: np.ndarray) -> np.ndarray:
+        return candidates_toward(dist[row_of[ts]], nbr_sent)
 
     keep = sg.dest_is_switch if only_switch_lids else None
     return assign_least_loaded(sg, lft, cand, load, keep)

@@ -172,8 +172,10 @@ def route_updn(sg: SwitchGraph, roots=None) -> np.ndarray:
     row_of = np.full(sg.n_sw, -1, dtype=np.int64)
     row_of[targets] = np.arange(targets.size)
 
-    def cand(t: int) -> np.ndarray:
-        i = row_of[t]
+    def cand(ts: np.ndarray) -> np.ndarray:
+        return np.stack([_cand_one(row_of[t]) for t in ts.tolist()])
+
+    def _cand_one(i: int) -> np.ndarray:
         d = dd[i].astype(np.int32)
         p = pd[i].astype(np.int32)
         dext = np.append(dd[i], INF)
