@@ -138,8 +138,13 @@ def test_minhop_balances_lids_per_port(rh):
 
 
 # -------------------------------------------------------------------- updn
-def assert_updn_legal(rh, fab, lft, pos, up=None, every_switch_to_ca=True):
-    """Every walked route (switch -> any LID) is up* then down*; no loops."""
+def assert_updn_legal(rh, fab, lft, order, up=None, every_switch_to_ca=True):
+    """Every walked route (switch -> any LID) is up* then down*; no loops.
+
+    A move is up when it goes to a switch earlier in ``order.pos``, except
+    between two roots, which OpenSM's updn counts as down both ways."""
+    pos = order.pos
+    root = order.rank == 0
     lids = np.flatnonzero(fab.lid_to_port() >= 0)
     _, dst, res = rh.all_routes(fab, lft, lids, record=True, up=up)
     assert (res.status != 2).all()
@@ -149,8 +154,10 @@ def assert_updn_legal(rh, fab, lft, pos, up=None, every_switch_to_ca=True):
     path = res.path
     valid = (path[:, 1:] >= 0)
     p = pos[np.maximum(path, 0)]
-    step_up = (p[:, 1:] < p[:, :-1]) & valid
-    step_down = (p[:, 1:] > p[:, :-1]) & valid
+    r = root[np.maximum(path, 0)]
+    both_roots = r[:, 1:] & r[:, :-1]
+    step_up = (p[:, 1:] < p[:, :-1]) & valid & ~both_roots
+    step_down = ((p[:, 1:] > p[:, :-1]) | both_roots) & valid
     assert not (valid & (p[:, 1:] == p[:, :-1])).any()
     went_down = np.cumsum(step_down, axis=1) > 0
     # an up move after any earlier down move is illegal
@@ -161,7 +168,7 @@ def assert_updn_legal(rh, fab, lft, pos, up=None, every_switch_to_ca=True):
 def test_updn_never_turns_down_then_up(rh, topo, tiny_topology):
     fab = compile_fabric(build(rh, topo, tiny_topology))
     lft = compute_lfts(fab, "updn")
-    assert_updn_legal(rh, fab, lft, updn_order(fab).pos)
+    assert_updn_legal(rh, fab, lft, updn_order(fab))
 
 
 def test_updn_with_given_roots_on_a_torus(rh):
@@ -170,7 +177,7 @@ def test_updn_with_given_roots_on_a_torus(rh):
     lft = compute_lfts(fab, "updn", roots=[root])
     order = updn_order(fab, roots=[root])
     assert order.rank[5] == 0 and order.pos[5] == 0
-    assert_updn_legal(rh, fab, lft, order.pos)
+    assert_updn_legal(rh, fab, lft, order)
     assert route_metrics(fab, lft)["unreachable"] == 0
 
 
@@ -335,7 +342,7 @@ def test_downed_links_are_routed_around(rh, engine):
             "updn": is_leaf[src] & ~to_sw}[engine]
     assert (res.status[must] == 0).all()
     if engine == "updn":
-        assert_updn_legal(rh, fab, lft, updn_order(fab, up=up).pos, every_switch_to_ca=False, up=up)
+        assert_updn_legal(rh, fab, lft, updn_order(fab, up=up), every_switch_to_ca=False, up=up)
 
 
 def test_minhop_after_link_down_equals_bfs(rh):
@@ -377,5 +384,6 @@ def test_isolated_ca_is_unreachable_not_an_error():
 def test_updn_check_catches_illegal_routes(rh):
     # the checker itself: min-hop routes on a torus do turn down then up
     fab = compile_fabric(rh.torus2d(4, 4))
+    root = [int(fab.node_guid[fab.node_of_switch[0]])]
     with pytest.raises(AssertionError):
-        assert_updn_legal(rh, fab, compute_lfts(fab, "minhop"), updn_order(fab).pos)
+        assert_updn_legal(rh, fab, compute_lfts(fab, "minhop"), updn_order(fab, roots=root))
