@@ -171,6 +171,34 @@ def edr_cluster(seed: int = 0, cables: int = 6, hosts: int = 24) -> Topology:
     return shuffle_lids(t.validate(), seed)
 
 
+def random_fabric(seed: int, n: int = 10, degree: int = 4, hosts: int = 2) -> Topology:
+    """``n`` 16-port switches: a ring plus random chords (some doubled), ``hosts`` CAs each,
+    random GUIDs, LIDs in no order."""
+    rng = np.random.default_rng(seed)
+    t = Topology(f"random{seed}")
+    sw = [int(x) << 4 for x in rng.choice(1 << 30, n, replace=False)]
+    for i, g in enumerate(sw):
+        t.add_switch(g, 16, f"sw{i}")
+    free = {g: hosts + 1 for g in sw}
+    pairs = {(i, (i + 1) % n) for i in range(n)}
+    while len(pairs) < n * degree // 2:
+        a, b = rng.choice(n, 2, replace=False)
+        pairs.add((int(a), int(b)))
+    for a, b in sorted(pairs):
+        for _ in range(1 + int(rng.integers(0, 2))):
+            ga, gb = sw[a], sw[b]
+            if free[ga] <= 16 and free[gb] <= 16:
+                t.add_link(ga, free[ga], gb, free[gb])
+                free[ga] += 1
+                free[gb] += 1
+    for i, g in enumerate(sw):
+        for h in range(hosts):
+            c = CA + 16 * (i * hosts + h)
+            t.add_ca(c, 1, f"h{i * hosts + h + 1}")
+            t.add_link(g, h + 1, c, 1)
+    return shuffle_lids(t.validate(), seed)
+
+
 # ----------------------------------------------------------- OpenSM on our MAD server
 def shuffle_lids(topo: Topology, seed: int = 0) -> Topology:
     """Preset LIDs in a random order (switch port 0 and every cabled CA port), in place."""

@@ -387,3 +387,31 @@ def test_updn_check_catches_illegal_routes(rh):
     root = [int(fab.node_guid[fab.node_of_switch[0]])]
     with pytest.raises(AssertionError):
         assert_updn_legal(rh, fab, compute_lfts(fab, "minhop"), updn_order(fab, roots=root))
+
+
+def test_destinations_come_in_opensm_order():
+    # OpenSM routes end ports switch by switch: most end-port links first, ties
+    # in its switch table's order (node GUIDs compared in network byte order),
+    # then by the switch's port number; switch LIDs last
+    from ibsim.routing.graph import SwitchGraph
+    from ibsim.topology import Topology
+    t = Topology("order")
+    for g in (0x0100, 0x0001, 0x0002):       # byte-swapped: 0x0100 < 0x0001 < 0x0002
+        t.add_switch(g, 8, f"sw{g:04x}")
+    t.add_link(0x0100, 7, 0x0001, 7)
+    t.add_link(0x0001, 8, 0x0002, 7)
+    hosts = {0x0100: [3, 1], 0x0001: [2, 5], 0x0002: [4, 1, 2]}
+    lid, ca = 40, 0x9000
+    for sw, ports in hosts.items():
+        for p in ports:
+            ca += 0x10
+            lid -= 1                          # LIDs fall as ports are cabled
+            t.add_ca(ca, 1, f"h{ca:x}", lids={1: lid})
+            t.add_link(sw, p, ca, 1)
+    fab = compile_fabric(t)
+    sg = SwitchGraph(fab)
+    groups, sw_targets, _ = sg.osm_order()
+    guid = fab.node_guid[fab.node_of_switch]
+    assert [int(guid[t]) for t, _ in groups] == [0x0002, 0x0100, 0x0001]
+    assert [sg.dest_exit[idx].tolist() for _, idx in groups] == [[1, 2, 4], [1, 3], [2, 5]]
+    assert sorted(sw_targets.tolist()) == [0, 1, 2]
