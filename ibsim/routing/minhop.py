@@ -3,8 +3,10 @@
 Every switch forwards each destination LID out of a port on a shortest path
 (over usable links) to the switch the LID hangs off. Among equal-hop ports it
 takes the one already carrying the fewest CA LIDs, ties to the lowest port
-number (:func:`~ibsim.routing.graph.assign_least_loaded`), as OpenSM's
-``osm_switch_recommend_path`` does with LMC 0.
+number, visiting destinations in OpenSM's order
+(:func:`~ibsim.routing.graph.assign_least_loaded`), as OpenSM's
+``osm_ucast_mgr`` and ``osm_switch_recommend_path`` do with LMC 0: the
+tables equal OpenSM 3.3.23's entry for entry on any fabric.
 """
 
 from __future__ import annotations
