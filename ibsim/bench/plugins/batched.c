@@ -19,7 +19,7 @@
  * Options (event_plugin_options): host= port= (carbon's line or pickle
  * port) prefix= stats= gap= proto=plaintext|pickle queue= batch= flush=.
  * Statistics: see common.h; this plugin adds "queue_max" (the queue's high
- * water mark in the sweep) and "reconnects".
+ * water mark in the sweep) and "connects" (connections made to carbon so far).
  */
 #include "common.h"
 
@@ -55,7 +55,7 @@ struct batched {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct bev *q;
-	size_t cap, head, n, high;
+	size_t cap, head, n, high, high_all;
 	int stopping;
 	double deadline;          /* when stopping: give up on carbon after this */
 	pthread_t th;
@@ -71,7 +71,7 @@ struct batched {
 	struct buf out;
 	size_t frame_at;          /* pickle: offset of the open frame's header */
 	int fd;
-	uint64_t reconnects;
+	uint64_t connects;          /* connections made to carbon */
 };
 
 /* ------------------------------------------------------------ payload */
@@ -311,7 +311,7 @@ static void deliver(struct batched *p, uint64_t points)
 		if (p->fd < 0) {
 			p->fd = connect_carbon(p);
 			if (p->fd >= 0)
-				IBSIM_ADD(p->reconnects, 1);
+				IBSIM_ADD(p->connects, 1);
 		}
 		if (p->fd >= 0) {
 			if (send_all(p->fd, p->out.p, p->out.n) == 0) {
@@ -372,12 +372,12 @@ static void batched_extra(void *ctx, FILE *fp, int final)
 	struct batched *p = ctx;
 	size_t high;
 	pthread_mutex_lock(&p->mu);
-	high = p->high;
+	high = final ? p->high_all : p->high;
 	if (!final)
 		p->high = p->n;
 	pthread_mutex_unlock(&p->mu);
-	fprintf(fp, ", \"queue_max\": %zu, \"reconnects\": %" PRIu64, high,
-		IBSIM_GET(p->reconnects));
+	fprintf(fp, ", \"queue_max\": %zu, \"connects\": %" PRIu64, high,
+		IBSIM_GET(p->connects));
 }
 
 static void batched_free(struct batched *p)
@@ -520,8 +520,11 @@ static void batched_report(void *data, osm_epi_event_id_t id, void *ev)
 	}
 	if (p->n++ == 0)
 		pthread_cond_signal(&p->cv);         /* the thread waits only on an empty queue */
-	if (p->n > p->high)
+	if (p->n > p->high) {
 		p->high = p->n;
+		if (p->n > p->high_all)
+			p->high_all = p->n;
+	}
 	pthread_mutex_unlock(&p->mu);
 }
 
