@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ibsim.bench.carbon import Carbon
+from ibsim.bench.carbon import Carbon, free_port
 from ibsim.bench.ofed import OpenSM, have_tools
 from ibsim.bench.plugins import (PLUGINS, SOURCE_DIR, build_plugin, opensm_config, read_stats,
                                  wait_plugin_loaded)
@@ -83,8 +83,8 @@ def plugin_opensm(tmp_path, name, sim, sock, **kw):
     stats = tmp_path / f"{name}.jsonl"
     osm = None
     try:
-        config, env = opensm_config(name, carbon=carbon, stats=stats, sweep_time_s=1,
-                                    outdir=tmp_path / "build", **kw)
+        kw.setdefault("carbon", carbon)
+        config, env = opensm_config(name, stats=stats, sweep_time_s=1, outdir=tmp_path / "build", **kw)
         osm = OpenSM(tmp_path / "osm", sockname=sock, sim_host="node001 HCA-1", config=config, env=env)
         wait_plugin_loaded(osm, name)
         osm.wait_up(WAIT)
@@ -314,3 +314,19 @@ def test_the_c_sources_are_package_data():
     files = [p.relative_to(SOURCE_DIR.parent).as_posix() for p in SOURCE_DIR.iterdir()]
     assert {spec.source for spec in PLUGINS.values()} <= {Path(f).name for f in files}
     assert all(any(fnmatch.fnmatch(f, g) for g in globs) for f in files), (files, globs)
+
+
+@opensm_test
+def test_batched_plugin_drops_when_its_queue_is_full_and_never_blocks_perfmgr(tmp_path):
+    sim = make_sim(fat_tree(4, 2), tick=0.05)
+    nowhere = ("127.0.0.1", free_port())                      # nothing listens: every send fails
+    with serving(sim) as (srv, sock), ticking(sim):
+        with plugin_opensm(tmp_path, "batched", sim, sock, carbon=nowhere, queue=16, batch=8,
+                           flush_s=1.0) as (osm, carbon, stats):
+            sweeps = wait_sweeps(stats, 4, osm)
+        _, final = read_stats(stats)
+    # PerfMgr went on sweeping every port; what found no room (or no carbon by the end) was counted
+    assert all(s["dc"] == s["pe"] == 32 for s in sweeps)
+    assert sweeps[-1]["dropped"] == 21 * 32 and sweeps[-1]["queue_max"] == 16
+    assert final is not None and final["points"] == 0 and final["send_errors"] >= 1
+    assert final["dropped"] == 13 * final["pe"] + 8 * final["dc"] + final["traps"]
