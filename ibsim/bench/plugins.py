@@ -267,10 +267,10 @@ def opensm_config(name: str, *, carbon, stats, prefix: str = "ib", sweep_time_s:
                "sweep_interval": int(sweep_interval_s), "event_plugin_name": spec.library,
                "event_plugin_options": " ".join(options), **(extra or {})}
     text = "".join(f"{k} {v}\n" for k, v in entries.items())
-    env = {"LD_LIBRARY_PATH": os.pathsep.join([str(Path(lib).parent)]
-                                              + ([os.environ["LD_LIBRARY_PATH"]]
-                                                 if os.environ.get("LD_LIBRARY_PATH") else []))}
-    return text, env
+    paths = [str(Path(lib).parent)]
+    if os.environ.get("LD_LIBRARY_PATH"):
+        paths.append(os.environ["LD_LIBRARY_PATH"])
+    return text, {"LD_LIBRARY_PATH": os.pathsep.join(paths)}
 
 
 #: what OpenSM logs when a plugin does not load
