@@ -124,23 +124,34 @@ class Approach:
     def stop(self, ctx: Context) -> None:
         """Stop collecting; the statistics file is complete afterwards."""
 
+    def extra(self, ctx: Context) -> dict:
+        """More result keys, after :meth:`stop`."""
+        return {}
+
 
 # ---------------------------------------------------------------------- PerfMgr plugins
 class PerfMgrPlugin(Approach):
     perfmgr = True
     plugin = ""
 
+    @staticmethod
+    def build_dir() -> Path:
+        """Where the plugins are built (cached by a hash of their sources)."""
+        import tempfile
+        return Path(tempfile.gettempdir()) / f"ibsim-bench-plugins-{os.getuid()}"
+
     def check(self) -> None:
-        from .plugins import check_build_tools
-        check_build_tools()
+        from .plugins import build_plugin
+        build_plugin(self.plugin, self.build_dir())      # gcc and the headers, or one line
 
     def opensm_config(self, ctx: Context) -> tuple[str, dict]:
-        from .plugins import build_plugin, opensm_config
-        build_plugin(self.plugin, ctx.options.get("build_dir", ctx.dir / "build"))
-        port = ctx.carbon.ports["udp" if self.carbon_udp else "line"]
-        return opensm_config(self.plugin, host="127.0.0.1", port=port, stats=ctx.stats_path,
-                             prefix=PREFIX, sweep_time_s=ctx.interval,
-                             build_dir=ctx.options.get("build_dir", ctx.dir / "build"))
+        from .plugins import opensm_config
+        return opensm_config(self.plugin, carbon=ctx.carbon, stats=ctx.stats_path, prefix=PREFIX,
+                             sweep_time_s=max(int(ctx.interval), 1), outdir=self.build_dir())
+
+    def start(self, ctx: Context) -> None:
+        from .plugins import wait_plugin_loaded
+        wait_plugin_loaded(ctx.live.opensm, self.plugin)
 
     def cpu(self, ctx: Context) -> dict:
         sm = ctx.live.opensm
@@ -148,8 +159,14 @@ class PerfMgrPlugin(Approach):
         return {"opensm": v} if v is not None else {}
 
     def stop(self, ctx: Context) -> None:
-        ctx.live.opensm.stop()                   # delete() flushes and writes the final line
+        sm = ctx.live.opensm
+        # PerfMgr's MADs that timed out ("evicting entry ... mgmt class 0x4")
+        self.mad_timeouts = sm.log_text().count("ERR 5401")
+        sm.stop(timeout=40)                      # delete() flushes and writes the final line
         ctx.live.opensm = None
+
+    def extra(self, ctx: Context) -> dict:
+        return {"perfmgr_mad_timeouts": getattr(self, "mad_timeouts", None)}
 
 
 class NaivePlugin(PerfMgrPlugin):

@@ -305,21 +305,3 @@ def wait_plugin_loaded(osm, name: str, timeout: float = 60.0) -> None:
             raise BenchError(f"OpenSM did not report loading event plugin lib{spec.library}.so within "
                              f"{timeout:g} s; see {osm.log}")
         time.sleep(0.05)
-
-
-def read_stats(path) -> tuple[list[dict], dict | None]:
-    """The per-sweep statistics lines of a plugin and its final line (None while it runs)."""
-    sweeps, final = [], None
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        return sweeps, final
-    for line in text.splitlines():
-        if not line.endswith("}"):
-            continue                       # a line being written
-        obj = json.loads(line)
-        if obj.get("final"):
-            final = obj
-        else:
-            sweeps.append(obj)
-    return sweeps, final

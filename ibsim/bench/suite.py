@@ -175,6 +175,7 @@ def run_one(approach, size, workdir, *, interval: float = 10.0, sweeps: int = 3,
         if started:
             try:
                 approach.stop(ctx)
+                row.update(approach.extra(ctx))
             except Exception as exc:          # noqa: BLE001 - a result, not a crash of the suite
                 row.setdefault("error", f"stop failed: {exc}")
         if sampler is not None:

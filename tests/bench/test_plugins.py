@@ -20,7 +20,8 @@ import pytest
 
 from ibsim.bench.carbon import Carbon, free_port
 from ibsim.bench.ofed import OpenSM, have_tools
-from ibsim.bench.plugins import (PLUGINS, SOURCE_DIR, build_plugin, opensm_config, read_stats,
+from ibsim.bench.approaches import read_stats
+from ibsim.bench.plugins import (PLUGINS, SOURCE_DIR, build_plugin, opensm_config,
                                  wait_plugin_loaded)
 from ibsim.engine.simulation import MAD_WORDS
 from ibsim.errors import BenchError
