@@ -87,6 +87,8 @@ class Approach:
     carbon_udp = False
     #: the approach sends traps as series
     traps = False
+    #: the approach collects link_downed (the counter path of the event latency)
+    link_downed = True
     #: the metric names use "0x" before the GUID
     guid_style = "plain"
 
@@ -120,6 +122,11 @@ class Approach:
     def expected_ports(self, ctx: Context):
         """Port indices this approach is expected to report (default: every cabled port)."""
         return ctx.live.cabled
+
+    def expected_final(self, ctx: Context, truth):
+        """Ports the approach must report in the sweep after the freeze, given the engine's
+        counters ``truth`` [counter, port] (default: :meth:`expected_ports`)."""
+        return self.expected_ports(ctx)
 
     def stop(self, ctx: Context) -> None:
         """Stop collecting; the statistics file is complete afterwards."""
@@ -225,6 +232,7 @@ class ToolSweep(Approach):
 
 class PerfquerySweep(ToolSweep):
     name = "sweep-perfquery"
+    link_downed = False                # perfquery -x: ibsim's PortCountersExtended has no error fields
     description = "ibnetdiscover --ports + perfquery -l -x -G per switch, perfquery -x per CA (1 at a time)"
 
 
@@ -238,6 +246,18 @@ class IbqueryerrorsSweep(ToolSweep):
     name = "sweep-ibqueryerrors"
     description = "one ibqueryerrors --data sweep (rediscovers the fabric; needs OpenSM's SA)"
     mode = "ibqueryerrors"
+
+    def expected_final(self, ctx: Context, truth):
+        """What ibqueryerrors prints: ports with an error counter or PortXmitWait above 0
+        (``--suppress-common`` leaves out PortRcvSwitchRelayErrors)."""
+        import numpy as np
+
+        from ..fabric import COUNTER_ROW, COUNTERS
+        rows = [COUNTER_ROW[c.name] for c in COUNTERS if c.bits is not None and c.name not in (
+            "port_xmit_data", "port_rcv_data", "port_xmit_packets", "port_rcv_packets",
+            "port_rcv_switch_relay_errors")] + [COUNTER_ROW["port_xmit_wait"]]
+        ports = np.asarray(self.expected_ports(ctx))
+        return ports[(truth[np.ix_(sorted(set(rows)), ports)] > 0).any(axis=0)]
 
 
 # ---------------------------------------------------------------------- direct export

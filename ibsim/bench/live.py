@@ -204,11 +204,15 @@ class LiveFabric:
 
 def scenario(size: FabricSize, *, seed: int = 7, load: float = 0.5, tick: float = 1.0,
              cluster: dict | None = None, output: str | None = None) -> Scenario:
-    """The suite's scenario: ``size``'s fat tree, routed by an external OpenSM, all-to-all at ``load``."""
+    """The suite's scenario: ``size``'s fat tree, routed by an external OpenSM, all-to-all at ``load``
+    and an incast of an eighth of the hosts into one (congestion, XmitWait)."""
     doc = {"name": f"bench-{size.cas}", "seed": seed, "clock": {"tick": f"{tick}s"},
            "topology": {"generate": "fat-tree", "radix": size.radix, "levels": size.levels},
            "routing": {"engine": "opensm"},
-           "traffic": [{"name": "a2a", "pattern": "all_to_all", "load": load}]}
+           "traffic": [{"name": "a2a", "pattern": "all_to_all", "load": load},
+                       # congestion, so PortXmitWait counts somewhere (what ibqueryerrors reports)
+                       {"name": "io", "pattern": "incast", "hosts": max(size.cas // 8, 4), "targets": 1,
+                        "load": 0.8}]}
     if cluster is not None:
         doc["cluster"] = cluster
     if output is not None:

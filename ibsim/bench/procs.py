@@ -13,7 +13,7 @@ import os
 import threading
 import time
 
-__all__ = ["cpu_seconds", "thread_cpu_seconds", "fd_count", "tree_pids", "Sampler"]
+__all__ = ["cpu_seconds", "thread_cpu_seconds", "fd_count", "tree_pids", "udp_rcvbuf_errors", "Sampler"]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -44,6 +44,16 @@ def thread_cpu_seconds(tid: int, pid: int | None = None) -> float | None:
     if f is None:
         return None
     return (int(f[11]) + int(f[12])) / _TICK
+
+
+def udp_rcvbuf_errors() -> int | None:
+    """UDP datagrams the kernel dropped for a full receive buffer, machine-wide (``/proc/net/snmp``)."""
+    try:
+        with open("/proc/net/snmp") as fh:
+            rows = [line.split() for line in fh if line.startswith("Udp:")]
+        return int(rows[1][rows[0].index("RcvbufErrors")])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def fd_count(pid: int) -> int | None:

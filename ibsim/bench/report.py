@@ -22,10 +22,12 @@ COLUMNS = (
     ("approach", "approach", "{}"),
     ("fabric", "fabric", "{}"),
     ("fabric_ports", "ports", "{:,}"),
+    ("reported_ports_per_sweep", "ports seen", "{:,.0f}"),
     ("sweeps_measured", "sweeps", "{}"),
     ("sweep_s_median", "sweep s (median)", "{:.3g}"),
     ("sweep_s_p95", "sweep s (p95)", "{:.3g}"),
     ("completeness_min", "complete (min)", "{:.1%}"),
+    ("final_sweep_complete", "as designed", "{:.1%}"),
     ("cpu_s_per_sweep", "CPU s/sweep", "{:.3g}"),
     ("perf_mads_per_sweep", "PerfMgt MADs/sweep", "{:,.0f}"),
     ("opensm_fds_max", "OpenSM fds (max)", "{}"),
@@ -124,7 +126,9 @@ def write_results(rows, out, *, meta: dict | None = None, plots: bool = True) ->
                f"seed {meta.get('seed')}.", ""]
     md += [render_table(rows), "", "## Reading", ""] + (_reading(rows) or ["- (no finished approach)"])
     md += ["", "Columns: sweep = first to last report of one sweep; complete = ports with a point in the "
-           "monitoring system inside the sweep / ports expected; CPU = user+system seconds of the "
+           "monitoring system inside the sweep / ports expected; as designed = in the sweep after the "
+           "freeze, the ports the approach is meant to report (ibqueryerrors: those with an error "
+           "counter or PortXmitWait above 0) that reached the monitoring system; CPU = user+system seconds of the "
            "monitoring processes (OpenSM for the plugins, the collector and its tools for sweeps, the "
            "export thread for direct) per sweep; MADs counted by ibsim's server; staleness = age of the "
            "newest point of sample series, sampled every second; data rel. err = |delivered - engine| / "

@@ -36,7 +36,7 @@ from ..fabric import COUNTER_ROW
 from .approaches import PREFIX, Context, read_stats
 from .carbon import Carbon
 from .live import metric_ports, wait_until
-from .procs import Sampler, fd_count
+from .procs import Sampler, fd_count, udp_rcvbuf_errors
 
 __all__ = ["ACCURACY_COUNTERS", "run_one", "run_suite"]
 
@@ -123,10 +123,12 @@ def run_one(approach, size, workdir, *, interval: float = 10.0, sweeps: int = 3,
         say(f"{size.label} {approach.name}: {sweeps} sweeps")
         sample = expected[np.linspace(0, expected.size - 1, min(8, expected.size)).astype(int)]
         stale = _Staleness(sink, metric_ports(f, PREFIX, "port_xmit_data", sample, approach.guid_style))
-        t_start, frames0 = time.time(), live.frames()
+        t_start, frames0, udp0 = time.time(), live.frames(), udp_rcvbuf_errors()
         perf0 = live.server.dispatcher.by_class.get(0x04, 0)
         got = wait_until(lambda: n_sweeps() >= warm + sweeps, sweeps * interval * 3 + 120, 0.2)
-        t_end, frames1 = time.time(), live.frames()
+        t_end, frames1, udp1 = time.time(), live.frames(), udp_rcvbuf_errors()
+        if approach.carbon_udp and udp0 is not None and udp1 is not None:
+            row["udp_rcvbuf_errors"] = udp1 - udp0     # machine-wide: datagrams carbon never saw
         perf1 = live.server.dispatcher.by_class.get(0x04, 0)
         staleness = stale.stop()
         stale = None
@@ -152,7 +154,7 @@ def run_one(approach, size, workdir, *, interval: float = 10.0, sweeps: int = 3,
         row["completeness"] = _completeness(sink, f, expected, measured, approach)
         # 3. event latency
         say(f"{size.label} {approach.name}: link down")
-        row.update(_event_latency(live, sink, approach, interval))
+        row.update(_event_latency(live, sink, approach, interval, max(dur, default=0.0)))
         # 4. freeze
         say(f"{size.label} {approach.name}: freeze, one more sweep")
         t_freeze = time.time()
@@ -162,6 +164,7 @@ def run_one(approach, size, workdir, *, interval: float = 10.0, sweeps: int = 3,
             row["error"] = "no sweep after the freeze"
         # 5. read back and compare
         row.update(_accuracy(sink, live, expected, approach))
+        row.update(_final_sweep(sink, live, approach, ctx, t_freeze))
         fds = sampler.fd_series("opensm")
         if fds:
             row.update({"opensm_fds_start": fds[0][1], "opensm_fds_end": fds[-1][1],
@@ -209,13 +212,33 @@ def _completeness(carbon, f, expected, measured, approach) -> list[float]:
     return out
 
 
+def _final_sweep(sink, live, approach, ctx, t_freeze: float) -> dict:
+    """Share of the ports the approach must report after the freeze that it did report then."""
+    after = [s for s in read_stats(ctx.stats_path)[0] if s["t0"] > t_freeze or s.get("stamp", 0) > t_freeze]
+    if not after:
+        return {"final_sweep_complete": None}
+    s = after[0]
+    want = approach.expected_final(ctx, live.truth())
+    if len(want) == 0:
+        return {"final_sweep_complete": 1.0, "final_sweep_expected": 0}
+    f = live.fabric
+    lo, hi = math.floor(min(s["t0"], s.get("stamp", s["t0"]))) - 1, math.ceil(s["t1"]) + 1
+    names = {c: metric_ports(f, PREFIX, c, want, approach.guid_style)
+             for c in ("port_xmit_data", "port_xmit_wait", "symbol_error", "link_downed")}
+    seen = np.zeros(len(want), dtype=bool)
+    for c, ns in names.items():
+        pts = sink.points(ns, since=lo)
+        seen |= np.array([any(lo <= t <= hi for t in pts.get(m, {})) for m in ns])
+    return {"final_sweep_complete": round(float(seen.mean()), 6), "final_sweep_expected": int(len(want))}
+
+
 def _latest(points: dict, values: str) -> float | None:
     if not points:
         return None
     return float(sum(points.values())) if values == "delta" else float(points[max(points)])
 
 
-def _event_latency(live, carbon, approach, interval: float) -> dict:
+def _event_latency(live, carbon, approach, interval: float, sweep_s: float) -> dict:
     f = live.fabric
     ca = int(live.ca_ports[0])
     peer = int(f.peer_of_port[ca])
@@ -227,10 +250,11 @@ def _event_latency(live, carbon, approach, interval: float) -> dict:
     t_fault = time.time()
     live.sim.inject("link_down", live.fault_link())
     counter_at = trap_at = None
-    deadline = t_fault + 3 * interval + 60
-    while time.time() < deadline and (counter_at is None or (approach.traps and trap_at is None)):
+    deadline = t_fault + 3 * interval + sweep_s + 5
+    want_counter = approach.link_downed
+    while time.time() < deadline and ((want_counter and counter_at is None) or (approach.traps and trap_at is None)):
         now = time.time()
-        if counter_at is None:
+        if want_counter and counter_at is None:
             pts = carbon.points(names, since=t_fault - 1)
             if approach.values == "delta":
                 hit = any(v > 0 for p in pts.values() for v in p.values())

@@ -65,14 +65,20 @@ def cmd_bench_monitoring(args) -> int:
         ap.check()
     quiet = getattr(args, "quiet", False)
 
+    tty = sys.stderr.isatty()
+
     def progress(k, total, line):
-        if not quiet:
+        if quiet:
+            return
+        if tty:
             print("\r" + _bar(k, total, line)[:110].ljust(110), end="", file=sys.stderr, flush=True)
+        else:
+            print(_bar(k, total, line), file=sys.stderr, flush=True)
 
     t0 = time.time()
     rows = run_suite(sizes, approaches, args.out, interval=interval, sweeps=sweeps, seed=args.seed,
                      load=args.load, progress=progress)
-    if not quiet:
+    if not quiet and tty:
         print(file=sys.stderr)
     meta = {"command": "python -m ibsim bench monitoring " + " ".join(sys.argv[3:] if sys.argv[1:3] ==
                                                                       ["bench", "monitoring"] else []),
