@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Allocation", "max_min_allocate"]
+__all__ = ["Allocation", "max_min_allocate", "unsent_upstream"]
 
 
 class Allocation(NamedTuple):
@@ -141,3 +141,67 @@ def max_min_allocate(paths: np.ndarray, weight: np.ndarray, demand: np.ndarray,
         np.maximum(remaining, 0.0, out=remaining)
         remaining[n] = np.inf
     return Allocation(rate, it, converged)
+
+
+def unsent_upstream(paths: np.ndarray, weight: np.ndarray, demand: np.ndarray, rate: np.ndarray,
+                    carried: np.ndarray, capacity: np.ndarray, *, rtol: float = 1e-7) -> np.ndarray:
+    """Demand held back on each link by bottlenecks further along the paths [bytes/s].
+
+    With credit-based flow control an aggregate that gets less than it asks
+    for is held back at its *bottleneck*: the first link of its path that is
+    saturated and on which no aggregate has a higher level (rate per flow),
+    the max-min definition. Its unsent demand ``demand - rate`` waits, for
+    want of credits, in the ports at the hops before that link; the
+    bottleneck port itself sends at line rate, and the hops after it carry
+    only what the bottleneck let through.
+
+    Parameters
+    ----------
+    paths : ndarray of int, shape (H, A)
+        Hop-major transmitting ports, padded with ``len(capacity) - 1`` (a dummy
+        link, as in :func:`max_min_allocate`'s engine use).
+    weight, demand, rate : ndarray of float64, shape (A,)
+        Flows per aggregate, offered and allocated bytes/s.
+    carried, capacity : ndarray of float64, shape (n_links + 1,)
+        Bytes/s carried by and capacity of each link, the dummy link last.
+    rtol : float
+        Relative tolerance of "saturated", "limited" and "highest level".
+
+    Returns
+    -------
+    ndarray of float64, shape (n_links + 1,)
+        Per link, the sum of ``demand - rate`` over the aggregates whose
+        bottleneck comes later on their path (bytes/s).
+
+    Examples
+    --------
+    Flow 0 crosses link 0 then link 1 (3 B/s, its bottleneck); flow 1 only link 0:
+
+    >>> import numpy as np
+    >>> paths = np.array([[0, 0], [1, 2]])
+    >>> cap = np.array([10., 3., np.inf])
+    >>> unsent_upstream(paths, np.ones(2), np.array([8., 2.]), np.array([3., 2.]),
+    ...                 np.array([5., 3., 0.]), cap).tolist()
+    [5.0, 0.0, 0.0]
+    """
+    m = capacity.shape[0]
+    out = np.zeros(m)
+    limited = np.flatnonzero(rate < demand * (1 - rtol))
+    if limited.size == 0:
+        return out
+    # loops below run over hops only
+    H = paths.shape[0]
+    level = np.divide(rate, weight, out=np.zeros_like(rate), where=weight > 0)
+    top = np.zeros(m)                       # highest level on each link
+    for h in range(H):
+        np.maximum.at(top, paths[h], level)
+    sat = (capacity > 0) & np.isfinite(capacity) & (carried >= capacity * (1 - rtol))
+    P = paths[:, limited]
+    lv = level[limited]
+    unsent = demand[limited] - rate[limited]
+    before = np.ones(limited.size, dtype=bool)     # not yet at the bottleneck
+    for h in range(H):
+        p = P[h]
+        before &= ~(sat[p] & (lv >= top[p] * (1 - rtol)))
+        out += np.bincount(p, weights=np.where(before, unsent, 0.0), minlength=m)
+    return out

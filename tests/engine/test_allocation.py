@@ -1,9 +1,10 @@
-"""Max-min fair sharing: feasibility, exactness against progressive filling, error bound."""
+"""Max-min fair sharing: feasibility, exactness against progressive filling, error bound; where
+unsent demand waits (upstream of each aggregate's bottleneck)."""
 
 import numpy as np
 import pytest
 
-from ibsim.engine.allocation import max_min_allocate
+from ibsim.engine.allocation import max_min_allocate, unsent_upstream
 from ibsim.testing.oracles import max_min_reference as exact_progressive_filling
 from tests.benchmark_module import load_benchmark
 
@@ -55,3 +56,62 @@ def test_weights_share_per_flow():
 def test_empty():
     got = max_min_allocate(np.zeros((3, 0), dtype=int), np.zeros(0), np.zeros(0), np.ones(2))
     assert got.rate.size == 0 and got.converged
+
+
+def unsent_upstream_reference(paths, weight, demand, rate, capacity):
+    """Per aggregate: its unsent demand on each link before its first bottleneck (a saturated
+    link where no aggregate has a higher rate per flow). ``paths`` aggregate-major, padded with -1."""
+    n = len(capacity)
+    carried = np.zeros(n)
+    top = np.zeros(n)
+    for a, p in enumerate(paths):
+        for link in p[p >= 0]:
+            carried[link] += rate[a]
+            top[link] = max(top[link], rate[a] / weight[a])
+    out = np.zeros(n)
+    found = 0
+    for a, p in enumerate(paths):
+        if rate[a] >= demand[a] * (1 - 1e-7):
+            continue
+        for link in p[p >= 0]:
+            if carried[link] >= capacity[link] * (1 - 1e-7) and rate[a] / weight[a] >= top[link] * (1 - 1e-7):
+                found += 1
+                break
+            out[link] += demand[a] - rate[a]
+    return out, carried, found
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_unsent_demand_waits_before_the_bottleneck_only(seed):
+    rng = np.random.default_rng(seed)
+    paths, weight, demand, capacity = random_case(rng)
+    rate = max_min_allocate(paths.T, weight, demand, capacity).rate
+    want, carried, found = unsent_upstream_reference(paths, weight, demand, rate, capacity)
+    limited = (rate < demand * (1 - 1e-7)).sum()
+    assert limited > 0 and found == limited           # max-min: every limited aggregate has a bottleneck
+    n = len(capacity)
+    padded = np.where(paths < 0, n, paths).T
+    got = unsent_upstream(padded, weight, demand, rate, np.append(carried, 0.0),
+                          np.append(capacity, np.inf))
+    np.testing.assert_allclose(got[:n], want, rtol=1e-9, atol=1e-9)
+    assert got[n] == 0
+
+
+def test_unsent_demand_waits_at_the_first_of_equal_bottlenecks():
+    # one flow over two 4 B/s links in a row: held back before the first, not between them
+    paths = np.array([[0], [1], [2]])
+    got = unsent_upstream(paths, np.ones(1), np.array([10.0]), np.array([4.0]),
+                          np.array([4.0, 4.0, 0.0]), np.array([4.0, 4.0, np.inf]))
+    assert got.tolist() == [0.0, 0.0, 0.0]
+    # a third link of 10 B/s before them carries the wait
+    paths = np.array([[3], [0], [1]])
+    got = unsent_upstream(paths, np.ones(1), np.array([10.0]), np.array([4.0]),
+                          np.array([4.0, 4.0, 0.0, 4.0, 0.0]), np.array([4.0, 4.0, np.inf, 10.0, np.inf]))
+    assert got.tolist() == [0.0, 0.0, 0.0, 6.0, 0.0]
+
+
+def test_nothing_waits_when_every_demand_is_met():
+    paths = np.array([[0, 1]])
+    got = unsent_upstream(paths, np.ones(2), np.array([4.0, 5.0]), np.array([4.0, 5.0]),
+                          np.array([4.0, 5.0, 0.0]), np.array([4.0, 5.0, np.inf]))
+    assert not got.any()
