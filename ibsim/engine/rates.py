@@ -116,8 +116,7 @@ def compute(fabric, inp: dict, route=None) -> dict:
         for h in range(H):
             sw_carried += np.bincount(paths[h], weights=rate, minlength=n + 1)
         # held back upstream of each aggregate's bottleneck; a source holds back all it cannot send
-        sw_unsent = unsent_upstream(paths, fs.weight, demand, rate, sw_carried,
-                                    np.append(capacity, np.inf))
+        sw_unsent = unsent_upstream(paths, demand, rate, alloc.bottleneck, n + 1)
         with np.errstate(divide="ignore", invalid="ignore"):
             phi = np.where(fs.demand > 0, rate / fs.demand, 0.0)
         inj_carried, inj_offered = fs.injection(phi, n)

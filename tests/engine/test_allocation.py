@@ -85,33 +85,42 @@ def unsent_upstream_reference(paths, weight, demand, rate, capacity):
 def test_unsent_demand_waits_before_the_bottleneck_only(seed):
     rng = np.random.default_rng(seed)
     paths, weight, demand, capacity = random_case(rng)
-    rate = max_min_allocate(paths.T, weight, demand, capacity).rate
-    want, carried, found = unsent_upstream_reference(paths, weight, demand, rate, capacity)
-    limited = (rate < demand * (1 - 1e-7)).sum()
-    assert limited > 0 and found == limited           # max-min: every limited aggregate has a bottleneck
     n = len(capacity)
     padded = np.where(paths < 0, n, paths).T
-    got = unsent_upstream(padded, weight, demand, rate, np.append(carried, 0.0),
-                          np.append(capacity, np.inf))
+    alloc = max_min_allocate(padded, weight, demand, capacity)
+    want, carried, found = unsent_upstream_reference(paths, weight, demand, alloc.rate, capacity)
+    limited = (alloc.rate < demand * (1 - 1e-7)).sum()
+    assert limited > 0 and found == limited           # max-min: every limited aggregate has a bottleneck
+    got = unsent_upstream(padded, demand, alloc.rate, alloc.bottleneck, n + 1)
     np.testing.assert_allclose(got[:n], want, rtol=1e-9, atol=1e-9)
     assert got[n] == 0
 
 
-def test_unsent_demand_waits_at_the_first_of_equal_bottlenecks():
-    # one flow over two 4 B/s links in a row: held back before the first, not between them
-    paths = np.array([[0], [1], [2]])
-    got = unsent_upstream(paths, np.ones(1), np.array([10.0]), np.array([4.0]),
-                          np.array([4.0, 4.0, 0.0]), np.array([4.0, 4.0, np.inf]))
-    assert got.tolist() == [0.0, 0.0, 0.0]
-    # a third link of 10 B/s before them carries the wait
-    paths = np.array([[3], [0], [1]])
-    got = unsent_upstream(paths, np.ones(1), np.array([10.0]), np.array([4.0]),
-                          np.array([4.0, 4.0, 0.0, 4.0, 0.0]), np.array([4.0, 4.0, np.inf, 10.0, np.inf]))
-    assert got.tolist() == [0.0, 0.0, 0.0, 6.0, 0.0]
+def test_bottleneck_is_the_first_limiting_link_on_the_path():
+    # flow 0: a 10 B/s link, then two 4 B/s links in a row; flow 1: the 10 B/s link, demand 1
+    paths = np.array([[0, 0], [1, 3], [2, 3]])
+    demand = np.array([10.0, 1.0])
+    alloc = max_min_allocate(paths, np.ones(2), demand, np.array([10.0, 4.0, 4.0]))
+    assert alloc.rate.tolist() == [4.0, 1.0]
+    assert alloc.bottleneck.tolist() == [1, 3]          # held before the first 4 B/s link; flow 1: none
+    got = unsent_upstream(paths, demand, alloc.rate, alloc.bottleneck, 4)
+    assert got.tolist() == [6.0, 0.0, 0.0, 0.0]         # waits before it, not between the two
+
+
+def test_truncated_allocation_names_the_link_that_set_the_share():
+    rng = np.random.default_rng(7)
+    paths, weight, demand, capacity = random_case(rng, n_links=20, n_aggs=80)
+    n = len(capacity)
+    padded = np.where(paths < 0, n, paths).T
+    alloc = max_min_allocate(padded, weight, demand, capacity, max_iter=1)
+    assert not alloc.converged
+    H = padded.shape[0]
+    held = alloc.rate < demand * (1 - 1e-9)
+    assert (alloc.bottleneck[held] < H).all() and (alloc.bottleneck[~held] == H).all()
 
 
 def test_nothing_waits_when_every_demand_is_met():
     paths = np.array([[0, 1]])
-    got = unsent_upstream(paths, np.ones(2), np.array([4.0, 5.0]), np.array([4.0, 5.0]),
-                          np.array([4.0, 5.0, 0.0]), np.array([4.0, 5.0, np.inf]))
+    alloc = max_min_allocate(paths, np.ones(2), np.array([4.0, 5.0]), np.array([4.0, 5.0]))
+    got = unsent_upstream(paths, np.array([4.0, 5.0]), alloc.rate, alloc.bottleneck, 3)
     assert not got.any()
