@@ -398,13 +398,13 @@ def _link_panel(ax, data, idx, values, ylabel: str, *, ymax: float | None = None
     ax.set_ylabel(ylabel)
     longest = max((len(x) for x in labels), default=0)
     ncol = 3 if longest <= 30 else (2 if longest <= 48 else 1)
-    rows = -(-idx.size // ncol) if idx.size else 0
+    same = idx.size > 1 and np.allclose(values[:, idx], values[:, idx[:1]], rtol=1e-3, atol=1e-3)
+    rows = (-(-idx.size // ncol) + same) if idx.size else 0          # the title takes a row
     peak = ymax if ymax is not None else (float(values[:, idx].max(initial=0)) if idx.size else 0.0)
     ax.set_ylim(0, max(peak, 1.0) * (1.12 + 0.11 * rows))
     if ymax is not None:                 # the room above is for the legend
         ax.set_yticks(np.linspace(0, ymax, 5))
     if idx.size:
-        same = idx.size > 1 and np.allclose(values[:, idx], values[:, idx[:1]], rtol=1e-3, atol=1e-3)
         ax.legend(loc="upper right", fontsize=8, ncol=ncol, framealpha=0.9,
                   title="identical curves, drawn on top of each other" if same else None,
                   title_fontsize=7.5)
