@@ -1,8 +1,9 @@
 """Record a run: sample a time series while it runs, write the run directory at the end.
 
 A :class:`Recorder` is an observer (``sim.observe``). It keeps, for every
-cabled port, a few counters at each sample (vectorised: one fancy-index copy
-per sample, no loop over ports) and at the end writes::
+cabled port, a few counters and its link's active width and speed at each
+sample (vectorised: fancy-index copies per sample, no loop over ports) and at
+the end writes::
 
     <run dir>/
       metadata.json        scenario (path and parsed content), seed, versions,
@@ -13,8 +14,10 @@ per sample, no loop over ports) and at the end writes::
       series.parquet       long format: time_s, node_guid, port, port_state and
         or series.csv.gz   the SERIES_COUNTERS (Parquet when pyarrow imports)
       fabric_series.csv    fabric-wide totals per sample (throughput in Gb/s, ...)
-      overview.png         throughput and busiest links with event overlays
-      summary.txt          top talkers, nonzero error counters, event counts
+      overview.png         throughput, busiest (bytes) and hottest (% of capacity)
+                           links, with event overlays
+      summary.txt          top talkers, hottest links, nonzero error counters,
+                           event counts
 
 The series stays bounded: the interval grows with the fabric so that
 samples x cabled ports stays under ``max_rows``; when a run outlasts the
