@@ -40,7 +40,7 @@ from typing import Any, Callable, Mapping
 from .errors import ScenarioError, TopologyError, format_path, suggest
 from .units import parse_duration, parse_rate, parse_size
 
-__all__ = ["Param", "REQUIRED", "check", "describe", "integer", "number", "duration", "rate", "size",
+__all__ = ["Param", "REQUIRED", "check", "describe", "integer", "number", "duration", "duration_or", "rate", "size",
            "boolean", "text", "name", "choice", "int_list", "name_pairs", "anything", "optional",
            "list_of", "mapping_of"]
 
@@ -273,6 +273,25 @@ def duration(positive: bool = False):
             raise ScenarioError(f"must be {'positive' if positive else '>= 0'}, got {v!r}")
         return s
     return _with(conv, str, "a duration")
+
+
+def duration_or(*words: str, positive: bool = False):
+    """Converter: a duration (as :func:`duration`), or one of ``words`` (returned as given).
+
+    YAML reads a bare ``off`` as false: false is taken as ``"off"`` when that is one of the words.
+    """
+    dur = duration(positive)
+
+    def conv(v):
+        if v is False and "off" in words:
+            return "off"
+        if isinstance(v, str) and v.strip().lower() in words:
+            return v.strip().lower()
+        try:
+            return dur(v)
+        except ScenarioError as exc:
+            raise ScenarioError(f"expected a duration or one of: {', '.join(words)}; {exc}") from None
+    return _with(conv, str, "a duration or " + " / ".join(words))
 
 
 def rate(v) -> float:

@@ -49,6 +49,15 @@ def test_mad_benchmark():
     assert out["fast_path"] is fast_path_available() and out["opensm_up_traffic_s"] > 0
 
 
+def test_sm_reaction_benchmark():
+    from ibsim.bench.ofed import have_tools
+    if not have_tools("opensm"):
+        pytest.skip("needs libumad2sim0 and opensm")
+    out = run("sm_reaction.py", "--radix", "4")
+    assert out["sizes"][0]["ports"] == 38 and out["sizes"][0]["trap_to_active_s"] > 0
+    assert set(out["fit"]) == {"a_s", "b_s_per_port"}
+
+
 @pytest.mark.requires_entry_points
 def test_exporters_benchmark():
     import shutil

@@ -297,6 +297,24 @@ def test_routing_sm_settle_reaches_the_simulation():
     assert err.line == line_of(text, "sm_settle") and "sm_settle" in str(err)
 
 
+def test_routing_sweep_delay_and_sweep_interval_reach_the_embedded_sm():
+    from ibsim.engine.sm import reaction_delay
+    base = "routing: {engine: ftree, sweep_delay: 1s}"
+    sim = scenario(SMALL.replace(base, "routing: {engine: ftree}")).build()
+    assert sim.sm.sweep_delay_s == pytest.approx(reaction_delay(sim.fabric.n_ports))   # auto
+    assert sim.sm.sweep_interval_s == 10.0
+    text = SMALL.replace(base, "routing: {engine: ftree, sweep_delay: off, sweep_interval: 4s}")
+    s = scenario(text)
+    assert s.routing.sweep_delay_s == "off" and s.routing.sweep_interval_s == 4.0
+    sim = s.build()
+    assert sim.sm.sweep_delay_s is None and sim.sm.sweep_interval_s == 4.0
+    both = text.replace("sweep_interval: 4s", "sweep_interval: off")
+    err = error(both)
+    assert err.line == line_of(both, "sweep_interval") and "both off" in str(err)
+    err = error(text.replace("sweep_delay: off", "sweep_delay: soon"))
+    assert "sweep_delay" in str(err) and "auto" in str(err)
+
+
 def test_degrade_fault_parses_width_and_speed():
     text = SMALL + '  - {at: 2s, degrade: {link: "leaf1:4", width: 1, speed: sdr}, for: 1s}\n'
     f = scenario(text).faults[-1].fault

@@ -197,8 +197,9 @@ class OpenSM:
     def tail(self, n: int = 30) -> str:
         return "".join(self.log_text().splitlines(True)[-n:])
 
-    def stop(self) -> None:
-        stop_process(self.proc)
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` s (an event plugin's ``delete()`` runs in between)."""
+        stop_process(self.proc, timeout=timeout)
         self._out.close()
 
     def __enter__(self) -> OpenSM:

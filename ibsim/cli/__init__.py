@@ -8,6 +8,7 @@ Subcommands
 ``routes FILE --engine NAME [--json]``         route quality metrics, LFT dump
 ``run SCENARIO [--mad-server] [--graphite ...]`` simulate, record, export, serve MADs
 ``serve TOPOLOGY_OR_SCENARIO``                 serve the ibsim MAD protocol, no traffic
+``bench monitoring [--sizes ...] --out DIR``   compare monitoring approaches (PerfMgr plugins, sweeps, ...)
 
 Exit codes: 0 ok, 2 bad input or usage (one line ``ibsim: error: ...``), 1
 runtime failure.
@@ -20,7 +21,7 @@ import logging
 import sys
 
 from ..errors import IbsimError
-from . import cluster, images, run, serve, topo
+from . import bench, cluster, images, run, serve, topo
 
 __all__ = ["main"]
 
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    for module in (topo, run, serve, cluster, images):
+    for module in (topo, run, serve, cluster, images, bench):
         module.add_parsers(sub)
     return parser
 

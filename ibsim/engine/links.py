@@ -87,7 +87,8 @@ class LinkState:
     invalidate : callable
         ``invalidate(flows=False, paths=False, alloc=False)``: the data plane is stale.
     request_sweep : callable
-        ``request_sweep()``: the subnet manager should sweep (links changed).
+        ``request_sweep(trap=...)``: the subnet manager should sweep (links
+        changed; ``trap``: a switch port among them, so trap 128 tells it).
     xmit_rate : callable
         ``xmit_rate()`` -> ndarray of float64: current bytes/s leaving each port.
     tick_s : float
@@ -245,7 +246,7 @@ class LinkState:
         # a host that lost its link takes its demands with it
         host = not f.is_switch[ends].all() or not f.is_switch[f.peer_of_port[ends]].all()
         self._invalidate(flows=host, alloc=True)
-        self._request_sweep()
+        self._request_sweep(trap=bool(f.is_switch[ends].any()))
 
     def link_up(self, ends: np.ndarray, reason: str) -> None:
         """Links of ``ends`` train (LinkUp, port Init) at what both ends enable, within caps."""
@@ -260,7 +261,7 @@ class LinkState:
                 details.update(width=WIDTH_NAMES.get(int(st.width[p]), str(st.width[p])),
                                speed=SPEED_NAMES[int(st.speed[p])])
             self._emit("link_up", p, details, TRAPS["link_up"])
-        self._request_sweep()
+        self._request_sweep(trap=bool(f.is_switch[ends].any()))
 
     def retrain(self, ends: np.ndarray, reason: str) -> None:
         """The links of ``ends`` go down and train again, if they are up."""

@@ -53,7 +53,7 @@ from ..units import parse_duration
 from .jobs import Workload
 from .links import LinkState
 from .rates import TRAFFIC_ROWS, RateModel, xmit_wait_rate
-from .sm import EXTERNAL_SM, SubnetManager
+from .sm import EXTERNAL_SM, SWEEP_INTERVAL_S, SubnetManager, sweep_times
 from .snapshot import Event, Snapshot
 
 __all__ = ["Simulation", "TRAFFIC_ROWS", "xmit_wait_rate", "EXTERNAL_SM", "MAD_WORDS"]
@@ -91,8 +91,15 @@ class Simulation:
     mtu : int
         Bytes per packet for the packet counters.
     sweep_delay : float or str
-        Seconds between a link change and the subnet manager's sweep that
-        activates ports and reroutes (OpenSM sweeps every 10 s).
+        Seconds from a trap (a link change at a switch port) to the embedded
+        subnet manager's sweep that activates ports and reroutes; ``"auto"``
+        (default): :func:`ibsim.engine.sm.reaction_delay`, 1 s plus 0.11 ms
+        per port of the fabric, as OpenSM's heavy sweep; ``"off"``: traps are
+        ignored, only the periodic sweep finds changes.
+    sweep_interval : float or str
+        Seconds between the embedded SM's periodic sweeps, which catch any
+        change still pending at the next multiple of it (OpenSM's ``-s``,
+        default 10 s); ``"off"``: none.
     max_iter : int
         Bound on max-min freezing rounds per reallocation.
     sm_settle : float or str
@@ -116,8 +123,8 @@ class Simulation:
     """
 
     def __init__(self, fabric, *, tick=0.1, seed: int | None = None, routing: str = "minhop",
-                 routing_options: dict | None = None, mtu: int = 4096, sweep_delay=10.0,
-                 max_iter: int = 32, port_buffer=1 << 20, sm_settle=0.5):
+                 routing_options: dict | None = None, mtu: int = 4096, sweep_delay="auto",
+                 max_iter: int = 32, port_buffer=1 << 20, sm_settle=0.5, sweep_interval=SWEEP_INTERVAL_S):
         self.fabric = fabric
         #: the live state; only this simulation writes it (adapters read snapshots)
         self.state = FabricState(fabric)
@@ -156,13 +163,14 @@ class Simulation:
                                max_iter=int(max_iter), stats=self.stats)
         self.links = LinkState(fabric, self.state, emit=self._event, clock=clock,
                                invalidate=self.rates.invalidate,
-                               request_sweep=lambda: self.sm.request_sweep(),
+                               request_sweep=lambda trap=True: self.sm.request_sweep(trap),
                                xmit_rate=lambda: self.rates.xmit_rate, tick_s=self.tick_s, mtu=self.mtu,
                                port_buffer=float(port_buffer), rng=self.rng)
+        delay_s, interval_s = sweep_times(sweep_delay, sweep_interval, fabric.n_ports)
         self.sm = SubnetManager(fabric, self.state, self.links, emit=self._event, clock=clock,
                                 invalidate=self.rates.invalidate, routing=routing,
                                 routing_options=routing_options or {},
-                                sweep_delay_s=parse_duration(sweep_delay), sm_settle_s=sm_settle_s,
+                                sweep_delay_s=delay_s, sweep_interval_s=interval_s, sm_settle_s=sm_settle_s,
                                 stats=self.stats)
         self.workload = Workload(fabric, spawn_rng=lambda: np.random.default_rng(self._seedseq.spawn(1)[0]),
                                  emit=self._event, clock=clock, invalidate=self.rates.invalidate)
@@ -368,6 +376,17 @@ class Simulation:
     def reset_counters(self, ports, rows) -> None:
         """Zero counter ``rows`` of ``ports`` (a PerfMgt Set with a CounterSelect mask, ``perfquery -r``)."""
         self.state.reset_counters(ports, rows)
+
+    def counted_totals(self) -> np.ndarray:
+        """What every port counted since the start, resets undone: ``counters + cleared``.
+
+        A copy, shape (n_counters, n_ports), uint64; the ground truth a monitoring
+        system that lost nothing would hold (the MADs noted so far included).
+        """
+        with self.lock:
+            self.flush_mgmt()
+            st = self.state
+            return st.counters.copy() if st.cleared is None else st.counters + st.cleared
 
     def set_external_sm(self, on: bool) -> None:
         """Let an external SM program the fabric (``routing="opensm"``), or hand back.

@@ -1,8 +1,14 @@
 """The subnet manager part: the embedded SM's sweeps and routing, and an external SM's Sets.
 
 :class:`SubnetManager` is one part of a :class:`~ibsim.engine.simulation.Simulation`.
-The embedded SM sweeps ``sweep_delay`` after a link change: it walks trained
-ports Init -> Armed -> Active and recomputes the LFTs with its routing engine
+The embedded SM reacts as OpenSM does. A link change at a switch port raises
+trap 128, and the SM answers with a heavy sweep ``sweep_delay`` later (by
+default :func:`reaction_delay`: about a second, growing with the fabric as
+OpenSM's heavy sweep does); besides, it sweeps every ``sweep_interval``
+(10 s, OpenSM's default) and so catches, at the next multiple of the
+interval, any change whose trap it ignores (``sweep_delay: off``) or that
+raises none (a link between two CAs). A sweep walks trained ports
+Init -> Armed -> Active and recomputes the LFTs with its routing engine
 (on copies, without the simulation's lock: see :mod:`ibsim.engine.rates`).
 When an external SM (OpenSM through the MAD server) takes over
 (``routing="opensm"``), the MAD server calls the ``sm_set_*`` methods of the
@@ -14,20 +20,79 @@ has been quiet for ``sm_settle``.
 
 from __future__ import annotations
 
+import math as _math
 import time as _time
 from typing import Callable
 
 import numpy as np
 
+from ..errors import ScenarioError
 from ..fabric.state import ACTIVE, INIT, LINKUP, NO_ROUTE
 from ..fabric.state import STATE as STATE_NAMES
 from ..routing import compute_lfts
+from ..units import parse_duration
 from .snapshot import TRAPS
 
-__all__ = ["SubnetManager", "EXTERNAL_SM"]
+__all__ = ["SubnetManager", "EXTERNAL_SM", "reaction_delay", "sweep_times", "REACTION_BASE_S",
+           "REACTION_PER_PORT_S", "SWEEP_INTERVAL_S"]
 
 #: ``routing=`` value meaning "an external subnet manager (OpenSM) routes"
 EXTERNAL_SM = "opensm"
+#: OpenSM's reaction to trap 128 on a small fabric: the port is Active about a second after it
+#: came up (seconds)
+REACTION_BASE_S = 1.0
+#: what OpenSM's heavy sweep adds per port of the fabric (seconds): the slope of trap-to-Active
+#: against ports, measured with ``benchmarks/sm_reaction.py`` (OpenSM 3.3 against our server,
+#: fat_tree(r, 2) for r = 8..36, 140..2646 ports: 0.04..0.32 s, 1.1e-4 s per port)
+REACTION_PER_PORT_S = 1.1e-4
+#: OpenSM's default sweep interval (its ``-s``), seconds
+SWEEP_INTERVAL_S = 10.0
+
+
+def reaction_delay(n_ports: int) -> float:
+    """The embedded SM's default trap reaction (``sweep_delay: auto``), in seconds.
+
+    ``REACTION_BASE_S + REACTION_PER_PORT_S * n_ports``: 1.0 s on a small
+    fabric, 1.3 s on fat_tree(36, 2) (2646 ports), 8.9 s on fat_tree(36, 3)
+    (71,604 ports), as OpenSM's heavy sweep grows linearly with the ports it
+    queries.
+    """
+    return REACTION_BASE_S + REACTION_PER_PORT_S * int(n_ports)
+
+
+def sweep_times(sweep_delay, sweep_interval, n_ports: int) -> tuple[float | None, float | None]:
+    """Seconds of the trap reaction and of the periodic sweep; None where ``"off"``.
+
+    Parameters
+    ----------
+    sweep_delay : float, str or None
+        Seconds (or a duration text) from a trap to the SM's sweep, ``"auto"``
+        (:func:`reaction_delay` of ``n_ports``), or ``"off"``/None: traps are ignored.
+    sweep_interval : float, str or None
+        Seconds between periodic sweeps, or ``"off"``/None/0: none.
+    n_ports : int
+        Ports of the fabric (for ``"auto"``).
+
+    Raises
+    ------
+    ScenarioError
+        For a negative time, or when both are off (a port that retrains would never be Active).
+    """
+    def parse(v, name):
+        if v is None or v is False or (isinstance(v, str) and v.strip().lower() == "off"):
+            return None
+        if isinstance(v, str) and v.strip().lower() == "auto" and name == "sweep_delay":
+            return reaction_delay(n_ports)
+        s = parse_duration(v)
+        if s < 0:
+            raise ScenarioError(f"{name} must not be negative, got {v!r}")
+        return s
+    delay = parse(sweep_delay, "sweep_delay")
+    interval = parse(sweep_interval, "sweep_interval") or None
+    if delay is None and interval is None:
+        raise ScenarioError("sweep_delay and sweep_interval are both off: ports that retrain would "
+                            "never become Active; give one of them a duration")
+    return delay, interval
 
 
 class SubnetManager:
@@ -45,8 +110,12 @@ class SubnetManager:
         Routing engine of the embedded SM, or ``"opensm"``.
     routing_options : dict
         Passed to :func:`ibsim.routing.compute_lfts` (e.g. ``roots``).
-    sweep_delay_s : float
-        Seconds from a link change to the embedded SM's sweep.
+    sweep_delay_s : float or None
+        Seconds from a trap (a link change at a switch port) to the embedded
+        SM's sweep; None: the SM ignores traps.
+    sweep_interval_s : float or None
+        Seconds between the embedded SM's periodic sweeps (at multiples of
+        it); None: no periodic sweeps.
     sm_settle_s : float
         Seconds an external SM must be quiet before the data plane follows it.
     stats : dict
@@ -54,8 +123,8 @@ class SubnetManager:
     """
 
     def __init__(self, fabric, state, links, *, emit: Callable, clock: Callable, invalidate: Callable,
-                 routing: str, routing_options: dict, sweep_delay_s: float, sm_settle_s: float,
-                 stats: dict):
+                 routing: str, routing_options: dict, sweep_delay_s: float | None, sm_settle_s: float,
+                 stats: dict, sweep_interval_s: float | None = SWEEP_INTERVAL_S):
         self.fabric = fabric
         self.state = state
         self.links = links
@@ -67,6 +136,7 @@ class SubnetManager:
         #: engine the embedded SM returns to when an external SM detaches
         self.embedded_routing = routing if routing != EXTERNAL_SM else "minhop"
         self.sweep_delay_s = sweep_delay_s
+        self.sweep_interval_s = sweep_interval_s
         self.sm_settle_s = sm_settle_s
         self.stats = stats
         self.sweep_at: float | None = None
@@ -78,11 +148,27 @@ class SubnetManager:
             self.unconfigure()
 
     # ------------------------------------------------------------ embedded SM
-    def request_sweep(self) -> None:
-        """Sweep ``sweep_delay_s`` from now (or earlier, if one is due sooner)."""
-        due = self._clock() + self.sweep_delay_s
-        if self.sweep_at is None or due < self.sweep_at:
-            self.sweep_at = due
+    def request_sweep(self, trap: bool = True) -> None:
+        """Links changed: sweep at the next periodic sweep or ``sweep_delay_s`` after the trap.
+
+        Parameters
+        ----------
+        trap : bool
+            A switch port changed, so trap 128 reaches the SM (a link between
+            two CAs raises none: only the periodic sweep finds it).
+        """
+        now = self._clock()
+        due = []
+        if trap and self.sweep_delay_s is not None:
+            due.append(now + self.sweep_delay_s)
+        if self.sweep_interval_s:
+            k = _math.floor(now / self.sweep_interval_s + 1e-9) + 1
+            due.append(k * self.sweep_interval_s)
+        if not due:
+            return
+        at = min(due)
+        if self.sweep_at is None or at < self.sweep_at:
+            self.sweep_at = at
 
     def tick(self) -> None:
         """At a tick boundary: a due sweep, and an external SM's changes once it is quiet."""

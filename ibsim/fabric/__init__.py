@@ -3,6 +3,7 @@
 index     FabricIndex, compile_fabric: frozen port index (node_of_port, peer_of_port, default LIDs, ...)
 state     FabricState: port/physical states, rates, LIDs, counters, LFTs (live; the simulation writes it)
 counters  COUNTERS: the IB counter schema table, legacy saturation, reset masks
+devices   DEVICES: what each device generation supports (speed, width, MTU); degraded_ports
 names     node_names: unique node names for display or for metric paths
 """
 

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import TopologyError
 from ..linkrate import SPEEDS, WIDTHS
 from ..topology.graph import Topology
+from .devices import device_caps
 
 __all__ = ["FabricIndex", "compile_fabric", "lid_to_port", "lft_width", "NODE_TYPE", "SPEED_NAMES",
            "WIDTH_NAMES", "MAX_UNICAST_LID"]
@@ -119,6 +120,12 @@ class FabricIndex:
     node_of_switch : ndarray of int32, (n_switches,)
     cable_width, cable_speed : ndarray of uint8, (n_ports,)
         Lanes and speed code each cable supports (0 when unconnected).
+    node_speed_cap, node_width_cap : ndarray of uint8, (n_nodes,)
+        Fastest speed code and most lanes the node's device supports
+        (:mod:`ibsim.fabric.devices`): what its ports advertise as supported,
+        whatever their cables trained at.
+    node_mtu_cap : ndarray of uint16, (n_nodes,)
+        Largest MTU of the node's device, bytes.
     preset_lid : ndarray of uint16, (n_ports,)
         LIDs the topology file gives (0 where it gives none).
     default_lid : ndarray of uint16, (n_ports,)
@@ -211,6 +218,10 @@ class FabricIndex:
         cs[ends[:, 1]] = speeds
         self.cable_width = _frozen(cw)
         self.cable_speed = _frozen(cs)
+        sc, wc, mc = device_caps(self.node_devid, node_of_port, cw, cs)
+        self.node_speed_cap = _frozen(sc)
+        self.node_width_cap = _frozen(wc)
+        self.node_mtu_cap = _frozen(mc)
 
         preset = np.zeros(n_ports, dtype=np.uint16)
         for i, d in enumerate(nodes):

@@ -112,6 +112,10 @@ class FabricState:
         Port LID; a switch's ports all carry its port-0 LID. 0 = unassigned.
     counters : ndarray of uint64, shape (n_counters, n_ports)
         Rows in :data:`ibsim.fabric.counters.COUNTERS` order.
+    cleared : ndarray of uint64, shape (n_counters, n_ports), or None
+        What resets (PerfMgt Sets, ``perfquery -R``) took away, allocated at the
+        first reset: ``counters + cleared`` is what each port counted since the
+        start (saturated values stay saturated).
     lft : ndarray of uint8, shape (n_switches, lft_size)
         Linear forwarding tables, ``lft[switch, lid]`` = output port, 255 = none.
     sma : SmaTables
@@ -132,6 +136,7 @@ class FabricState:
         self.lid = f.default_lid.copy()
         self.lmc = 0
         self.counters = np.zeros((N_COUNTERS, n), dtype=np.uint64)
+        self.cleared = None
         self.lft = np.full((f.n_switches, lft_width(self.lid)), NO_ROUTE, dtype=np.uint8)
         self.sma = SmaTables(fdb_top=np.full(f.n_switches, self.max_lid, dtype=np.int32),
                              life_time=np.zeros(f.n_switches, dtype=np.uint8))
@@ -191,11 +196,16 @@ class FabricState:
 
     # ----------------------------------------------------------- counters
     def reset_counters(self, ports, rows) -> None:
-        """Zero the given counter rows on the given ports (as ``perfquery -r``)."""
+        """Zero the given counter rows on the given ports (as ``perfquery -r``); the values
+        taken away add to :attr:`cleared`."""
         rows = np.asarray(rows, dtype=np.intp)
         ports = np.asarray(ports, dtype=np.intp)
         if rows.size and ports.size:
-            self.counters[np.ix_(rows, ports)] = 0
+            sel = np.ix_(rows, ports)
+            if self.cleared is None:
+                self.cleared = np.zeros_like(self.counters)
+            self.cleared[sel] += self.counters[sel]
+            self.counters[sel] = 0
 
     def nbytes(self, include_lft: bool = True) -> int:
         """Bytes held by the state arrays."""

@@ -119,6 +119,9 @@ class Dispatcher:
         self.clients = ClientTable(self.view, max_clients)
         self.stats = {"frames": 0, "answered": 0, "forwarded": 0, "bounced": 0, "dropped": 0,
                       "control": 0, "control_dropped": 0, "traps": 0}
+        #: requests and responses by management class that took the Python path (every class
+        #: but the SMP Gets the C loop answers): ``by_class[0x04]`` counts PerfMgt MADs
+        self.by_class: dict[int, int] = {}
         self._trap_ports: deque = deque()
         #: called (from the tick thread) when traps are queued; the server sets it
         self.wakeup = None
@@ -268,6 +271,8 @@ class Dispatcher:
         if h is None:
             stats["dropped"] += 1                  # malformed, or a TrapRepress
             return ()
+        by_class = self.by_class
+        by_class[h.mgmt_class] = by_class.get(h.mgmt_class, 0) + 1
         slots = self.clients.slots
         with self.lock:
             c = slots[slot] if slot < len(slots) else None

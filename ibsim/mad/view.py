@@ -36,6 +36,7 @@ import numpy as np
 from ..fabric.index import SPEED_NAMES
 from ..fabric.state import ACTIVE, LINKUP
 from ..linkrate import SPEEDS
+from ..topology.devices import MTU_CODE
 from . import codec as C
 from .fasttables import FastTables
 
@@ -76,6 +77,12 @@ def _speed_fields(code: int) -> tuple[int, int, int, int, int]:
         return enabled, sp.speed_code, 0, 0, 0
     ext = min(sp.ext_code, 8)                 # XDR has no classic PortInfo code: NDR
     return 7, 4, (ext << 1) - 1, ext, (ext << 1) - 1
+
+
+def _supported_fields(code: int) -> tuple[int, int]:
+    """(LinkSpeedSupported, LinkSpeedExtSupported) of a device whose fastest speed is ``code``."""
+    ena, _, xena, _, _ = _speed_fields(code)
+    return ena, xena
 
 
 class FabricView:
@@ -155,6 +162,9 @@ class FabricView:
         f = self.fabric
         cw = f.cable_width.tolist()
         cs = f.cable_speed.tolist()
+        dev_speed = f.node_speed_cap.tolist()
+        dev_width = f.node_width_cap.tolist()
+        dev_mtu = [MTU_CODE[int(m)] for m in f.node_mtu_cap]
         #: stored PortInfo of every port, 64 bytes each, in one buffer (the C fast path reads it);
         #: ``pi[p]`` is port p's writable 64-byte memoryview
         self.pi_buf = bytearray(64 * self.n_ports)
@@ -166,7 +176,8 @@ class FabricView:
             n = self.node_of_port[p]
             sw = self.is_switch_node[n]
             port0 = sw and self.port_num[p] == 0
-            cabled = self.peer[p] >= 0
+            q = self.peer[p]
+            cabled = q >= 0
             b = bytearray(64)
             v = {"M_KeyLeasePeriod": 0, "LinkDownDefaultState": 2, "VLCap": 4,
                  "VLArbitrationHighCap": 8, "VLArbitrationLowCap": 8, "OperationalVLs": 4,
@@ -178,15 +189,19 @@ class FabricView:
                          LMC=self.lmc0[n])
             else:
                 width = cw[p] if cabled else 4
-                ena, act, xena, xact, xsup = _speed_fields(cs[p] if cabled else 0)
-                # a cabled port supports what its cable trained at (no "could be" noise)
-                v.update(NeighborMTU=4, MTUCap=4, VLStallCount=7,
-                         LinkWidthEnabled=_WIDTH_ENABLED.get(width, 3) if cabled else 2,
-                         LinkWidthSupported=_WIDTH_ENABLED.get(width, 3) if cabled else 0x1F,
-                         LinkSpeedSupported=ena if cabled else 7,
-                         LinkWidthActive=_WIDTH_ACTIVE.get(width, 2),
-                         LinkSpeedEnabled=ena, LinkSpeedActive=act, LinkSpeedExtEnabled=xena,
-                         LinkSpeedExtActive=xact, LinkSpeedExtSupported=xsup)
+                _, act, _, xact, _ = _speed_fields(cs[p] if cabled else 0)
+                v.update(NeighborMTU=min(dev_mtu[n], dev_mtu[self.node_of_port[q]]) if cabled else dev_mtu[n],
+                         MTUCap=dev_mtu[n], VLStallCount=7, LinkWidthActive=_WIDTH_ACTIVE.get(width, 2),
+                         LinkSpeedActive=act, LinkSpeedExtActive=xact)
+                if cabled:
+                    # a cabled port supports (and enables) what its device does; Active is what
+                    # the link trained at, so a degraded link shows "Could be ..." in iblinkinfo
+                    sup, xsup = _supported_fields(dev_speed[n])
+                    wsup = _WIDTH_ENABLED.get(dev_width[n], 3)
+                    v.update(LinkWidthSupported=wsup, LinkWidthEnabled=wsup, LinkSpeedSupported=sup,
+                             LinkSpeedEnabled=sup, LinkSpeedExtSupported=xsup, LinkSpeedExtEnabled=xsup)
+                else:
+                    v.update(LinkWidthEnabled=2, LinkSpeedEnabled=1)
                 if not cabled and sw:
                     v["LocalPhyErrors"] = 4
                 if not sw:

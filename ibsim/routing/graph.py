@@ -169,11 +169,55 @@ class SwitchGraph:
         ends = np.concatenate((cuts, [tg.size]))
         return [(int(tg[a]), lids[a:b], is_sw[a:b]) for a, b in zip(starts, ends) if b > a]
 
+    def osm_order(self, keep: np.ndarray | None = None) -> tuple[list, np.ndarray, np.ndarray]:
+        """Reachable destinations in the order OpenSM's unicast manager routes them.
+
+        OpenSM (``ucast_mgr_build_lfts``) first lists the end ports (CAs,
+        routers) switch by switch: switches in descending number of end-port
+        links, ties in the order of its switch table (ascending node GUID in
+        network byte order, i.e. of the byte-swapped GUID), each switch's end
+        ports by its own port number. Every other port follows in port GUID
+        table order; only switches' port 0 among those is routable, and
+        their LIDs do not load the ports, so their order does not matter.
+
+        Parameters
+        ----------
+        keep : ndarray of bool, (n_dest,), optional
+            Only these destinations.
+
+        Returns
+        -------
+        ca_groups : list of (target row, ndarray of dest indices)
+            CA/router destinations grouped by the switch they hang off, in
+            routing order (within a group by exit port).
+        sw_targets, sw_idx : ndarray of int64
+            The switch LIDs (dest indices) and their own switch rows.
+        """
+        m = self.dest_target >= 0
+        if keep is not None:
+            m &= keep
+        ca = np.flatnonzero(m & ~self.dest_is_switch)
+        sw = np.flatnonzero(m & self.dest_is_switch)
+        end_links = ((self.ca_port >= 0) & self.usable).sum(axis=1)
+        guid = self.fabric.node_guid[self.fabric.node_of_switch].astype(np.uint64)
+        sw_rank = np.empty(self.n_sw, dtype=np.int64)
+        sw_rank[np.lexsort((guid.byteswap(), -end_links))] = np.arange(self.n_sw)
+        tg = self.dest_target[ca]
+        ca = ca[np.lexsort((self.dest_exit[ca], sw_rank[tg]))]
+        return _split(self.dest_target, ca), self.dest_target[sw], sw
+
     def switch_label(self, row: int) -> str:
         """``'leaf03' (0x0002c90302000002)`` for error messages."""
         f = self.fabric
         node = int(f.node_of_switch[row])
         return f"{f.node_desc[node]!r} (0x{int(f.node_guid[node]):016x})"
+
+
+def _split(target: np.ndarray, idx: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Cut ``idx`` (ordered) into runs of equal ``target[idx]``."""
+    tg = target[idx]
+    cuts = np.flatnonzero(np.diff(tg)) + 1
+    return [(int(tg[a]), idx[a:b]) for a, b in zip(np.r_[0, cuts], np.r_[cuts, idx.size]) if b > a]
 
 
 def bfs_levels(nbr_sent: np.ndarray, seeds: np.ndarray) -> np.ndarray:
@@ -283,24 +327,58 @@ def relax(D: np.ndarray, nbr_sent: np.ndarray, slots: np.ndarray) -> np.ndarray:
         D[:n_sw] = new
 
 
-def candidates_toward(dist_row: np.ndarray, nbr_sent: np.ndarray) -> np.ndarray:
+def candidates_toward(dist: np.ndarray, nbr_sent: np.ndarray) -> np.ndarray:
     """Slots whose neighbour is one hop closer to the target.
 
     Parameters
     ----------
-    dist_row : ndarray of int16, (n_sw,)
-        Distance of every switch to one target along the allowed moves.
+    dist : ndarray of int16, (n_sw,) or (n_targets, n_sw)
+        Distance of every switch to a target (or to each of several) along
+        the allowed moves.
     nbr_sent : ndarray of int64, (n_sw, n_slots)
         The same allowed moves (``n_sw`` for none).
 
     Returns
     -------
-    ndarray of bool, (n_sw, n_slots)
+    ndarray of bool, (n_sw, n_slots) or (n_targets, n_sw, n_slots)
         False on the whole row of the target itself and of unreachable switches.
     """
-    ext = np.append(dist_row, INF)
-    d = dist_row[:, None].astype(np.int32)
-    return (ext[nbr_sent] == d - 1) & (d > 0) & (d < INF)
+    pad = np.full(dist.shape[:-1] + (1,), INF, dtype=dist.dtype)
+    ext = np.concatenate((dist, pad), axis=-1)
+    d = dist[..., :, None].astype(np.int32)
+    return (ext[..., nbr_sent] == d - 1) & (d > 0) & (d < INF)
+
+
+def _fill_group(cand: np.ndarray, lids: np.ndarray, lft: np.ndarray, load: np.ndarray) -> None:
+    """Route the CA ``lids`` of one target switch, in order, on every switch at once.
+
+    A switch with one candidate sends them all there; the others take the
+    least-loaded candidate LID by LID (ties to the lowest port), on a matrix
+    compacted to their candidate ports.
+    """
+    n = cand.sum(axis=1)
+    one = np.flatnonzero(n == 1)
+    if one.size:
+        slot = cand[one].argmax(axis=1)
+        lft[np.ix_(one, lids)] = slot[:, None]
+        load[one, slot] += lids.size
+    many = np.flatnonzero(n > 1)
+    if many.size == 0:
+        return
+    c = cand[many]
+    width = int(n[many].max())
+    slots = np.argsort(~c, axis=1, kind="stable")[:, :width]   # candidate ports first, ascending
+    rows = np.arange(many.size)[:, None]
+    ok = c[rows, slots]
+    ld = np.where(ok, load[many[:, None], slots], np.int32(1 << 30))
+    r = rows[:, 0]
+    picks = np.empty((many.size, lids.size), dtype=np.int64)
+    for j in range(lids.size):                   # loop over single LIDs
+        k = ld.argmin(axis=1)
+        picks[:, j] = k
+        ld[r, k] += 1
+    lft[np.ix_(many, lids)] = slots[rows, picks]
+    load[many[:, None], slots] = np.where(ok, ld, load[many[:, None], slots])
 
 
 def assign_least_loaded(sg: SwitchGraph, lft: np.ndarray,
@@ -309,12 +387,16 @@ def assign_least_loaded(sg: SwitchGraph, lft: np.ndarray,
                         keep: np.ndarray | None = None) -> np.ndarray:
     """Fill ``lft`` choosing, per destination LID, the least-loaded candidate port.
 
-    This is OpenSM's port equalisation (``osm_switch_recommend_path`` with
-    LMC 0): destinations are taken one LID at a time, grouped by the switch
-    they hang off and in ascending LID order inside a group; every switch
-    sends the LID out of the candidate port that already carries the fewest
-    CA LIDs, ties going to the lowest port number. Switch LIDs use the same
-    rule but are not counted (OpenSM's ``port_profile_switch_nodes`` off).
+    This is OpenSM's port equalisation (``ucast_mgr_build_lfts`` and
+    ``osm_switch_recommend_path`` with LMC 0, no ``port_shifting``, no
+    ``scatter_ports``): every switch sends each destination out of the
+    candidate port that already carries the fewest CA LIDs, ties going to the
+    lowest port number. Switches do not influence each other (each counts
+    only its own ports), so all of them are handled at once, one destination
+    after the other in OpenSM's order (:meth:`SwitchGraph.osm_order`): CA
+    LIDs first, each one counted on the port it was given; then switch LIDs,
+    which see the final counts and are not counted themselves (OpenSM's
+    ``port_profile_switch_nodes`` off).
 
     Parameters
     ----------
@@ -322,9 +404,9 @@ def assign_least_loaded(sg: SwitchGraph, lft: np.ndarray,
     lft : ndarray of uint8, (n_sw, lft_size)
         Written in place (columns of routable LIDs).
     candidates : callable
-        ``candidates(target_row) -> bool (n_sw, n_slots)``: allowed output
-        slots per switch toward that target switch (the target's own row
-        is ignored).
+        ``candidates(target_rows) -> bool (len(target_rows), n_sw, n_slots)``:
+        allowed output slots per switch toward each target switch (the
+        target's own row is ignored).
     load : ndarray of int32, (n_sw, n_slots), optional
         Starting per-port LID counts; updated in place.
     keep : ndarray of bool, (n_dest,), optional
@@ -338,20 +420,23 @@ def assign_least_loaded(sg: SwitchGraph, lft: np.ndarray,
     if load is None:
         load = np.zeros((sg.n_sw, sg.n_slots), dtype=np.int32)
     big = np.int32(1 << 30)
-    for t, lids, is_sw in sg.groups(keep):   # loop over destination switches
-        cand = candidates(t)
-        cand[t] = False
-        act = np.flatnonzero(cand.any(axis=1))
-        lft[t, lids] = sg.dest_exit[np.searchsorted(sg.dest_lid, lids)]
-        if act.size == 0:
-            continue
-        penalty = np.where(cand[act], 0, big).astype(np.int32)
-        ld = load[act]
-        rows = np.arange(act.size)
-        for lid, sw in zip(lids.tolist(), is_sw.tolist()):  # loop over single LIDs
-            choice = (ld + penalty).argmin(axis=1)
-            lft[act, lid] = choice
-            if not sw:
-                ld[rows, choice] += 1
-        load[act] = ld
+    ca_groups, sw_targets, sw_idx = sg.osm_order(keep)
+    chunk = max(1, _CHUNK_ENTRIES // 4 // max(sg.n_sw * sg.n_slots, 1))
+    for a in range(0, len(ca_groups), chunk):    # loop over chunks of destination switches
+        part = ca_groups[a:a + chunk]
+        cands = candidates(np.array([t for t, _ in part], dtype=np.int64))
+        for (t, idx), cand in zip(part, cands):  # loop over destination switches
+            lids = sg.dest_lid[idx]
+            lft[t, lids] = sg.dest_exit[idx]
+            cand[t] = False
+            _fill_group(cand, lids, lft, load)
+    # switch LIDs: final counts, not counted; batches of targets at once
+    lft[sw_targets, sg.dest_lid[sw_idx]] = 0
+    for a in range(0, sw_targets.size, chunk):   # loop over chunks of switch LIDs
+        ts = sw_targets[a:a + chunk]
+        cand = candidates(ts)
+        cand[np.arange(ts.size), ts] = False
+        choice = np.where(cand, load[None], big).argmin(axis=2)
+        i, r = np.nonzero(cand.any(axis=2))
+        lft[r, sg.dest_lid[sw_idx[a:a + chunk]][i]] = choice[i, r]
     return load

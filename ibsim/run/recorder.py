@@ -17,7 +17,7 @@ the end writes::
       overview.png         throughput, busiest (bytes) and hottest (% of capacity)
                            links, with event overlays
       summary.txt          top talkers, hottest links, nonzero error counters,
-                           event counts
+                           degraded links, event counts
 
 The series stays bounded: the interval grows with the fabric so that
 samples x cabled ports stays under ``max_rows``; when a run outlasts the
@@ -43,6 +43,7 @@ import numpy as np
 from ..engine.table import write_counters_csv
 from ..fabric.counters import COUNTER_NAMES, COUNTER_ROW
 from ..fabric.names import node_names
+from .degraded import DegradedLinks
 
 __all__ = ["Recorder", "RunResult", "SeriesData", "load_run", "run_dir_name",
            "SERIES_COUNTERS", "FABRIC_SERIES_COLUMNS"]
@@ -214,6 +215,8 @@ class Recorder:
         self._wall0 = _time.time()
         self._wall_run = None
         self.interrupted = False
+        #: links up below what both ends support, followed at every sample
+        self.degraded = DegradedLinks(f, self.ports)
         self._take(sim.snapshot())
         sim.observe(base, self._on_snapshot)
 
@@ -230,6 +233,7 @@ class Recorder:
         self._data.append(snap.counters[np.ix_(self._rows, self.ports)])
         self._state.append(snap.port_state[self.ports])
         self._rate.append(np.stack((snap.width[self.ports], snap.speed[self.ports])))
+        self.degraded.update(float(snap.time_s), snap.width, snap.speed)
         self._next = snap.time_s + self.every_s
         if len(self._times) * max(len(self.ports), 1) > self.max_rows and len(self._times) > 2:
             # outlasted the plan: keep every other sample (the first included), halve the density
@@ -371,6 +375,7 @@ class Recorder:
                        "rows": int(len(data.time_s) * len(ports)),
                        "columns": ["time_s", "node_guid", "port", "port_state", *SERIES_COUNTERS]},
             "totals": totals,
+            "degraded_links": self.degraded.to_meta(),
         }
         return meta
 

@@ -19,6 +19,7 @@ import numpy as np
 from ..fabric.counters import COUNTER_NAMES, COUNTER_ROW
 from ..fabric.state import ACTIVE
 from ..fabric.names import node_names
+from .degraded import summary_lines as _degraded_lines
 
 __all__ = ["summary_text", "plot_overview", "incidents", "busiest_ports", "hottest_ports",
            "link_utilisation", "node_names", "ERROR_COUNTERS"]
@@ -212,6 +213,8 @@ def summary_text(meta: dict, data, events: list[dict], table: dict, *, top: int 
     else:
         lines.append("  (none)")
 
+    lines += _degraded_lines(meta)
+
     # events
     counts = Counter(e["kind"] for e in events)
     lines += ["", f"Events ({len(events)})"]
@@ -356,6 +359,13 @@ def _timeline_items(meta: dict, events: list[dict], t_end: float, gap: float, na
             continue
         items.append(it)
         open_[(kind, where)] = it
+    # cables that trained below their devices (a bad cable in the topology file, a degrade fault)
+    faulted = {it["label"].rsplit(" ", 1)[-1] for it in items if it["kind"] == "degrade"}
+    for d in meta.get("degraded_links") or []:
+        if d["port"] not in faulted and d["peer"] not in faulted and d["since_s"] < t_end:
+            items.append({"kind": "degrade", "start": d["since_s"], "end": t_end, "color": _PURPLE,
+                          "alpha": 0.25, "text": "#4a235a",
+                          "label": f"degraded {d['trained']} (could be {d['supported']}) {d['port']}"})
     return items
 
 

@@ -192,7 +192,8 @@ class Scenario:
         try:
             sim = ScenarioSimulation(fabric, tick=self.clock.tick_s, seed=self.seed,
                                      routing=r.engine, routing_options=options, mtu=self.mtu,
-                                     sweep_delay=r.sweep_delay_s, sm_settle=r.sm_settle_s)
+                                     sweep_delay=r.sweep_delay_s, sweep_interval=r.sweep_interval_s,
+                                     sm_settle=r.sm_settle_s)
         except (RoutingError, ScenarioError) as exc:
             msg = getattr(exc, "message", None) or str(exc)
             key = "roots" if r.roots is not None and "root" in msg else "engine"

@@ -29,7 +29,7 @@ TOP_KEYS = ("name", "description", "seed", "clock", "topology", "routing", "mtu"
 MTUS = (256, 512, 1024, 2048, 4096)
 
 _CLOCK_KEYS = ("tick", "duration", "realtime")
-_ROUTING_KEYS = ("engine", "roots", "sweep_delay", "sm_settle")
+_ROUTING_KEYS = ("engine", "roots", "sweep_delay", "sweep_interval", "sm_settle")
 _OUTPUT_KEYS = ("dir", "every", "max_rows")
 
 
@@ -157,9 +157,15 @@ def _parse_routing(ck: _Checker, value) -> RoutingSpec:
         if not isinstance(r, list) or not r:
             raise ck.error(path + ("roots",), f"expected a list of switches, got {_kind(d['roots'])}")
         roots = tuple(ck.string(x, path + ("roots", i)) for i, x in enumerate(r))
-    sweep = ck.duration(d["sweep_delay"], path + ("sweep_delay",)) if "sweep_delay" in d else 10.0
+    sweep = ck.wrap(path + ("sweep_delay",), P.duration_or("auto", "off"), d["sweep_delay"]) \
+        if "sweep_delay" in d else "auto"
+    interval = ck.wrap(path + ("sweep_interval",), P.duration_or("off"), d["sweep_interval"]) \
+        if "sweep_interval" in d else 10.0
+    if sweep == "off" and interval in ("off", 0):
+        raise ck.error(path + ("sweep_interval",), "sweep_delay and sweep_interval are both off: ports "
+                       "that retrain would never become Active; give one of them a duration")
     settle = ck.duration(d["sm_settle"], path + ("sm_settle",)) if "sm_settle" in d else 0.5
-    return RoutingSpec(engine, roots, sweep, settle)
+    return RoutingSpec(engine, roots, sweep, settle, interval)
 
 
 def _parse_mtu(ck: _Checker, value) -> int:

@@ -74,17 +74,23 @@ class RoutingSpec:
         Routing engine (``minhop``, ``updn``, ``ftree``).
     roots : tuple of str or None
         Root switches (descriptions or GUIDs) for ``updn``/``ftree``.
-    sweep_delay_s : float
-        Seconds between a link change and the sweep that reroutes [s].
+    sweep_delay_s : float or str
+        Seconds from a trap (a link change at a switch port) to the SM's
+        sweep that activates ports and reroutes [s]; ``"auto"``: OpenSM's
+        reaction for the fabric's size (:func:`ibsim.engine.sm.reaction_delay`);
+        ``"off"``: traps ignored.
     sm_settle_s : float
         With an external SM (``opensm``): quiet time after its last Set before
         the data plane follows its tables [s].
+    sweep_interval_s : float or str
+        Seconds between periodic sweeps [s] (OpenSM's default 10), or ``"off"``.
     """
 
     engine: str = "minhop"
     roots: tuple[str, ...] | None = None
-    sweep_delay_s: float = 10.0
+    sweep_delay_s: float | str = "auto"
     sm_settle_s: float = 0.5
+    sweep_interval_s: float | str = 10.0
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ generators  fat_tree, xgft, leaf_spine, dragonfly, torus, single_switch; GENERAT
 readwrite   read_topology/write_topology: the format follows the file suffix
 ibnetdiscover  ibnetdiscover output and linux-rdma ibsim net files (parser: ibnd_parser)
 yamlio      ibsim's YAML topology schema
+devices     DEVICES: device ids -> generation (fastest speed, MTU); GENERATED devids by speed
 """
 
 from .generators import GENERATORS, dragonfly, fat_tree, leaf_spine, single_switch, torus, xgft

@@ -3,7 +3,9 @@
 GUIDs use the Mellanox OUI (00:02:c9): switch *i* gets
 ``0x0002c90302000000 + i``; CA *i* gets ``0x0002c90301000000 + 8 i`` and its
 ports ``node GUID + port``, as on ConnectX HCAs. Host descriptions read
-``node042 HCA-1``.
+``node042 HCA-1``. Switches and HCAs carry the DeviceIDs of the generation of
+the link speed (:data:`ibsim.topology.devices.GENERATED`: Switch-IB and
+ConnectX-7 at EDR, InfiniScale IV and ConnectX-2 at QDR, ...).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from numbers import Integral
 
 from ..errors import TopologyError
 from ..linkrate import DEFAULT_SPEED, DEFAULT_WIDTH, parse_speed, parse_width
+from .devices import GENERATED
 from .graph import Topology
 
 __all__ = ["Builder", "SWITCH_GUID_BASE", "CA_GUID_BASE", "CA_GUID_STEP"]
@@ -39,6 +42,8 @@ class Builder:
         self.topo = Topology(name)
         self.width = parse_width(width)
         self.speed = parse_speed(speed)
+        #: DeviceIDs of the generation of ``speed`` (switch, HCA)
+        self.devids = GENERATED[self.speed]
         self._n_switches = 0
         self._n_cas = 0
         self._host_digits = max(3, len(str(max(n_hosts, 1))))
@@ -47,7 +52,7 @@ class Builder:
         """Add a switch; return its GUID."""
         guid = SWITCH_GUID_BASE + self._n_switches
         self._n_switches += 1
-        self.topo.add_switch(guid, nports, desc)
+        self.topo.add_switch(guid, nports, desc, devid=self.devids[0])
         return guid
 
     def host(self, nports: int = 1, desc: str | None = None) -> int:
@@ -58,7 +63,7 @@ class Builder:
         self._n_cas += 1
         if desc is None:
             desc = f"node{self._n_cas:0{self._host_digits}d} HCA-1"
-        self.topo.add_ca(guid, nports, desc)
+        self.topo.add_ca(guid, nports, desc, devid=self.devids[1])
         return guid
 
     def link(self, a: int, pa: int, b: int, pb: int) -> None:

@@ -55,3 +55,16 @@ def test_counter_storage_is_uint64_rows_by_ports():
     st = FabricState(f)
     assert st.counters.dtype == np.uint64
     assert st.counters.shape == (len(COUNTERS), f.n_ports)
+
+
+def test_reset_keeps_what_it_took_in_cleared(fabric):
+    st = FabricState(fabric)
+    st.counters[:] = 7
+    rows = reset_mask_rows(1 << 12)                     # PortXmitData
+    st.reset_counters([1], rows)
+    st.counters[COUNTER_ROW["port_xmit_data"], 1] += 5
+    st.reset_counters([1], rows)
+    assert st.cleared[COUNTER_ROW["port_xmit_data"], 1] == 12
+    assert st.cleared[COUNTER_ROW["port_rcv_data"], 1] == 0
+    total = st.counters + st.cleared
+    assert total[COUNTER_ROW["port_xmit_data"], 1] == 12 and total[COUNTER_ROW["port_xmit_data"], 2] == 7

@@ -124,3 +124,17 @@ def test_values_is_one_array_per_refresh(tmp_path):
     assert v.dtype == np.uint64 and v.shape == (len(COUNTERS) + 5, 4)
     trees.remove()
     assert not tmp_path.exists()
+
+
+def test_a_degraded_host_link_shows_its_trained_rate(tmp_path):
+    # cn002's ConnectX-5 is cabled at 4xDDR to a Switch-IB: sysfs shows the active (trained) rate
+    from pathlib import Path
+    from ibsim.topology import read_topology
+    data = Path(__file__).resolve().parents[1] / "data" / "realistic-dump.topo"
+    sim = Simulation(compile_fabric(read_topology(data)), seed=1)
+    f = sim.fabric
+    hosts = [(f.find_node("cn002 mlx5_0"), "cn002"), (f.find_node("cn001 mlx5_0"), "cn001")]
+    trees = SysfsTrees(f, hosts, tmp_path)
+    trees.refresh(sim.snapshot())
+    rate = lambda h: (trees.host_dir(h) / DEVICE / "ports" / "1" / "rate").read_text()   # noqa: E731
+    assert rate("cn002") == "20 Gb/sec (4X DDR)\n" and rate("cn001") == "100 Gb/sec (4X EDR)\n"

@@ -135,6 +135,23 @@ def test_trap_128_makes_opensm_resweep_and_reprogram(tmp_path):
                 assert (sim.state.lft[leaf5] == 5).any()
 
 
+@pytest.mark.parametrize("speed, mtu", [("EDR", 4096), ("DDR", 2048)])
+def test_opensm_configures_the_mtu_the_devices_support(speed, mtu, tmp_path):
+    # EDR: Switch-IB and ConnectX-7 (MTUCap 4096); DDR: InfiniScale III and InfiniHost III (2048)
+    sim = make_sim(fat_tree(4, 2, speed=speed), routing="opensm", tick=0.05)
+    f = sim.fabric
+    code = {2048: 4, 4096: 5}[mtu]
+    with serving(sim) as (srv, sock), ticking(sim):
+        with OpenSM(tmp_path / "osm", sockname=sock, sim_host="node001 HCA-1") as osm:
+            osm.wait_up(UP_TIMEOUT)
+            src, dst = (int(sim.state.lid[f.find_port(f"node00{i} HCA-1:1")]) for i in (1, 7))
+            pr = tool(sock, "saquery", "PR", "--src-to-dst", f"{src}:{dst}", sim_host="node002 HCA-1",
+                      cwd=tmp_path).stdout
+            pi = tool(sock, "smpquery", "portinfo", str(dst), sim_host="node002 HCA-1", cwd=tmp_path).stdout
+    assert re.search(rf"mtu\.+0x{0x80 | code:x}\b", pr), pr            # selector "exactly" | MTU code
+    assert field(pi, "MtuCap") == str(mtu) and field(pi, "NeighborMTU") == str(mtu)
+
+
 @pytest.mark.slow
 def test_opensm_on_648_cas(tmp_path):
     sim = make_sim(fat_tree(36, 2), routing="opensm", tick=0.1)

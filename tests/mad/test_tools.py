@@ -320,3 +320,19 @@ def test_ibportstate_retrains_a_link_at_the_width_and_speed_it_enables(tmp_path)
     p = f.find_port("leaf2:4")
     assert sim.state.width[p] == 1 and sim.state.capacity[p] == pytest.approx(2e9 / 8)
     assert sim.state.counters[COUNTER_ROW["link_downed"], p] == 1
+
+
+def test_server_counts_perfmgt_mads_and_resets_keep_the_cleared_totals(tmp_path):
+    sim = make_sim(fat_tree(4, 2))
+    f = sim.fabric
+    ca_p = int(f.first_port[f.find_node("node005 HCA-1")])
+    sim.state.counters[COUNTER_ROW["port_rcv_errors"], ca_p] = 9
+    calid = int(sim.state.lid[ca_p])
+    with serving(sim) as (srv, sock):
+        before = srv.dispatcher.by_class.get(0x04, 0)
+        tool(sock, "perfquery", "-x", str(calid), "1", cwd=tmp_path)
+        tool(sock, "perfquery", "-r", str(calid), "1", cwd=tmp_path)
+        # a Get each, the reset's Get + Set; requests and responses both cross the server
+        assert srv.dispatcher.by_class.get(0x04, 0) - before >= 3
+        assert sim.state.counters[COUNTER_ROW["port_rcv_errors"], ca_p] == 0
+        assert sim.counted_totals()[COUNTER_ROW["port_rcv_errors"], ca_p] == 9

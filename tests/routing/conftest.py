@@ -142,3 +142,127 @@ def attach_row(fab, lid: int) -> int:
 def rh():
     """The helpers of this module (``rh.ring(6)``, ``rh.all_routes(...)``)."""
     return sys.modules[__name__]
+
+
+def edr_cluster(seed: int = 0, cables: int = 6, hosts: int = 24) -> Topology:
+    """A production-like dump: 2 spines, 4 leaves, ``cables`` parallel cables per leaf-spine
+    pair, up to ``hosts`` CAs per leaf on scattered ports, random GUIDs, LIDs in no order."""
+    rng = np.random.default_rng(seed)
+    guids = iter(int(g) << 8 for g in rng.choice(1 << 40, size=200, replace=False))
+    t = Topology("edr-cluster")
+    radix = hosts + 2 * cables
+    spines = [next(guids) for _ in range(2)]
+    leaves = [next(guids) for _ in range(4)]
+    for i, g in enumerate(spines):
+        t.add_switch(g, 4 * cables + 4, f"spine{i + 1}")
+    for i, g in enumerate(leaves):
+        t.add_switch(g, radix, f"leaf{i + 1}")
+    n = 0
+    for i, g in enumerate(leaves):
+        for j, s in enumerate(spines):
+            for c in range(cables):
+                t.add_link(g, hosts + 1 + j * cables + c, s, 1 + i * cables + c)
+        ports = rng.permutation(hosts)[:hosts - int(rng.integers(0, 4))] + 1
+        for p in ports.tolist():
+            n += 1
+            h = next(guids)
+            t.add_ca(h, 1, f"cn{n:03d} mlx5_0")
+            t.add_link(g, p, h, 1)
+    return shuffle_lids(t.validate(), seed)
+
+
+def random_fabric(seed: int, n: int = 10, degree: int = 4, hosts: int = 2) -> Topology:
+    """``n`` 16-port switches: a ring plus random chords (some doubled), ``hosts`` CAs each,
+    random GUIDs, LIDs in no order."""
+    rng = np.random.default_rng(seed)
+    t = Topology(f"random{seed}")
+    sw = [int(x) << 4 for x in rng.choice(1 << 30, n, replace=False)]
+    for i, g in enumerate(sw):
+        t.add_switch(g, 16, f"sw{i}")
+    free = {g: hosts + 1 for g in sw}
+    pairs = {(i, (i + 1) % n) for i in range(n)}
+    while len(pairs) < n * degree // 2:
+        a, b = rng.choice(n, 2, replace=False)
+        pairs.add((int(a), int(b)))
+    for a, b in sorted(pairs):
+        for _ in range(1 + int(rng.integers(0, 2))):
+            ga, gb = sw[a], sw[b]
+            if free[ga] <= 16 and free[gb] <= 16:
+                t.add_link(ga, free[ga], gb, free[gb])
+                free[ga] += 1
+                free[gb] += 1
+    for i, g in enumerate(sw):
+        for h in range(hosts):
+            c = CA + 16 * (i * hosts + h)
+            t.add_ca(c, 1, f"h{i * hosts + h + 1}")
+            t.add_link(g, h + 1, c, 1)
+    return shuffle_lids(t.validate(), seed)
+
+
+# ----------------------------------------------------------- OpenSM on our MAD server
+def shuffle_lids(topo: Topology, seed: int = 0) -> Topology:
+    """Preset LIDs in a random order (switch port 0 and every cabled CA port), in place."""
+    rng = np.random.default_rng(seed)
+    ends = [(g, 0) for g in topo.switches()]
+    ends += [(g, p) for g in topo.cas() for p in range(1, topo.node(g)["nports"] + 1)
+             if topo.peer(g, p) is not None]
+    lids = rng.permutation(np.arange(1, len(ends) + 1)) + int(rng.integers(0, 40))
+    for (g, p), lid in zip(ends, lids.tolist()):
+        topo.node(g)["lids"][p] = lid
+    return topo
+
+
+def opensm_lfts(topo: Topology, workdir, engine: str = "minhop", roots=None):
+    """Route ``topo`` with the real OpenSM attached to our MAD server.
+
+    The simulation starts with our default LIDs (OpenSM keeps LIDs it finds
+    in PortInfo) and our LFTs (which OpenSM ignores on its first sweep).
+
+    Returns
+    -------
+    (FabricIndex, lid, lft)
+        The compiled fabric, the port LIDs after OpenSM's sweep (must equal
+        ``fabric.default_lid``) and OpenSM's ``opensm-lfts.dump`` translated
+        into rows and LIDs of the fabric.
+    """
+    import math
+    import os
+    import threading
+    import uuid
+    from pathlib import Path
+
+    from ibsim.bench.ofed import OpenSM
+    from ibsim.engine.simulation import Simulation
+    from ibsim.fabric import compile_fabric
+    from ibsim.mad import start_mad_server
+    from ibsim.routing import lft_from_dump
+
+    workdir = Path(workdir)
+    fab = compile_fabric(topo)
+    sim = Simulation(fab, seed=1, tick=0.05, routing="minhop")
+    sock = f"ibsimpy-osmcmp-{os.getpid()}-{uuid.uuid4().hex[:10]}"
+    extra = []
+    if roots is not None:
+        rf = workdir / "roots.txt"
+        workdir.mkdir(parents=True, exist_ok=True)
+        rf.write_text("".join(f"0x{int(g):016x}\n" for g in roots))
+        extra = ["-a", str(rf)]
+    host = fab.node_desc[int(np.flatnonzero(~fab.node_is_switch)[0])]
+    srv = start_mad_server(sim, sockname=sock)
+    th = threading.Thread(target=sim.run, kwargs={"until": math.inf, "realtime": 1.0}, daemon=True)
+    th.start()
+    try:
+        with OpenSM(workdir / "osm", sockname=sock, sim_host=host, routing=engine,
+                    extra=["-s", "0", *extra]) as osm:
+            osm.wait_up(120.0)
+            text = (osm.dump_dir / "opensm-lfts.dump").read_text()
+            log = osm.log_text()
+    finally:
+        sim.stop()
+        th.join(timeout=10)
+        srv.close()
+    with sim.lock:
+        lid = sim.state.lid.copy()
+    assert f"{engine} tables configured on all switches" in log, \
+        f"OpenSM did not route with {engine} (fell back or failed)"
+    return fab, lid, lft_from_dump(fab, text, lid=lid)

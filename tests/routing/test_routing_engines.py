@@ -138,8 +138,13 @@ def test_minhop_balances_lids_per_port(rh):
 
 
 # -------------------------------------------------------------------- updn
-def assert_updn_legal(rh, fab, lft, pos, up=None, every_switch_to_ca=True):
-    """Every walked route (switch -> any LID) is up* then down*; no loops."""
+def assert_updn_legal(rh, fab, lft, order, up=None, every_switch_to_ca=True):
+    """Every walked route (switch -> any LID) is up* then down*; no loops.
+
+    A move is up when it goes to a switch earlier in ``order.pos``, except
+    between two roots, which OpenSM's updn counts as down both ways."""
+    pos = order.pos
+    root = order.rank == 0
     lids = np.flatnonzero(fab.lid_to_port() >= 0)
     _, dst, res = rh.all_routes(fab, lft, lids, record=True, up=up)
     assert (res.status != 2).all()
@@ -149,8 +154,10 @@ def assert_updn_legal(rh, fab, lft, pos, up=None, every_switch_to_ca=True):
     path = res.path
     valid = (path[:, 1:] >= 0)
     p = pos[np.maximum(path, 0)]
-    step_up = (p[:, 1:] < p[:, :-1]) & valid
-    step_down = (p[:, 1:] > p[:, :-1]) & valid
+    r = root[np.maximum(path, 0)]
+    both_roots = r[:, 1:] & r[:, :-1]
+    step_up = (p[:, 1:] < p[:, :-1]) & valid & ~both_roots
+    step_down = ((p[:, 1:] > p[:, :-1]) | both_roots) & valid
     assert not (valid & (p[:, 1:] == p[:, :-1])).any()
     went_down = np.cumsum(step_down, axis=1) > 0
     # an up move after any earlier down move is illegal
@@ -161,7 +168,7 @@ def assert_updn_legal(rh, fab, lft, pos, up=None, every_switch_to_ca=True):
 def test_updn_never_turns_down_then_up(rh, topo, tiny_topology):
     fab = compile_fabric(build(rh, topo, tiny_topology))
     lft = compute_lfts(fab, "updn")
-    assert_updn_legal(rh, fab, lft, updn_order(fab).pos)
+    assert_updn_legal(rh, fab, lft, updn_order(fab))
 
 
 def test_updn_with_given_roots_on_a_torus(rh):
@@ -170,7 +177,7 @@ def test_updn_with_given_roots_on_a_torus(rh):
     lft = compute_lfts(fab, "updn", roots=[root])
     order = updn_order(fab, roots=[root])
     assert order.rank[5] == 0 and order.pos[5] == 0
-    assert_updn_legal(rh, fab, lft, order.pos)
+    assert_updn_legal(rh, fab, lft, order)
     assert route_metrics(fab, lft)["unreachable"] == 0
 
 
@@ -335,7 +342,7 @@ def test_downed_links_are_routed_around(rh, engine):
             "updn": is_leaf[src] & ~to_sw}[engine]
     assert (res.status[must] == 0).all()
     if engine == "updn":
-        assert_updn_legal(rh, fab, lft, updn_order(fab, up=up).pos, every_switch_to_ca=False, up=up)
+        assert_updn_legal(rh, fab, lft, updn_order(fab, up=up), every_switch_to_ca=False, up=up)
 
 
 def test_minhop_after_link_down_equals_bfs(rh):
@@ -377,5 +384,34 @@ def test_isolated_ca_is_unreachable_not_an_error():
 def test_updn_check_catches_illegal_routes(rh):
     # the checker itself: min-hop routes on a torus do turn down then up
     fab = compile_fabric(rh.torus2d(4, 4))
+    root = [int(fab.node_guid[fab.node_of_switch[0]])]
     with pytest.raises(AssertionError):
-        assert_updn_legal(rh, fab, compute_lfts(fab, "minhop"), updn_order(fab).pos)
+        assert_updn_legal(rh, fab, compute_lfts(fab, "minhop"), updn_order(fab, roots=root))
+
+
+def test_destinations_come_in_opensm_order():
+    # OpenSM routes end ports switch by switch: most end-port links first, ties
+    # in its switch table's order (node GUIDs compared in network byte order),
+    # then by the switch's port number; switch LIDs last
+    from ibsim.routing.graph import SwitchGraph
+    from ibsim.topology import Topology
+    t = Topology("order")
+    for g in (0x0100, 0x0001, 0x0002):       # byte-swapped: 0x0100 < 0x0001 < 0x0002
+        t.add_switch(g, 8, f"sw{g:04x}")
+    t.add_link(0x0100, 7, 0x0001, 7)
+    t.add_link(0x0001, 8, 0x0002, 7)
+    hosts = {0x0100: [3, 1], 0x0001: [2, 5], 0x0002: [4, 1, 2]}
+    lid, ca = 40, 0x9000
+    for sw, ports in hosts.items():
+        for p in ports:
+            ca += 0x10
+            lid -= 1                          # LIDs fall as ports are cabled
+            t.add_ca(ca, 1, f"h{ca:x}", lids={1: lid})
+            t.add_link(sw, p, ca, 1)
+    fab = compile_fabric(t)
+    sg = SwitchGraph(fab)
+    groups, sw_targets, _ = sg.osm_order()
+    guid = fab.node_guid[fab.node_of_switch]
+    assert [int(guid[t]) for t, _ in groups] == [0x0002, 0x0100, 0x0001]
+    assert [sg.dest_exit[idx].tolist() for _, idx in groups] == [[1, 2, 4], [1, 3], [2, 5]]
+    assert sorted(sw_targets.tolist()) == [0, 1, 2]

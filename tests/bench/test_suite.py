@@ -1,0 +1,87 @@
+"""The suite end to end on the quick fabric: phases, metrics, outputs, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ibsim.bench.approaches import APPROACHES, parse_approaches, read_stats
+from ibsim.bench.live import SIZES, parse_sizes, port_key
+from ibsim.bench.report import write_results
+from ibsim.bench.suite import run_one
+from ibsim.cli import main
+from ibsim.errors import BenchError
+from tests.bench.conftest import need_servers
+
+
+@pytest.fixture(scope="module")
+def direct_row(tmp_path_factory):
+    need_servers()
+    d = tmp_path_factory.mktemp("direct")
+    return run_one(APPROACHES["direct"](), SIZES[32], d / "work", interval=2, sweeps=2), d
+
+
+def test_direct_export_delivers_every_port_exactly(direct_row):
+    row, d = direct_row
+    assert "error" not in row, row.get("error")
+    assert row["sweeps_measured"] == 2 and row["ports_expected"] == 128
+    assert row["completeness"] == [1.0, 1.0]
+    # the engine's counters after the freeze; only the SM's MADs since then may differ
+    assert row["data_rel_err_max"] < 1e-6
+    assert row["delivered_port_xmit_data"] == 1.0 and row["link_downed_exact"] == 1.0
+    assert row["event_latency_counter_s"] is not None and row["event_latency_trap_s"] is None
+    sweeps, final = read_stats(d / "work" / "stats.jsonl")
+    assert final["values"] == "cumulative" and all(s["points"] == 128 * 21 for s in sweeps)
+    assert not (d / "work" / "carbon" / "storage").exists()          # whisper files removed
+
+
+def test_outputs_render_from_a_real_row(direct_row, tmp_path):
+    row, _d = direct_row
+    paths = write_results([row], tmp_path, meta={"interval_s": 2, "sweeps": 2, "seed": 7})
+    doc = json.loads(paths["json"].read_text())
+    assert doc["results"][0]["approach"] == "direct" and doc["results"][0]["completeness_min"] == 1.0
+    md = paths["md"].read_text()
+    assert "| direct | fat_tree(8,2) | 128 | 2 |" in md and "![sweep_duration](sweep_duration.png)" in md
+    assert paths["csv"].read_text().splitlines()[0].startswith("approach,fabric,fabric_ports")
+    for name in ("sweep_duration", "cpu_per_sweep", "completeness", "event_latency"):
+        assert paths[name].stat().st_size > 5000
+
+
+def test_names_sizes_and_series_keys():
+    assert [a.name for a in parse_approaches("direct,perfmgr-batched")] == ["direct", "perfmgr-batched"]
+    assert [s.cas for s in parse_sizes("648, 3456,11664")] == [648, 3456, 11664]
+    assert SIZES[3456].label == "fat_tree(24,3)"
+    assert port_key("ib.0x0002c90300000001.p03.port_xmit_data") == (0x0002c90300000001, 3, "port_xmit_data")
+    assert port_key("ib.0002c90300000001.p36.link_downed") == (0x0002c90300000001, 36, "link_downed")
+    assert port_key("ib.traps.trap128.lid5") is None
+    with pytest.raises(BenchError, match="choose from"):
+        parse_sizes("100")
+    with pytest.raises(BenchError, match="did you mean 'direct'"):
+        parse_approaches("directt")
+
+
+@pytest.mark.parametrize("argv, text", [
+    (["--approaches", "nope"], "unknown approach 'nope'"),
+    (["--sizes", "12"], "no fabric of 12 CAs"),
+    (["--interval", "fast"], "--interval"),
+    (["--sweeps", "0"], "--sweeps: at least 1"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, text, tmp_path, capsys):
+    assert main(["bench", "monitoring", *argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and text in err[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_node_exporter_in_container_hosts_scraped_by_prometheus(host_image, tmp_path):
+    """Real containers, node_exporter and Prometheus: the hosts' own CA ports only, exactly."""
+    need_servers()
+    ap = APPROACHES["node-exporter"]()
+    ap.hosts = 4
+    row = run_one(ap, SIZES[32], tmp_path / "work", interval=2, sweeps=2)
+    assert "error" not in row, row.get("error")
+    assert row["ports_expected"] == 4 and row["fabric_ports"] == 128       # no switch ports seen
+    assert row["completeness"] == [1.0, 1.0] and row["reported_ports_per_sweep"] == 4
+    assert row["data_rel_err_max"] < 1e-6 and row["link_downed_exact"] == 1.0
+    assert row["event_latency_counter_s"] is not None
