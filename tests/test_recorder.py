@@ -252,3 +252,77 @@ def test_timeline_shows_a_degraded_link_for_as_long_as_it_lasts():
     items = [i for i in _timeline_items({"jobs": []}, events, 120, 3, {}, set()) if i["kind"] == "degrade"]
     assert [(i["start"], i["end"], i["label"]) for i in items] == [
         (70, 95, "trains at 1x leaf09:23"), (100, 120, "trains at SDR leaf09:23")]
+
+
+# ------------------------------------------------------------ utilisation
+SLOW = """\
+name: slow
+seed: 5
+clock: {tick: 100ms, duration: 6s}
+topology: {generate: fat-tree, radix: 4, levels: 2}
+routing: {engine: ftree, sweep_delay: 1s}
+traffic:
+  - {name: a2a, pattern: all_to_all, hosts: all, load: 0.5, start: 0s}
+faults:
+  - {at: 0s, degrade: {link: "leaf1:3", width: 1x, speed: SDR}}
+"""
+
+
+def _summary_table(text, title):
+    """Rows of one table of summary.txt: {port: {column: value}}."""
+    block = text.split("\n" + title)[1].split("\n\n")[0].splitlines()[1:]
+    head = [h.strip() for h in block[0].split("  ") if h.strip()]
+    rows = {}
+    for ln in block[1:]:
+        cells = [c.strip() for c in ln.split("  ") if c.strip()]
+        rows[cells[0]] = dict(zip(head[1:], cells[1:]))
+    return rows
+
+
+def test_summary_ranks_a_slow_saturated_link_by_utilisation(tmp_path):
+    """A leaf-spine cable trained at 1x SDR carries few bytes at 100% of its capacity: it is
+    not among the top talkers by bytes, and it heads the hottest links by utilisation."""
+    sim = Scenario.from_text(SLOW, source="slow.yml", name="slow").build()
+    rec = Recorder(sim, every="1s", duration=6)
+    sim.run()
+    text = rec.write(tmp_path, plot=False).summary
+    talkers = _summary_table(text, "Top talkers")
+    hot = _summary_table(text, "Hottest links")
+    assert "leaf1:3" not in talkers and "spine1:1" not in talkers
+    assert list(hot)[:2] == ["leaf1:3", "spine1:1"]
+    for port in ("leaf1:3", "spine1:1"):
+        assert hot[port]["capacity Gb/s"] == "2"                     # 1x SDR: 2 Gb/s of data
+        assert hot[port]["peak %"] == "100.0" and hot[port]["mean %"] == "100.0"
+    # a healthy host link at its job's load comes next, at its share of 100 Gb/s
+    third = hot[list(hot)[2]]
+    assert third["capacity Gb/s"] == "100" and third["peak %"] == "50.0"
+
+
+def test_link_utilisation_per_interval_and_ranking():
+    from ibsim.run.report import busiest_ports, hottest_ports, link_utilisation
+    sim = Scenario.from_text(SLOW, source="slow.yml", name="slow").build()
+    rec = Recorder(sim, every="1s", duration=6)
+    sim.run()
+    data = rec.series()
+    u = link_utilisation(data)
+    i = int(np.flatnonzero(data.ports == sim.fabric.find_port("leaf1:3"))[0])
+    # down, then Init until the sweep at 1 s: nothing sent in (0, 1]; then full
+    np.testing.assert_allclose(u["series"][:, i], [0, 0, 1, 1, 1, 1, 1], atol=1e-9)
+    assert u["capacity"][i] == pytest.approx(2.5e8) and u["mean"][i] == pytest.approx(1.0)
+    assert u["sent"][i] == pytest.approx(5 * 2.5e8, rel=1e-6)
+    assert i in hottest_ports(data, 2) and i not in busiest_ports(data, 5)
+    assert (u["series"] <= 1).all() and (u["series"] >= 0).all()
+
+
+def test_overview_draws_the_hottest_links(tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+    sim = Scenario.from_text(SLOW, source="slow.yml", name="slow").build()
+    rec = Recorder(sim, every="1s", duration=6)
+    sim.run()
+    rec.write(tmp_path)
+    img = imread(tmp_path / "overview.png")
+    h, w = img.shape[:2]
+    assert w > 1000 and h > 1200                      # six panels, not five
+    colours = np.unique((img[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
+    assert len(colours) > 50                            # drawn, not blank

@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Allocation", "max_min_allocate"]
+__all__ = ["Allocation", "max_min_allocate", "unsent_upstream"]
 
 
 class Allocation(NamedTuple):
@@ -38,6 +38,9 @@ class Allocation(NamedTuple):
     rate: np.ndarray        #: bytes/s per aggregate
     iterations: int         #: freezing rounds used
     converged: bool         #: every aggregate was frozen by the exact rules
+    #: hop (row of ``paths``) of the link each aggregate was frozen at, its bottleneck
+    #: (``H``: none, its demand is met)
+    bottleneck: np.ndarray
 
 
 def max_min_allocate(paths: np.ndarray, weight: np.ndarray, demand: np.ndarray,
@@ -64,7 +67,11 @@ def max_min_allocate(paths: np.ndarray, weight: np.ndarray, demand: np.ndarray,
     Returns
     -------
     Allocation
-        ``rate`` (bytes/s, shape (A,)), iterations used, whether it converged.
+        ``rate`` (bytes/s, shape (A,)), iterations used, whether it converged,
+        and each aggregate's ``bottleneck``: the hop of the first link on its
+        path that limits it (saturated, and no aggregate crossing it has a
+        higher rate per flow), ``H`` when its demand is met. Truncated by
+        ``max_iter``: the first link giving it its fair share.
 
     Examples
     --------
@@ -75,12 +82,15 @@ def max_min_allocate(paths: np.ndarray, weight: np.ndarray, demand: np.ndarray,
     ...                      np.array([10., 3.]))
     >>> a.rate.tolist()
     [7.0, 3.0]
+    >>> a.bottleneck.tolist()          # both at hop 0 (the 10 B/s link) and hop 1
+    [0, 1]
     """
     paths = np.asarray(paths)
     H, A = paths.shape if paths.ndim == 2 else (0, 0)
     rate = np.zeros(A, dtype=np.float64)
+    hop = np.full(A, H, dtype=np.int16)
     if A == 0 or H == 0:
-        return Allocation(rate, 0, True)
+        return Allocation(rate, 0, True, hop)
     n = capacity.shape[0]
     if paths.min() < 0:
         paths = np.where(paths < 0, n, paths)
@@ -108,10 +118,14 @@ def max_min_allocate(paths: np.ndarray, weight: np.ndarray, demand: np.ndarray,
         dl = dem_level[active]
         dem_ok = dl <= path_min * (1 + rtol)
         last = it >= max_iter
+        hop_a = np.full(active.size, H, dtype=np.int16)
         if last:
             freeze = np.ones(active.size, dtype=bool)
             r = wa * np.minimum(path_min, dl)
             converged = False
+            lim = np.where(dem_ok, -np.inf, path_min * (1 + rtol))
+            for h in range(H - 1, -1, -1):       # backwards: the first hop at its share wins
+                hop_a[lam[Pa[h]] <= lim] = h
         elif dem_ok.all():
             freeze = dem_ok
             r = demand[active]
@@ -123,15 +137,16 @@ def max_min_allocate(paths: np.ndarray, weight: np.ndarray, demand: np.ndarray,
                 n_below += np.bincount(Pa[h], weights=below, minlength=m)
             bneck = (n_below == 0) & (W > 0)
             bneck[n] = False
-            on_bneck = np.zeros(active.size, dtype=bool)
             lim = path_min * (1 + rtol)
-            for h in range(H):
-                on_bneck |= bneck[Pa[h]] & (lam[Pa[h]] <= lim)
+            for h in range(H - 1, -1, -1):       # backwards: the first bottleneck on the path wins
+                hop_a[bneck[Pa[h]] & (lam[Pa[h]] <= lim)] = h
+            on_bneck = hop_a < H
             freeze = dem_ok | on_bneck
             r = np.where(dem_ok, np.minimum(demand[active], wa * path_min), wa * path_min)
         fz = active[freeze]
         rf = r[freeze]
         rate[fz] = rf
+        hop[fz] = hop_a[freeze]
         active = active[~freeze]
         if last or not active.size:
             break
@@ -140,4 +155,63 @@ def max_min_allocate(paths: np.ndarray, weight: np.ndarray, demand: np.ndarray,
             remaining -= np.bincount(Pf[h], weights=rf, minlength=m)
         np.maximum(remaining, 0.0, out=remaining)
         remaining[n] = np.inf
-    return Allocation(rate, it, converged)
+    return Allocation(rate, it, converged, hop)
+
+
+
+def unsent_upstream(paths: np.ndarray, demand: np.ndarray, rate: np.ndarray, bottleneck: np.ndarray,
+                    n_links: int, *, rtol: float = 1e-7) -> np.ndarray:
+    """Demand held back on each link by bottlenecks further along the paths [bytes/s].
+
+    With credit-based flow control an aggregate that gets less than it asks
+    for is held back at its bottleneck (:attr:`Allocation.bottleneck`): its
+    unsent demand ``demand - rate`` waits, for want of credits, in the ports
+    at the hops before that link. The bottleneck port itself sends at line
+    rate, and the hops after it carry only what it let through.
+
+    Parameters
+    ----------
+    paths : ndarray of int, shape (H, A)
+        Hop-major transmitting ports, padded with a dummy link (``n_links - 1``).
+    demand, rate : ndarray of float64, shape (A,)
+        Offered and allocated bytes/s.
+    bottleneck : ndarray of int, shape (A,)
+        Hop of each aggregate's bottleneck (``H``: none).
+    n_links : int
+        Length of the result (links, the dummy link included).
+    rtol : float
+        Unsent demand below ``rtol * demand`` is none.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_links,)
+        Per link, the sum of ``demand - rate`` over the aggregates whose
+        bottleneck comes later on their path.
+
+    Examples
+    --------
+    Flow 0 crosses link 0 then link 1 (3 B/s, its bottleneck); flow 1 only link 0:
+
+    >>> import numpy as np
+    >>> paths, cap = np.array([[0, 0], [1, 2]]), np.array([10., 3.])
+    >>> a = max_min_allocate(paths, np.ones(2), np.array([8., 2.]), cap)
+    >>> a.rate.tolist(), a.bottleneck.tolist()
+    ([3.0, 2.0], [1, 2])
+    >>> unsent_upstream(paths, np.array([8., 2.]), a.rate, a.bottleneck, 3).tolist()
+    [5.0, 0.0, 0.0]
+    """
+    out = np.zeros(n_links)
+    unsent = demand - rate
+    held = unsent > demand * rtol
+    n_held = int(np.count_nonzero(held))
+    if n_held == 0:
+        return out
+    if n_held < paths.shape[1] // 2:          # few held back: work on them only
+        sel = np.flatnonzero(held)
+        paths, unsent, bottleneck = paths[:, sel], unsent[sel], bottleneck[sel]
+    else:
+        unsent = np.where(held, unsent, 0.0)
+    # loops below run over hops only, up to the last bottleneck
+    for h in range(min(paths.shape[0], int(bottleneck.max()))):
+        out += np.bincount(paths[h], weights=unsent * (bottleneck > h), minlength=n_links)
+    return out

@@ -28,7 +28,7 @@ import time as _time
 import numpy as np
 
 from ..fabric.counters import COUNTER_ROW
-from .allocation import max_min_allocate
+from .allocation import max_min_allocate, unsent_upstream
 from .flows import build_flowset, walk_paths
 
 __all__ = ["RateModel", "compute", "xmit_wait_rate", "TRAFFIC_ROWS"]
@@ -41,24 +41,27 @@ assert [COUNTER_ROW[n] - _R0 for n in TRAFFIC_ROWS] == list(range(len(TRAFFIC_RO
 _TRAFFIC = slice(_R0, _R0 + len(TRAFFIC_ROWS))
 
 
-def xmit_wait_rate(capacity: np.ndarray, offered: np.ndarray, carried: np.ndarray) -> np.ndarray:
+def xmit_wait_rate(capacity: np.ndarray, unsent: np.ndarray, carried: np.ndarray) -> np.ndarray:
     """PortXmitWait increments per second.
 
-    A port waits when the traffic offered to it exceeds what leaves it (it is
-    the bottleneck, or credits are held back by a bottleneck downstream).
-    One XmitWait tick is the time to send one 4-octet word at the port's
-    active rate, so a port stalled all the time counts ``capacity / 4`` per
-    second, like ``port_xmit_data`` at line rate::
+    A port counts XmitWait while it has data to send and no credits to send
+    it: its share of the demand held back by bottlenecks further along the
+    paths (``unsent``, see :func:`~ibsim.engine.allocation.unsent_upstream`;
+    a source's own unsent demand). A wait tick is one in which nothing was
+    sent, so the wait fits in the time the port is not sending: a port at
+    line rate counts nothing. One XmitWait tick is the time to send one
+    4-octet word at the port's active rate, so a port stalled all the time
+    counts ``capacity / 4`` per second, like ``port_xmit_data`` at line rate::
 
-        xmit_wait/s = capacity/4 * clip((offered - carried) / capacity, 0, 1)
+        xmit_wait/s = capacity/4 * clip(min(unsent, capacity - carried) / capacity, 0, 1)
 
     Parameters
     ----------
-    capacity, offered, carried : ndarray of float64
+    capacity, unsent, carried : ndarray of float64
         Bytes/s per port.
     """
     with np.errstate(divide="ignore", invalid="ignore"):
-        stall = np.where(capacity > 0, (offered - carried) / capacity, 0.0)
+        stall = np.where(capacity > 0, np.minimum(unsent, capacity - carried) / capacity, 0.0)
     return capacity / 4.0 * np.clip(stall, 0.0, 1.0)
 
 
@@ -110,22 +113,22 @@ def compute(fabric, inp: dict, route=None) -> dict:
         rate = alloc.rate
         iterations, converged = alloc.iterations, alloc.converged
         sw_carried = np.zeros(n + 1)
-        sw_offered = np.zeros(n + 1)
         for h in range(H):
             sw_carried += np.bincount(paths[h], weights=rate, minlength=n + 1)
-            sw_offered += np.bincount(paths[h], weights=demand, minlength=n + 1)
+        # held back upstream of each aggregate's bottleneck; a source holds back all it cannot send
+        sw_unsent = unsent_upstream(paths, demand, rate, alloc.bottleneck, n + 1)
         with np.errstate(divide="ignore", invalid="ignore"):
             phi = np.where(fs.demand > 0, rate / fs.demand, 0.0)
         inj_carried, inj_offered = fs.injection(phi, n)
         xmit = sw_carried[:n] + inj_carried
-        offered = sw_offered[:n] + inj_offered
+        unsent = sw_unsent[:n] + (inj_offered - inj_carried)
     else:
         xmit = np.zeros(n)
-        offered = np.zeros(n)
+        unsent = np.zeros(n)
     xmit[~up] = 0.0
     peer = f.peer_of_port
     rcv = np.where(peer >= 0, xmit[np.maximum(peer, 0)], 0.0)
-    wait = xmit_wait_rate(capacity, offered, xmit)
+    wait = xmit_wait_rate(capacity, unsent, xmit)
     dt, mtu = inp["tick_s"], inp["mtu"]
     pt = np.empty((len(TRAFFIC_ROWS), n))
     pt[0] = xmit * dt / 4.0

@@ -1,8 +1,9 @@
 """Record a run: sample a time series while it runs, write the run directory at the end.
 
 A :class:`Recorder` is an observer (``sim.observe``). It keeps, for every
-cabled port, a few counters at each sample (vectorised: one fancy-index copy
-per sample, no loop over ports) and at the end writes::
+cabled port, a few counters and its link's active width and speed at each
+sample (vectorised: fancy-index copies per sample, no loop over ports) and at
+the end writes::
 
     <run dir>/
       metadata.json        scenario (path and parsed content), seed, versions,
@@ -13,8 +14,10 @@ per sample, no loop over ports) and at the end writes::
       series.parquet       long format: time_s, node_guid, port, port_state and
         or series.csv.gz   the SERIES_COUNTERS (Parquet when pyarrow imports)
       fabric_series.csv    fabric-wide totals per sample (throughput in Gb/s, ...)
-      overview.png         throughput and busiest links with event overlays
-      summary.txt          top talkers, nonzero error counters, degraded links, event counts
+      overview.png         throughput, busiest (bytes) and hottest (% of capacity)
+                           links, with event overlays
+      summary.txt          top talkers, hottest links, nonzero error counters,
+                           degraded links, event counts
 
 The series stays bounded: the interval grows with the fabric so that
 samples x cabled ports stays under ``max_rows``; when a run outlasts the
@@ -78,6 +81,9 @@ class SeriesData:
     ports : ndarray of int64, (n_cabled,)
         Dense port indices of the cabled ports.
     fabric : FabricIndex
+    width, speed : ndarray of uint8, (n_samples, n_cabled), optional
+        Active link width (lanes) and speed code at each sample (0 while
+        down); without them the cables' rates stand in.
     """
 
     time_s: np.ndarray
@@ -85,6 +91,8 @@ class SeriesData:
     port_state: np.ndarray
     ports: np.ndarray
     fabric: object
+    width: np.ndarray | None = None
+    speed: np.ndarray | None = None
     _names: np.ndarray | None = field(default=None, repr=False)
 
     def counter(self, name: str) -> np.ndarray:
@@ -103,6 +111,40 @@ class SeriesData:
             with np.errstate(divide="ignore", invalid="ignore"):
                 out[1:] = np.where(dt > 0, np.diff(words, axis=0) * 32.0 / dt / 1e9, 0.0)
         return out
+
+    def capacity_bytes(self) -> np.ndarray:
+        """(n_samples, n_cabled) data capacity of each link at each sample [bytes/s], 0 while down."""
+        f = self.fabric
+        if self.width is None or self.speed is None:
+            cap = f.capacity_bytes(f.cable_width[self.ports], f.cable_speed[self.ports])
+            return np.broadcast_to(cap, (len(self.time_s), len(self.ports)))
+        return f.capacity_bytes(self.width, self.speed)
+
+    def utilisation(self, name: str = "port_xmit_data") -> tuple[np.ndarray, np.ndarray]:
+        """Sent words over the interval ending at each sample, as a fraction of what the link
+        could carry in it, and that capacity.
+
+        An interval is measured against the link's capacity at its end (at
+        its start when the link is down at the end); an interval in which
+        the link retrained to a lower rate is capped at 100%.
+
+        Returns
+        -------
+        util : ndarray of float64, (n_samples, n_cabled)
+            0..1; 0 for the first sample and where the link was down at both ends.
+        capacity : ndarray of float64, (n_samples, n_cabled)
+            Bytes/s each interval was measured against.
+        """
+        cap = self.capacity_bytes()
+        util = np.zeros(cap.shape)
+        cap_iv = np.zeros(cap.shape)
+        if len(self.time_s) > 1:
+            sent = np.diff(self.counter(name).astype(np.float64), axis=0) * 4.0
+            cap_iv[1:] = np.where(cap[1:] > 0, cap[1:], cap[:-1])
+            room = cap_iv[1:] * np.diff(self.time_s)[:, None]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                util[1:] = np.where(room > 0, np.minimum(sent / room, 1.0), 0.0)
+        return util, cap_iv
 
     @property
     def names(self) -> np.ndarray:
@@ -168,6 +210,7 @@ class Recorder:
         self._times: list[float] = []
         self._data: list[np.ndarray] = []
         self._state: list[np.ndarray] = []
+        self._rate: list[np.ndarray] = []       # (2, n_cabled) active width and speed
         self._next = sim.time_s
         self._wall0 = _time.time()
         self._wall_run = None
@@ -189,6 +232,7 @@ class Recorder:
         self._times.append(float(snap.time_s))
         self._data.append(snap.counters[np.ix_(self._rows, self.ports)])
         self._state.append(snap.port_state[self.ports])
+        self._rate.append(np.stack((snap.width[self.ports], snap.speed[self.ports])))
         self.degraded.update(float(snap.time_s), snap.width, snap.speed)
         self._next = snap.time_s + self.every_s
         if len(self._times) * max(len(self.ports), 1) > self.max_rows and len(self._times) > 2:
@@ -197,6 +241,7 @@ class Recorder:
             self._times = self._times[keep]
             self._data = self._data[keep]
             self._state = self._state[keep]
+            self._rate = self._rate[keep]
             self.every_s *= 2
             self._next = self._times[-1] + self.every_s
 
@@ -207,8 +252,9 @@ class Recorder:
     def series(self) -> SeriesData:
         """The samples so far (plus the current state when it is newer)."""
         self._take(self.sim.snapshot())
+        rate = np.stack(self._rate)
         return SeriesData(np.array(self._times), np.stack(self._data), np.stack(self._state),
-                          self.ports, self.sim.fabric)
+                          self.ports, self.sim.fabric, rate[:, 0], rate[:, 1])
 
     # ----------------------------------------------------------- writing
     def default_dir(self, parent=None) -> Path:

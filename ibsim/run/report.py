@@ -1,9 +1,10 @@
 """Reports of a recorded run: ``summary.txt`` and ``overview.png``.
 
-:func:`summary_text` gives the table the CLI prints (top talkers, nonzero
-error counters, event counts). :func:`plot_overview` draws the operator's
-dashboard picture: jobs as a timeline, fabric throughput, the busiest links
-and fabric health over simulated time, with incidents (link outages grouped
+:func:`summary_text` gives the table the CLI prints (top talkers by bytes,
+hottest links by utilisation, nonzero error counters, event counts).
+:func:`plot_overview` draws the operator's dashboard picture: jobs as a
+timeline, fabric throughput, the busiest links (bytes), the hottest links
+(percent of their capacity) and fabric health over simulated time, with incidents (link outages grouped
 by cause, bit-error faults, subnet-manager reroutes) overlaid as labelled
 vertical lines. Both read only what the recorder hands them (numpy arrays
 and event dicts); per-port work is vectorised.
@@ -16,11 +17,12 @@ from collections import Counter
 import numpy as np
 
 from ..fabric.counters import COUNTER_NAMES, COUNTER_ROW
+from ..fabric.state import ACTIVE
 from ..fabric.names import node_names
 from .degraded import summary_lines as _degraded_lines
 
-__all__ = ["summary_text", "plot_overview", "incidents", "busiest_ports", "node_names",
-           "ERROR_COUNTERS"]
+__all__ = ["summary_text", "plot_overview", "incidents", "busiest_ports", "hottest_ports",
+           "link_utilisation", "node_names", "ERROR_COUNTERS"]
 
 #: the error counters of the schema (everything before the data counters)
 ERROR_COUNTERS = COUNTER_NAMES[:COUNTER_ROW["port_xmit_data"]]
@@ -63,6 +65,60 @@ def busiest_ports(data, n: int = 5, *, prefer_switch_links: bool = True) -> np.n
     order = np.argsort(-np.where(cand, sent, -1.0), kind="stable")
     order = order[sent[order] > 0]
     return order[:n]
+
+
+def link_utilisation(data) -> dict:
+    """How full each cabled port's link was: percent of its active capacity.
+
+    Parameters
+    ----------
+    data : SeriesData
+
+    Returns
+    -------
+    dict of ndarray, (n_cabled,)
+        ``peak``: the highest utilisation over one sample interval (0..1);
+        ``mean``: the time-weighted mean over the intervals that end with the
+        port Active (0..1); ``capacity``: the capacity in the peak interval
+        [bytes/s]; ``sent``: bytes sent. And ``series``, (n_samples,
+        n_cabled): the utilisation over the interval ending at each sample.
+    """
+    util, cap = data.utilisation("port_xmit_data")
+    cols = np.arange(util.shape[1])
+    at = util.argmax(axis=0) if util.size else np.zeros(0, dtype=np.int64)
+    xmit = data.counter("port_xmit_data")
+    sent = (xmit[-1].astype(np.float64) - xmit[0]) * 4.0
+    up = (data.port_state[1:] == ACTIVE) * np.diff(data.time_s)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(up.sum(axis=0) > 0, (util[1:] * up).sum(axis=0) / up.sum(axis=0), 0.0)
+    return {"peak": util[at, cols], "mean": mean, "capacity": cap[at, cols], "sent": sent,
+            "series": util}
+
+
+def hottest_ports(data, n: int = 5, *, util: dict | None = None) -> np.ndarray:
+    """Positions (into ``data.ports``) of the ``n`` ports whose links were fullest.
+
+    Ranked by peak utilisation, then mean utilisation (both to 0.01%), then
+    bytes sent; ports that sent nothing are left out. A slow (degraded) link
+    at 100% ranks above a fast one carrying more bytes at 60%.
+
+    Parameters
+    ----------
+    data : SeriesData
+    n : int
+    util : dict, optional
+        :func:`link_utilisation` of ``data``, when already computed.
+    """
+    u = util if util is not None else link_utilisation(data)
+    order = np.lexsort((-u["sent"], -np.round(u["mean"], 4), -np.round(u["peak"], 4)))
+    order = order[u["peak"][order] > 0]
+    return order[:n]
+
+
+def _delta(data, name: str, idx) -> np.ndarray:
+    """Increase of series counter ``name`` over the run at cabled-port positions ``idx``."""
+    c = data.counter(name)
+    return c[-1, idx].astype(np.float64) - c[0, idx]
 
 
 def summary_text(meta: dict, data, events: list[dict], table: dict, *, top: int = 10,
@@ -112,13 +168,29 @@ def summary_text(meta: dict, data, events: list[dict], table: dict, *, top: int 
     lines += ["", f"Top talkers (bytes sent per port, of {len(data.ports)} cabled ports)"]
     if order.size:
         peak = data.rates_gbps("port_xmit_data")[:, order].max(axis=0)
-        wait = data.counter("port_xmit_wait")
-        wait = (wait[-1, order].astype(np.float64) - wait[0, order])
+        wait = _delta(data, "port_xmit_wait", order)
         rows = [[lab, peer, _bytes(s), f"{s * 8 / dur / 1e9:.1f}" if dur else "-", f"{p:.1f}", f"{int(w):,}"]
                 for lab, peer, s, p, w in zip(data.labels(order), data.peer_labels(order),
                                               sent[order], peak, wait)]
         lines += _table_lines(["port", "peer", "sent", "mean Gb/s", "peak Gb/s", "xmit_wait"], rows,
                               {2, 3, 4, 5})
+    else:
+        lines.append("  (no traffic)")
+
+    # hottest links: percent of capacity, so a slow link at 100% shows whatever it carries
+    util = link_utilisation(data)
+    hot = hottest_ports(data, top, util=util)
+    every = (meta.get("series") or {}).get("every_s")
+    lines += ["", "Hottest links (percent of the link's active capacity: peak over one sample"
+              + (f" of {every:g} s" if every else "") + ", mean while Active)"]
+    if hot.size:
+        wait = _delta(data, "port_xmit_wait", hot)
+        rows = [[lab, peer, f"{c * 8 / 1e9:g}", f"{100 * p:.1f}", f"{100 * m:.1f}", _bytes(s), f"{int(w):,}"]
+                for lab, peer, c, p, m, s, w in zip(
+                    data.labels(hot), data.peer_labels(hot), util["capacity"][hot], util["peak"][hot],
+                    util["mean"][hot], util["sent"][hot], wait)]
+        lines += _table_lines(["port", "peer", "capacity Gb/s", "peak %", "mean %", "sent", "xmit_wait"],
+                              rows, {2, 3, 4, 5, 6})
     else:
         lines.append("  (no traffic)")
 
@@ -322,8 +394,36 @@ def _pack_lanes(items: list[dict], t_end: float, char_frac: float = 0.0063) -> l
     return lanes
 
 
+def _link_panel(ax, data, idx, values, ylabel: str, *, ymax: float | None = None,
+                suffix=None) -> None:
+    """One step curve per cabled-port position in ``idx`` (thick to thin, so equal curves stay
+    visible on top of each other), labelled ``port → peer`` (plus ``suffix(i)``)."""
+    import matplotlib
+    tt = data.time_s
+    labels = [f"{a} → {b}" + (suffix(i) if suffix else "")
+              for i, a, b in zip(idx, data.labels(idx), data.peer_labels(idx))]
+    for k, (i, lab) in enumerate(zip(idx, labels)):
+        ax.step(tt, values[:, i], where="pre", lw=max(4.0 - 0.7 * k, 1.0), alpha=0.85,
+                color=matplotlib.colormaps["Dark2"](k), label=lab)
+    ax.set_ylabel(ylabel)
+    longest = max((len(x) for x in labels), default=0)
+    ncol = 3 if longest <= 30 else (2 if longest <= 48 else 1)
+    same = idx.size > 1 and np.allclose(values[:, idx], values[:, idx[:1]], rtol=1e-3, atol=1e-3)
+    rows = (-(-idx.size // ncol) + same) if idx.size else 0          # the title takes a row
+    peak = ymax if ymax is not None else (float(values[:, idx].max(initial=0)) if idx.size else 0.0)
+    ax.set_ylim(0, max(peak, 1.0) * (1.12 + 0.11 * rows))
+    if ymax is not None:                 # the room above is for the legend
+        ax.set_yticks(np.linspace(0, ymax, 5))
+    if idx.size:
+        ax.legend(loc="upper right", fontsize=8, ncol=ncol, framealpha=0.9,
+                  title="identical curves, drawn on top of each other" if same else None,
+                  title_fontsize=7.5)
+    else:
+        ax.text(0.5, 0.5, "no traffic", transform=ax.transAxes, ha="center", color=_GREY)
+
+
 def plot_overview(path, meta: dict, data, fseries: dict, events: list[dict], *, top: int = 5) -> None:
-    """Draw ``overview.png``: jobs, throughput, busiest links, health, event overlays.
+    """Draw ``overview.png``: jobs, throughput, busiest and hottest links, health, event overlays.
 
     Parameters
     ----------
@@ -338,14 +438,13 @@ def plot_overview(path, meta: dict, data, fseries: dict, events: list[dict], *, 
     events : list of dict
         ``Event.to_dict()`` of every event.
     top : int
-        Busiest links drawn.
+        Busiest links (bytes) and hottest links (utilisation) drawn.
 
     Raises
     ------
     ImportError
         When matplotlib is not installed.
     """
-    import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -359,15 +458,16 @@ def plot_overview(path, meta: dict, data, fseries: dict, events: list[dict], *, 
     lanes = _pack_lanes(items, t_end)
     n_lanes = max(lanes, default=-1) + 1
     strip_h = 0.3 + 0.27 * max(n_lanes, 1)
-    fig = Figure(figsize=(13, 8.9 + strip_h), dpi=110)
+    fig = Figure(figsize=(13, 11.5 + strip_h), dpi=110)
     FigureCanvasAgg(fig)      # no pyplot: no global state, no GUI backend
-    gs = fig.add_gridspec(5, 1, height_ratios=[strip_h, 3.0, 2.8, 1.3, 1.4], hspace=0.12)
+    gs = fig.add_gridspec(6, 1, height_ratios=[strip_h, 3.0, 2.8, 2.6, 1.3, 1.4], hspace=0.12)
     ax_tl = fig.add_subplot(gs[0])
     ax_tp = fig.add_subplot(gs[1], sharex=ax_tl)
     ax_top = fig.add_subplot(gs[2], sharex=ax_tl)
-    ax_cong = fig.add_subplot(gs[3], sharex=ax_tl)
-    ax_h = fig.add_subplot(gs[4], sharex=ax_tl)
-    axes = [ax_tl, ax_tp, ax_top, ax_cong, ax_h]
+    ax_hot = fig.add_subplot(gs[3], sharex=ax_tl)
+    ax_cong = fig.add_subplot(gs[4], sharex=ax_tl)
+    ax_h = fig.add_subplot(gs[5], sharex=ax_tl)
+    axes = [ax_tl, ax_tp, ax_top, ax_hot, ax_cong, ax_h]
 
     scn = meta["scenario"]
     topo = meta["topology"]
@@ -408,29 +508,16 @@ def plot_overview(path, meta: dict, data, fseries: dict, events: list[dict], *, 
     ax_tp.set_ylim(0, max(float(ca.max(initial=0)), float(isl.max(initial=0)), 1.0) * scale * 1.32)
     ax_tp.legend(loc="upper right", fontsize=8, framealpha=0.9)
 
-    # busiest links: thick to thin, so equal curves stay visible on top of each other
+    # busiest links (bytes) and hottest links (percent of capacity)
     idx = busiest_ports(data, top)
-    rates = data.rates_gbps("port_xmit_data")
-    tt = data.time_s
-    labels = [f"{a} → {b}" for a, b in zip(data.labels(idx), data.peer_labels(idx))]
-    for k, (i, lab) in enumerate(zip(idx, labels)):
-        ax_top.step(tt, rates[:, i], where="pre", lw=max(4.0 - 0.7 * k, 1.0), alpha=0.85,
-                    color=matplotlib.colormaps["Dark2"](k), label=lab)
     isl_mask = f.is_switch[data.ports[idx]] & f.is_switch[f.peer_of_port[data.ports[idx]]]
     kind = "switch-to-switch ports" if idx.size and isl_mask.all() else "ports"
-    ax_top.set_ylabel(f"busiest {kind}\n[Gb/s sent]")
-    longest = max((len(x) for x in labels), default=0)
-    ncol = 3 if longest <= 30 else (2 if longest <= 48 else 1)
-    rows = -(-idx.size // ncol) if idx.size else 0
-    peak = float(rates[:, idx].max(initial=0)) if idx.size else 0.0
-    ax_top.set_ylim(0, max(peak, 1.0) * (1.12 + 0.11 * rows))
-    if idx.size:
-        same = idx.size > 1 and np.allclose(rates[:, idx], rates[:, idx[:1]], rtol=1e-3, atol=1e-3)
-        ax_top.legend(loc="upper right", fontsize=8, ncol=ncol, framealpha=0.9,
-                      title="identical curves, drawn on top of each other" if same else None,
-                      title_fontsize=7.5)
-    else:
-        ax_top.text(0.5, 0.5, "no traffic", transform=ax_top.transAxes, ha="center", color=_GREY)
+    _link_panel(ax_top, data, idx, data.rates_gbps("port_xmit_data"), f"busiest {kind}\n[Gb/s sent]")
+    util = link_utilisation(data)
+    hot = hottest_ports(data, top, util=util)
+    _link_panel(ax_hot, data, hot, 100 * util["series"],
+                "hottest links\n[% of capacity]", ymax=100.0,
+                suffix=lambda i: f" ({util['capacity'][i] * 8 / 1e9:g} Gb/s)")
 
     # congestion
     stalled = np.asarray(fseries["stalled_ports"], dtype=float)

@@ -82,7 +82,81 @@ def test_incast_gets_max_min_share_and_xmit_wait():
     assert sim.xmit_rate[sw_port] == pytest.approx(cap, rel=1e-9)     # the target link is full
     src = sim.job_ports(0)[:-1]
     np.testing.assert_allclose(sim.xmit_rate[src], cap / 8, rtol=1e-9)  # 8 sources share it
-    assert sim.state.counters[R["port_xmit_wait"], sw_port] > 0
+    assert (sim.state.counters[R["port_xmit_wait"], src] > 0).all()
+
+
+def _wait_fraction(sim, seconds):
+    """PortXmitWait over the next ``seconds``, as a fraction of that time, per port."""
+    w0 = sim.state.counters[R["port_xmit_wait"]].astype(float)
+    sim.run(until=sim.time_s + seconds)
+    w = sim.state.counters[R["port_xmit_wait"]] - w0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sim.state.capacity > 0, w / (sim.state.capacity / 4 * seconds), 0.0)
+
+
+def _path(sim, dst_port):
+    """Transmitting ports of the aggregate to ``dst_port``, source switch first."""
+    a = int(np.flatnonzero(sim.rates.flows.dst_port == dst_port)[0])
+    return [int(p) for p in sim.rates.paths[:, a] if p < sim.fabric.n_ports]
+
+
+def test_incast_waits_upstream_of_the_hot_destination_not_at_it():
+    """31 hosts send to one at line rate: the leaf port feeding the destination is the
+    bottleneck, sends at line rate to an HCA that drains it, and counts no wait; the ports
+    before it (spine downlink, source leaf uplinks) and the senders wait while they are not
+    sending."""
+    sim = make(radix=8)
+    sim.add_job(Job("inc", "incast", load=1.0, params={"targets": 1}))
+    sim.run(until="0.2s")
+    frac = _wait_fraction(sim, 1.0)
+    f, cap, x = sim.fabric, sim.state.capacity, sim.xmit_rate
+    hosts = sim.job_ports(0)
+    dst, src = hosts[-1], hosts[:-1]
+    hot = f.peer_of_port[dst]                              # leaf port facing the destination
+    assert x[hot] == pytest.approx(cap[hot], rel=1e-9)
+    assert frac[dst] == 0 and frac[hot] == 0
+    # each sender sends 1/31 of its link and waits the rest of the time
+    np.testing.assert_allclose(frac[src], 1 - 1 / 31, rtol=1e-6)
+    aggs = np.flatnonzero(sim.rates.flows.dst_port == dst)
+    hops = sim.rates.paths[:, aggs]
+    upstream = set(hops[hops < f.n_ports].tolist()) - {hot}
+    assert len(upstream) > 7                               # spine downlink, source leaf uplinks
+    for p in upstream:
+        assert 0 < x[p] < cap[p]
+        assert frac[p] == pytest.approx(1 - x[p] / cap[p], rel=1e-6), f.port_label(p)
+    assert frac[list(upstream)].min() > 0.05
+    # ports carrying no incast traffic wait not at all
+    idle = np.setdiff1d(np.flatnonzero(f.is_switch & (f.peer_of_port >= 0)), list(upstream) + [hot])
+    assert not frac[idle].any()
+
+
+def test_bottleneck_mid_path_waits_upstream_only():
+    """A core link trained at 1x SDR in the middle of a 5-hop path: the ports before it and the
+    source wait, the degraded port (at line rate) and the ports after it do not; a flow on a
+    healthy path waits nowhere."""
+    sim = make(radix=4, levels=3, sweep_delay=0.5)
+    h = ["node001 HCA-1", "node016 HCA-1", "node002 HCA-1", "node015 HCA-1"]
+    sim.add_job(Job("p", "pairs", hosts=h, load=1.0, params={"pairs": [[h[0], h[1]], [h[2], h[3]]]}))
+    sim.run(until="0.2s")
+    f = sim.fabric
+    a_src, a_dst, b_src, b_dst = (f.find_port(n + ":1") for n in h)
+    path = _path(sim, a_dst)
+    assert len(path) == 5
+    mid = path[2]
+    assert mid not in _path(sim, b_dst)
+    sim.inject("degrade", f.port_label(mid), width="1x", speed="SDR")
+    sim.run(until="1.5s")                                  # retrained and swept: Active again
+    assert sim.state.port_state[mid] == ACTIVE and _path(sim, a_dst) == path
+    frac = _wait_fraction(sim, 1.0)
+    cap, x = sim.state.capacity, sim.xmit_rate
+    r = x[a_src]
+    assert r == pytest.approx(cap[mid], rel=1e-9) and r < cap[a_src] / 10
+    for p in [a_src] + path[:2]:                           # upstream: waiting while not sending
+        assert frac[p] == pytest.approx(1 - r / cap[p], rel=1e-6), f.port_label(p)
+    for p in path[2:]:                                     # the bottleneck and downstream
+        assert frac[p] == 0, f.port_label(p)
+    for p in [b_src] + _path(sim, b_dst):                  # the other flow runs at line rate
+        assert x[p] == pytest.approx(cap[p], rel=1e-9) and frac[p] == 0
 
 
 def test_shift_on_ftree_fat_tree_is_contention_free():
@@ -205,9 +279,11 @@ def test_overlapping_jobs_cap_the_host_link():
 
 
 def test_xmit_wait_formula():
-    cap = np.array([100.0, 100.0, 0.0])
-    np.testing.assert_allclose(xmit_wait_rate(cap, np.array([150.0, 50.0, 5.0]), np.array([100.0, 50.0, 0.0])),
-                               [25 * 0.5, 0.0, 0.0])
+    # unsent demand as a share of capacity, within the time the port is not sending
+    cap = np.array([100.0, 100.0, 100.0, 100.0, 0.0])
+    unsent = np.array([50.0, 50.0, 300.0, 0.0, 5.0])
+    carried = np.array([100.0, 20.0, 10.0, 10.0, 0.0])
+    np.testing.assert_allclose(xmit_wait_rate(cap, unsent, carried), [0.0, 12.5, 22.5, 0.0, 0.0])
 
 
 def test_link_up_may_name_the_other_end():
