@@ -131,8 +131,9 @@ def write_results(rows, out, *, meta: dict | None = None, plots: bool = True) ->
            "counter or PortXmitWait above 0) that reached the monitoring system; CPU = user+system seconds of the "
            "monitoring processes (OpenSM for the plugins, the collector and its tools for sweeps, the "
            "export thread for direct) per sweep; MADs counted by ibsim's server; staleness = age of the "
-           "newest point of sample series, sampled every second; data rel. err = |delivered - engine| / "
-           "engine after the freeze, over port_xmit_data and port_rcv_data; latencies from the link going "
+           "newest point of sample series, sampled every second; data rel. err = distance of the delivered "
+           "value from the engine's counters between the freeze and the read (only MADs count then), "
+           "relative to the counter, over port_xmit_data and port_rcv_data; latencies from the link going "
            "down in the simulation to the change being readable in carbon (or Prometheus).", ""]
     for name, p in figs.items():
         md.append(f"![{name}]({Path(p).name})")
