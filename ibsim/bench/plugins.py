@@ -9,7 +9,9 @@ naive
 batched
     ``report()`` only queues; the plugin's thread sends cumulative counters
     over one TCP connection to carbon (plaintext or pickle), reconnecting and
-    re-sending after failures.
+    re-sending after failures. PerfMgr's first reading of a port after its
+    node came back (a new DB entry: the absolute counter) restarts that port's
+    totals instead of being added to them.
 
 :func:`build_plugin` compiles ``lib<library>.so`` with gcc (cached by a hash
 of the sources, the flags and the OpenSM version); :func:`opensm_config`

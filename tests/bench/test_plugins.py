@@ -100,6 +100,37 @@ def last_values(pts: dict) -> dict:
     return {m: v[max(v)] for m, v in pts.items()}
 
 
+def assert_equal_to_engine(pts: dict, want: dict, truth) -> None:
+    """The last cumulative values in ``pts`` equal the frozen engine counters ``truth``.
+
+    Rows PerfMgr's MADs do not move are exact; in the data rows the engine is
+    ahead by exactly the MADs counted since the reading. A port's data rows are
+    taken from one reading (the latest second all of them have): carbon may
+    hold only part of the plugin's newest sweep when it is asked.
+    """
+    got = last_values(pts)
+    mad_rows = {COUNTER_ROW[c] for c in MAD_ROWS}
+    for m, (r, p) in want.items():
+        if r not in mad_rows:                           # nothing but the plugin's sum: exact
+            assert got[m] == truth[r, p], (m, got[m], int(truth[r, p]))
+    rows = {c: COUNTER_ROW[c] for c in MAD_ROWS}
+    data = {}
+    for m, (r, p) in want.items():
+        if r in mad_rows:
+            data.setdefault(p, {})[r] = pts[m]
+    by_port = {}
+    for p, series in data.items():
+        ts = max(set.intersection(*(set(v) for v in series.values())))
+        by_port[p] = {r: int(v[ts]) for r, v in series.items()}
+    for p, v in by_port.items():
+        ahead = {c: int(truth[r, p]) - v[r] for c, r in rows.items()}
+        assert 0 <= ahead["port_xmit_packets"] < 1000, (p, ahead)
+        assert ahead["port_xmit_data"] == MAD_WORDS * ahead["port_xmit_packets"], (p, ahead)
+        assert ahead["port_rcv_data"] == MAD_WORDS * ahead["port_rcv_packets"], (p, ahead)
+        assert ahead["unicast_xmit_packets"] == ahead["port_xmit_packets"], (p, ahead)
+        assert ahead["unicast_rcv_packets"] == ahead["port_rcv_packets"], (p, ahead)
+
+
 # ------------------------------------------------------------------ builds
 @needs_build
 def test_build_is_cached_by_source_hash(tmp_path):
@@ -224,26 +255,47 @@ def test_batched_cumulative_values_equal_the_engine_counters(tmp_path):
         _, final = read_stats(stats)
     got = last_values(pts)
     sym = COUNTER_ROW["symbol_error"]
-    mad_rows = {COUNTER_ROW[c] for c in MAD_ROWS}
     assert any(got[m] > 0 for m, (r, _) in want.items() if r == sym)
     assert any(got[m] > 0 for m, (r, _) in want.items() if r == COUNTER_ROW["port_xmit_data"])
-    for m, (r, p) in want.items():
-        if r not in mad_rows:                           # nothing but the plugin's sum: exact
-            assert got[m] == truth[r, p], m
-    # data rows: the engine is ahead by exactly the MADs since PerfMgr's last reading
-    rows = {c: COUNTER_ROW[c] for c in MAD_ROWS}
-    by_port = {}
-    for m, (r, p) in want.items():
-        by_port.setdefault(p, {})[r] = int(got[m])
-    for p, v in by_port.items():
-        ahead = {c: int(truth[r, p]) - v[r] for c, r in rows.items()}
-        assert 0 <= ahead["port_xmit_packets"] < 1000, (p, ahead)
-        assert ahead["port_xmit_data"] == MAD_WORDS * ahead["port_xmit_packets"], (p, ahead)
-        assert ahead["port_rcv_data"] == MAD_WORDS * ahead["port_rcv_packets"], (p, ahead)
-        assert ahead["unicast_xmit_packets"] == ahead["port_xmit_packets"], (p, ahead)
-        assert ahead["unicast_rcv_packets"] == ahead["port_rcv_packets"], (p, ahead)
+    assert_equal_to_engine(pts, want, truth)
     assert final["values"] == "cumulative" and final["dropped"] == 0
     assert final["points"] == 13 * final["pe"] + 8 * final["dc"] + final["traps"]
+
+
+@opensm_test
+def test_batched_totals_restart_from_the_absolute_value_when_a_node_reappears(tmp_path):
+    # A CA's cable goes down: OpenSM's heavy sweep drops the CA, PerfMgr (perfmgr_rm_nodes,
+    # the default) deletes it from its DB. When it is back, PerfMgr's first reading of its
+    # port is against a zero "previous": the absolute counter, not a delta.
+    sim = make_sim(fat_tree(4, 2), tick=0.05)
+    sim.add_job(Job("a2a", "all_to_all", load=0.02))
+    f = sim.fabric
+    node = "node008 HCA-1"                               # OpenSM itself is on node001 HCA-1
+    port = int(np.flatnonzero((f.node_of_port == f.find_node(node)) & (f.peer_of_port >= 0))[0])
+    label = f.port_label(port)
+    want = cabled_metrics(sim)
+    with serving(sim) as (srv, sock):
+        with plugin_opensm(tmp_path, "batched", sim, sock) as (osm, carbon, stats):
+            with ticking(sim):
+                wait_points(carbon, want)
+                wait_sweeps(stats, len(read_stats(stats)[0]) + 2, osm)
+                sim.inject("link_down", label)
+                osm.wait_for("no longer exists so removing from PerfMgr monitoring", timeout=WAIT)
+                sim.inject("link_up", label)
+                k = len(wait_sweeps(stats, len(read_stats(stats)[0]) + 1, osm))
+                deadline = time.monotonic() + WAIT
+                while wait_sweeps(stats, k, osm)[-1]["dc"] < len(want) // len(COUNTER_NAMES):
+                    assert time.monotonic() < deadline, "the CA's port was not read again:\n" + osm.tail()
+                    k += 1                                                  # until its port is read again
+                n = len(wait_sweeps(stats, k + 2, osm))
+            sweeps = wait_sweeps(stats, n + 3, osm)                         # frozen: two whole sweeps
+            pts = wait_points(carbon, want, since=sweeps[-1]["t0"])
+        truth = sim.snapshot().counters
+    got = last_values(pts)
+    assert truth[COUNTER_ROW["link_downed"], port] == 1
+    mine = {m for m, (r, p) in want.items() if p == port and r == COUNTER_ROW["port_xmit_data"]}
+    assert len(mine) == 1 and got[mine.pop()] > 0
+    assert_equal_to_engine(pts, want, truth)
 
 
 @opensm_test

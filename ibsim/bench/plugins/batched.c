@@ -7,7 +7,19 @@
  * The plugin's own thread drains the queue in batches, keeps per-port
  * running totals of PerfMgr's deltas (so carbon receives cumulative
  * counters: "values": "cumulative") and sends them over ONE TCP connection
- * to carbon, plaintext or pickle protocol.  When carbon goes away it
+ * to carbon, plaintext or pickle protocol.
+ *
+ * A node that comes back: when OpenSM's heavy sweep no longer finds a node,
+ * PerfMgr's next sweep drops it and (perfmgr_rm_nodes, the default) deletes
+ * its DB entry; when it is found again a new entry is made whose "previous"
+ * readings are zero and timed at the entry's creation (its last_reset), so
+ * PerfMgr's first reading of each port is the absolute counter, not a delta.
+ * report() recognises that reading in PerfMgr's DB (it runs inside
+ * perfmgr_db_add_*_reading with the DB's lock held, so the entry is stable):
+ * the previous reading was zero and timed at last_reset.  That port's totals
+ * then restart from the absolute values instead of adding them.  A counter
+ * clear (PerfMgr's overflow clear, an out-of-band clear) zeroes "previous"
+ * at another time and stays a delta added to the running sum.  When carbon goes away it
  * reconnects with exponential backoff and re-sends the batch that failed
  * (at-least-once: carbon keeps the last value of a (metric, time), so a
  * repeat is harmless).  TRAP events become
@@ -37,6 +49,7 @@ struct bev {                  /* one queued event */
 	int64_t ts;
 	uint16_t trap, lid;       /* TRAP: trap number (or device id), issuer LID */
 	uint8_t port, kind, generic;
+	uint8_t absolute;         /* PE/DC: PerfMgr's first reading of a new DB entry */
 };
 
 #define FRAME_MAX (512 * 1024) /* pickle frames stay well below carbon's 1 MiB limit */
@@ -228,7 +241,7 @@ static uint64_t build(struct batched *p, const struct bev *ev, size_t k)
 		int base = snprintf(name, sizeof(name), "%s.%016" PRIx64 ".p%02u.", p->o.prefix, e->guid, e->port);
 		for (int i = 0; i < nv; i++) {
 			uint64_t *tot = &p->totals[t][rows[i]];
-			*tot += e->v[i];
+			*tot = e->absolute ? e->v[i] : *tot + e->v[i];
 			int n = base + snprintf(name + base, sizeof(name) - (size_t)base, "%s", ibsim_counter_names[rows[i]]);
 			if (emit(p, name, (size_t)n, *tot, e->ts) == 0)
 				points++;
@@ -468,6 +481,50 @@ static void batched_delete(void *data)
 	batched_free(p);
 }
 
+/* PerfMgr's DB entry of (guid, port), or NULL.  Only from report() of a
+ * PE/DC event: PerfMgr holds the DB's lock (exclusive) while it reports. */
+static const db_port_t *db_port(struct batched *p, uint64_t guid, unsigned port)
+{
+	perfmgr_db_t *db = p->osm->perfmgr.db;
+	cl_map_item_t *it;
+	const db_node_t *n;
+	if (!db)
+		return NULL;
+	it = cl_qmap_get(&db->pc_data, guid);
+	if (it == cl_qmap_end(&db->pc_data))
+		return NULL;
+	n = (const db_node_t *)it;
+	return port < n->num_ports ? &n->ports[port] : NULL;
+}
+
+/* Is this PerfMgr's first reading of the port since its DB entry was made?
+ * PerfMgr has already stored the reading as "previous" when it reports;
+ * the one before it was zero (delta == reading) and timed at last_reset.
+ * Cheap: one map lookup and a few compares. */
+static int first_reading(struct batched *p, int kind, const void *ev)
+{
+	if (kind == IBSIM_EV_DC) {
+		const osm_epi_dc_event_t *e = ev;
+		const db_port_t *dp = db_port(p, e->port_id.node_guid, e->port_id.port_num);
+		const perfmgr_db_data_cnt_reading_t *r = dp ? &dp->dc_previous : NULL;
+		/* unicast/multicast are not set in the event when the port lacks them */
+		return r && r->time - e->time_diff_s == dp->last_reset && e->xmit_data == r->xmit_data &&
+		       e->rcv_data == r->rcv_data && e->xmit_pkts == r->xmit_pkts && e->rcv_pkts == r->rcv_pkts;
+	} else {
+		const osm_epi_pe_event_t *e = ev;
+		const db_port_t *dp = db_port(p, e->port_id.node_guid, e->port_id.port_num);
+		const perfmgr_db_err_reading_t *r = dp ? &dp->err_previous : NULL;
+		return r && r->time - e->time_diff_s == dp->last_reset && e->symbol_err_cnt == r->symbol_err_cnt &&
+		       e->link_err_recover == r->link_err_recover && e->link_downed == r->link_downed &&
+		       e->rcv_err == r->rcv_err && e->rcv_rem_phys_err == r->rcv_rem_phys_err &&
+		       e->rcv_switch_relay_err == r->rcv_switch_relay_err && e->xmit_discards == r->xmit_discards &&
+		       e->xmit_constraint_err == r->xmit_constraint_err &&
+		       e->rcv_constraint_err == r->rcv_constraint_err && e->link_integrity == r->link_integrity &&
+		       e->buffer_overrun == r->buffer_overrun && e->vl15_dropped == r->vl15_dropped &&
+		       e->xmit_wait == r->xmit_wait;
+	}
+}
+
 static void batched_report(void *data, osm_epi_event_id_t id, void *ev)
 {
 	struct batched *p = data;
@@ -493,6 +550,7 @@ static void batched_report(void *data, osm_epi_event_id_t id, void *ev)
 		return;
 	}
 	ibsim_stats_event(&p->st, kind, pid ? pid->node_guid : 0, pid ? pid->port_num : 0);
+	int absolute = kind != IBSIM_EV_TRAP && first_reading(p, kind, ev);
 	int64_t ts = (int64_t)time(NULL);
 	pthread_mutex_lock(&p->mu);
 	if (p->n == p->cap) {
@@ -502,6 +560,7 @@ static void batched_report(void *data, osm_epi_event_id_t id, void *ev)
 	}
 	e = &p->q[(p->head + p->n) % p->cap];
 	e->kind = (uint8_t)kind;
+	e->absolute = (uint8_t)absolute;
 	e->ts = ts;
 	if (kind == IBSIM_EV_TRAP) {
 		const ib_mad_notice_attr_t *ntc = ev;
