@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -119,4 +120,6 @@ def test_quick_mode_every_approach_against_real_servers(host_image, tmp_path):
         assert f"| {name} | fat_tree(8,2) |" in md
     for png in ("sweep_duration", "cpu_per_sweep", "completeness", "event_latency"):
         assert (out / f"{png}.png").stat().st_size > 5000
-    assert "fat_tree(8,2),128" in (out / "results.csv").read_text()
+    with open(out / "results.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert {r["approach"] for r in table} == set(APPROACHES) and all(r["fabric_ports"] == "128" for r in table)
