@@ -82,3 +82,14 @@ def test_cluster_benchmark():
     assert {"hosts", "up_s", "down_s", "sysfs_refresh_ms", "stop_to_link_down_ms", "start_to_link_up_ms",
             "mem_per_host_mb"} <= set(out)
     assert out["coupling_missed"] == 0
+
+
+def test_monitoring_benchmark():
+    from ibsim.bench.ofed import have_tools
+    if not have_tools("opensm"):
+        pytest.skip("needs libumad2sim0 and opensm")
+    out = run("monitoring.py", "--quick", "--approaches", "direct")
+    row = out["results"][0]
+    assert row["approach"] == "direct" and row["size"] == 32 and row["final_sweep_complete"] == 1.0
+    assert {"sweep_s_median", "cpu_s_per_sweep", "perf_mads_per_sweep", "staleness_s_max",
+            "data_rel_err_max", "event_latency_counter_s", "points_per_s"} <= set(row)
