@@ -171,11 +171,26 @@ class LiveFabric:
         """Counters every port counted since the start (resets undone), uint64 [counter, port]."""
         return self.sim.counted_totals()
 
-    def freeze(self) -> None:
-        """Stop the clock: traffic stops, counters change only by the MADs monitoring sends."""
+    def freeze(self, timeout: float = 60.0) -> np.ndarray:
+        """Stop the clock: traffic stops, counters change only by the MADs monitoring sends.
+
+        Returns the ground truth (:meth:`truth`) at the last tick, taken in the
+        clock's thread as it stops (when observers get their final snapshot),
+        so nothing counted after it is traffic.
+        """
+        done = threading.Event()
+        box = {}
+
+        def last(_snap):
+            if not done.is_set():
+                box["truth"] = self.sim.counted_totals()
+                done.set()
+        self.sim.observe(1e12, last)
         self.sim.stop()
         if self._thread is not None:
-            self._thread.join(30)
+            self._thread.join(timeout)
+        done.wait(timeout)
+        return box.get("truth", self.truth())
 
     def fault_link(self) -> str:
         """The link the suite takes down to time event latency: the first CA's cable."""

@@ -158,14 +158,13 @@ def run_one(approach, size, workdir, *, interval: float = 10.0, sweeps: int = 3,
         # 4. freeze
         say(f"{size.label} {approach.name}: freeze, one more sweep")
         t_freeze = time.time()
-        live.freeze()
-        at_freeze = live.truth()
+        at_freeze = live.freeze()
         if not wait_until(lambda: any(s["t0"] > t_freeze for s in read_stats(ctx.stats_path)[0]),
                           interval * 3 + 120, 0.2):
             row["error"] = "no sweep after the freeze"
-        # 5. read back and compare
+        # 5. wait until the monitoring system holds that sweep, then read back and compare
+        row.update(_final_sweep(sink, live, approach, ctx, t_freeze, catch_up=120 + 5 * interval))
         row.update(_accuracy(sink, live, expected, approach, at_freeze))
-        row.update(_final_sweep(sink, live, approach, ctx, t_freeze))
         fds = sampler.fd_series("opensm")
         if fds:
             row.update({"opensm_fds_start": fds[0][1], "opensm_fds_end": fds[-1][1],
@@ -213,8 +212,9 @@ def _completeness(carbon, f, expected, measured, approach) -> list[float]:
     return out
 
 
-def _final_sweep(sink, live, approach, ctx, t_freeze: float) -> dict:
-    """Share of the ports the approach must report after the freeze that it did report then."""
+def _final_sweep(sink, live, approach, ctx, t_freeze: float, catch_up: float) -> dict:
+    """Share of the ports the approach must report after the freeze that reached the monitoring
+    system, waiting up to ``catch_up`` s for it to take in the whole sweep (its ingest lag)."""
     after = [s for s in read_stats(ctx.stats_path)[0] if s["t0"] > t_freeze or s.get("stamp", 0) > t_freeze]
     if not after:
         return {"final_sweep_complete": None}
@@ -227,10 +227,25 @@ def _final_sweep(sink, live, approach, ctx, t_freeze: float) -> dict:
     names = {c: metric_ports(f, PREFIX, c, want, approach.guid_style)
              for c in ("port_xmit_data", "port_xmit_wait", "symbol_error", "link_downed")}
     seen = np.zeros(len(want), dtype=bool)
-    for c, ns in names.items():
-        pts = sink.points(ns, since=lo)
-        seen |= np.array([any(lo <= t <= hi for t in pts.get(m, {})) for m in ns])
-    return {"final_sweep_complete": round(float(seen.mean()), 6), "final_sweep_expected": int(len(want))}
+    deadline = time.time() + catch_up
+    last_gain = time.time()
+    while True:
+        before = int(seen.sum())
+        for c, ns in names.items():
+            todo = np.flatnonzero(~seen)
+            if not todo.size:
+                break
+            pts = sink.points([ns[i] for i in todo], since=lo)
+            seen[todo] |= np.array([any(lo <= t <= hi for t in pts.get(ns[i], {})) for i in todo])
+        now = time.time()
+        if seen.sum() > before:
+            last_gain = now
+        # done: all there, or nothing new for 15 s (lost, not late), or out of time
+        if seen.all() or now - last_gain > 15 or now > deadline:
+            break
+        time.sleep(1.0)
+    return {"final_sweep_complete": round(float(seen.mean()), 6), "final_sweep_expected": int(len(want)),
+            "ingest_lag_s": round(max(last_gain - s["t1"], 0.0), 2)}
 
 
 def _latest(points: dict, values: str) -> float | None:
