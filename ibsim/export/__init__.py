@@ -89,7 +89,7 @@ from .options import (Option, boolean, choice, counters, duration, epoch_value, 
 from .protocol import (GROUP, STAGE_OPTIONS, CliFlag, Exporter, ExporterProtocol, ExporterSpec,
                        add_cli_arguments, build_exporter, exporter_class, exporter_names,
                        host_port_flag, parse_host_port, parse_spec, specs_from_cli, specs_from_scenario)
-from .stage import ExportHandle, ExportStage, TimeMap, attach
+from .stage import ExportHandle, ExportStage, TimeMap, attach, summary_line
 from .textcols import (ascii_decimal, ascii_uint, assemble, iso_utc, node_names, port_labels,
                        selected_ports, squeeze, squeeze_chunks, text_matrix)
 from .tcp import DELIVERY_OPTIONS, TcpSender, tcp_sender
@@ -105,7 +105,7 @@ __all__ = [
     # specs and wiring
     "ExporterSpec", "parse_spec", "specs_from_scenario", "specs_from_cli", "add_cli_arguments",
     "parse_host_port", "host_port_flag", "STAGE_OPTIONS", "TimeMap", "attach", "ExportStage",
-    "ExportHandle",
+    "ExportHandle", "summary_line",
     # for exporter implementations
     "COUNTERS", "COUNTER_NAMES", "COUNTER_ROW", "Counter", "Snapshot", "Event", "ExporterError",
     "ErrorLog", "Backoff", "StallBudget", "TcpSender", "UdpSender", "HttpPoster", "failure_kind",

@@ -83,11 +83,15 @@ class Exporter:
 
     def stats(self) -> dict:
         """Counts of ``unit``: ``sent`` (confirmed), ``unconfirmed``, ``dropped``, ``resent``,
-        ``reconnects``; ``errors``; ``delivery`` (the guarantee, in words)."""
+        ``reconnects``; ``errors``; ``waited_s`` (stall budget spent, s); ``delivery`` (the
+        guarantee, in words)."""
         t = self.transport
         st = {k: getattr(t, k, 0) if t is not None else 0
               for k in ("sent", "unconfirmed", "dropped", "resent", "reconnects")}
         st["errors"] = self.errors.total
+        budget = getattr(t, "budget", None)
+        if budget is not None:
+            st["waited_s"] = round(budget.spent, 3)
         if self.delivery():
             st["delivery"] = self.delivery()
         return st

@@ -134,6 +134,8 @@ class TcpSender:
         that could not be (or were no longer kept to be) re-sent.
     dropped : int
         Counts never written (buffer overflow, or still waiting at the end).
+        (Counts written once on a failed connection and then given up are
+        ``unconfirmed``: the server may have read them.)
     resent : int
         Counts written again after the connection they were on failed.
     reconnects : int
@@ -153,7 +155,8 @@ class TcpSender:
         self.errors = errors or ErrorLog(name)
         self.backoff = backoff or Backoff(clock=clock)
         self.budget = StallBudget(deliver_timeout, clock)
-        self.pending: collections.deque = collections.deque()   # (payload, count) not yet fully written
+        # (payload, count, written before on a connection that failed), not yet fully written
+        self.pending: collections.deque = collections.deque()
         self.n_pending = 0
         self.offset = 0                 # bytes of pending[0] already written on ``cur``
         self.cur: _Conn | None = None
@@ -174,7 +177,7 @@ class TcpSender:
         """Queue ``(payload, count)`` chunks and send what the connection allows."""
         released = 0
         for data, count in chunks:
-            self.pending.append((data, count))
+            self.pending.append((data, count, False))
             self.n_pending += count
             if self.buffered > self.limit:
                 self.flush()           # a server that reads drains it; otherwise release the oldest
@@ -234,11 +237,10 @@ class TcpSender:
         self.cur = None
         self.closing.clear()
         if self.n_pending:
-            self.errors.error("closed_with_data", f"{self.n_pending} never written to "
+            self.errors.error("closed_with_data", f"{self.n_pending} not written to "
                               f"{self.host}:{self.port} before close")
-            self.dropped += self.n_pending
-            self.pending.clear()
-            self.n_pending = 0
+            while self.pending:
+                self._release(0)
 
     # ------------------------------------------------------------------ writing
     def _conns(self) -> list[_Conn]:
@@ -258,7 +260,7 @@ class TcpSender:
         """
         conn = self.cur
         while self.pending:
-            data, count = self.pending[0]
+            data, count, _ = self.pending[0]
             try:
                 n = conn.sock.send(memoryview(data)[self.offset:])
             except BlockingIOError:
@@ -294,13 +296,19 @@ class TcpSender:
                 conn.kept_count -= c
                 released += c
         while self.buffered > self.limit and len(self.pending) > (1 if self.offset else 0):
-            i = 1 if self.offset else 0                # never a payload half written
-            _, c = self.pending[i]
-            del self.pending[i]
-            self.n_pending -= c
-            self.dropped += c
-            released += c
+            released += self._release(1 if self.offset else 0)   # never a payload half written
         return released
+
+    def _release(self, i: int) -> int:
+        """Give up ``pending[i]``: dropped if never written, else unconfirmed; returns its count."""
+        _, c, again = self.pending[i]
+        del self.pending[i]
+        self.n_pending -= c
+        if again:
+            self.unconfirmed += c
+        else:
+            self.dropped += c
+        return c
 
     def _stalled(self) -> None:
         if not self._stall_logged:
@@ -470,7 +478,7 @@ class TcpSender:
     def _resend(self, conn: _Conn) -> None:
         """Queue the kept payloads of a failed connection again, ahead of newer ones."""
         self.unconfirmed += conn.count - conn.kept_count   # released by the bound: cannot be re-sent
-        front = list(conn.kept)
+        front = [(data, c, True) for data, c in conn.kept]
         if self.offset:                                  # keep the half-written payload first on cur
             head = self.pending.popleft()
             self.pending.extendleft(reversed(front))
