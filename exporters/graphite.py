@@ -33,6 +33,17 @@ Events are POSTed one by one to graphite-web's ``/events/`` API as JSON
 ``target=drawAsInfinite(events("ibsim"))``, or use a Grafana Graphite
 annotation with tag ``ibsim``.
 
+Delivery (``sent`` in ``metadata.json`` counts only what the server confirmed):
+carbon has no acknowledgement, so the carbon exporters confirm by closing the
+connection orderly (see :mod:`ibsim.export.tcp`): a point is ``sent`` once the
+connection that carried it closed cleanly, which means carbon-cache read it.
+Points on a connection that was reset or closed early are sent again (at
+least once; carbon keeps the last value per series and timestamp, so a
+re-sent point changes nothing); points written on a last connection whose
+close did not complete are ``unconfirmed``. ``sent`` does not mean written to
+whisper: a carbon-cache killed before it flushes its cache loses points it
+confirmed. Events are ``sent`` when graphite-web answered 2xx.
+
 Options (YAML)::
 
     exporters:
@@ -61,6 +72,8 @@ Options (YAML)::
           buffer: 2000000
           timeout: 10s
           deliver_timeout: 5s
+          confirm_every: 10s
+          confirm_bytes: 16000000
           every: 10s
       - graphite_events:
           url: http://127.0.0.1:8080/events/
@@ -71,17 +84,6 @@ Options (YAML)::
           timeout: 5s             # one request
           deliver_timeout: 5s     # most time in all a dead or stalled graphite-web may hold the run up
           every: 1s
-
-Delivery (``sent`` in ``metadata.json`` counts only what the server confirmed):
-carbon has no acknowledgement, so the carbon exporters confirm by closing the
-connection orderly (see :mod:`ibsim.export.tcp`): a point is ``sent`` once the
-connection that carried it closed cleanly, which means carbon-cache read it.
-Points on a connection that was reset or closed early are sent again (at
-least once; carbon keeps the last value per series and timestamp, so a
-re-sent point changes nothing); points written on a last connection whose
-close did not complete are ``unconfirmed``. ``sent`` does not mean written to
-whisper: a carbon-cache killed before it flushes its cache loses points it
-confirmed. Events are ``sent`` when graphite-web answered 2xx.
 """
 
 from __future__ import annotations

@@ -194,7 +194,8 @@ class TcpSender:
         """
         self._poll_closing()
         if self.cur is not None and self.cur.connected and self._peer_closed(self.cur):
-            self._rotate(force=True)     # the server closed first: confirm what it read, or resend
+            self._failed = True          # the server went away: the next connection is a reconnect
+            self._rotate(force=True)     # confirm what it read before closing, or resend
         while True:
             can_rotate = True
             if self.cur is not None and self.offset == 0 and self._due(self.cur):
@@ -374,7 +375,9 @@ class TcpSender:
         if conn.error is not None:
             return True
         try:
-            while select.select([conn.sock], [], [], 0)[0]:
+            for _ in range(64):          # a server that talks is read, within bounds
+                if not select.select([conn.sock], [], [], 0)[0]:
+                    break
                 if conn.sock.recv(65536) == b"":
                     conn.eof = True
                     return True
