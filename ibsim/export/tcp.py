@@ -140,6 +140,9 @@ class TcpSender:
         Counts written again after the connection they were on failed.
     reconnects : int
         Connections opened after a failure.
+    transmitted : int
+        Counts completely written into a socket so far, re-sends included
+        (what left the process, confirmed or not; for timing, not accounting).
     """
 
     def __init__(self, host: str, port: int, *, name: str, buffer: int, timeout: float = 10.0,
@@ -162,6 +165,7 @@ class TcpSender:
         self.cur: _Conn | None = None
         self.closing: collections.deque = collections.deque()  # shut down, awaiting confirmation
         self.sent = self.unconfirmed = self.dropped = self.resent = self.reconnects = 0
+        self.transmitted = 0            # counts completely written into a socket, re-sends included
         self._failed = False            # the last connection failed: the next one is a reconnect
         self._connected_once = False
         self._stall_logged = False
@@ -284,6 +288,7 @@ class TcpSender:
             conn.kept_count += count
             conn.count += count
             conn.nbytes += len(data)
+            self.transmitted += count
             if stop_when_due and self._due(conn):
                 return True
         return True
