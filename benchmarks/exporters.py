@@ -19,8 +19,20 @@ fat_tree(8, 2): 128 cabled ports x 21 = 2,688 series) and ``--carbon-snapshots``
 back-filled one-second snapshots. ``carbon_receive_points_per_s`` counts until
 the last byte is accepted by carbon (TCP backpressure), and
 ``carbon_e2e_points_per_s`` until every point is readable in the whisper files;
-``carbon_points_lost`` must be 0. Targets: graphite_points_per_s >= 2e6,
+``carbon_points_lost`` must be 0 and ``carbon_sent`` (confirmed by carbon)
+equal ``carbon_points``. Targets: graphite_points_per_s >= 2e6,
 speedup_vs_graphyte >= 10.
+
+Delivery confirmation costs: ``graphite_points_per_s`` is measured with the
+default rotation (an orderly close every 16 MB to confirm what carbon read),
+``graphite_unrotated_points_per_s`` with rotation off (one connection, nothing
+confirmed until the end); ``rotation_cost`` is 1 - their ratio.
+
+Part 3 (``--no-stall`` skips it): the time a stalled server adds to a run.
+``python -m ibsim run topologies/fat-tree.yml --fast`` alone
+(``stall_run_s``), and with ``--graphite`` to a server that accepts and never
+reads (``stall_blackhole_run_s``; bounded by the exporter's
+``deliver_timeout``, 5 s), with the exporter's stats.
 """
 
 from __future__ import annotations
@@ -116,9 +128,18 @@ def make_snapshot(fabric, rng, tick: int, wall_time: float):
 
 
 def bench_ours(fabric, snaps, sink, repeat: int) -> dict:
+    """Our exporter with the default rotation, then with rotation off."""
+    out = _bench_send(fabric, snaps, sink, repeat, {})
+    off = _bench_send(fabric, snaps, sink, repeat, {"confirm_bytes": 10**15, "confirm_every": 10**9})
+    out["graphite_unrotated_points_per_s"] = off["graphite_points_per_s"]
+    out["rotation_cost"] = 1.0 - out["graphite_points_per_s"] / off["graphite_points_per_s"]
+    return out
+
+
+def _bench_send(fabric, snaps, sink, repeat: int, options: dict) -> dict:
     from exporters.graphite import build_paths, counter_values, format_plaintext
     from ibsim.export import COUNTER_NAMES, build_exporter, selected_ports
-    exp = build_exporter("graphite", {"port": sink.port, "ports": "all", "buffer": 10**8})
+    exp = build_exporter("graphite", {"port": sink.port, "ports": "all", "buffer": 10**8, **options})
     exp.open()
     n_points = fabric.n_ports * len(COUNTER_NAMES)
     sink.expect(n_points)
@@ -132,8 +153,8 @@ def bench_ours(fabric, snaps, sink, repeat: int) -> dict:
         got = sink.wait()
         best = min(best, time.perf_counter() - t)
         assert got == n_points, got
-    stats = exp.stats()
     exp.close()
+    stats = exp.stats()
     ports = selected_ports(fabric, "all")
     paths = build_paths(fabric, "ib.<node>.<port>.<counter>", COUNTER_NAMES, ports)
     fmt = math.inf
@@ -142,7 +163,8 @@ def bench_ours(fabric, snaps, sink, repeat: int) -> dict:
         format_plaintext(counter_values(snap, COUNTER_NAMES, ports), paths, int(snap.wall_time))
         fmt = min(fmt, time.perf_counter() - t)
     return {"points": n_points, "graphite_s": best, "graphite_points_per_s": n_points / best,
-            "format_points_per_s": n_points / fmt, "graphite_dropped": stats["dropped"]}
+            "format_points_per_s": n_points / fmt, "graphite_dropped": stats["dropped"],
+            "graphite_sent": stats["sent"], "graphite_unconfirmed": stats["unconfirmed"]}
 
 
 def bench_graphyte(fabric, snap, sink) -> dict:
@@ -257,6 +279,44 @@ def bench_carbon(radix: int, levels: int, n_snaps: int) -> dict:
             "carbon_points_stored": n_stored, "carbon_points_lost": n_points - n_stored}
 
 
+BLACKHOLE = r"""
+import socket, sys
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(64)
+print(srv.getsockname()[1], flush=True)
+held = []
+while True:
+    held.append(srv.accept()[0])             # accepted, never read
+"""
+
+
+def bench_stall(topology: str) -> dict:
+    """Wall time of a fast run alone and with --graphite to a server that never reads."""
+    repo = _HERE.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
+    hole = subprocess.Popen([sys.executable, "-c", BLACKHOLE], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(hole.stdout.readline())
+        out = {}
+        with tempfile.TemporaryDirectory(prefix="ibsim-stall-") as tmp:
+            for key, extra in (("stall_run_s", []),
+                               ("stall_blackhole_run_s", ["--graphite", f"127.0.0.1:{port}"])):
+                run_dir = Path(tmp) / key
+                t = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "ibsim", "run", topology,
+                                "--fast", "--quiet", "--no-plot", "--out", str(run_dir), *extra],
+                               check=True, env=env, cwd=tmp, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+                out[key] = time.perf_counter() - t
+            st = json.loads((Path(tmp) / "stall_blackhole_run_s" / "metadata.json").read_text())
+            out["stall_blackhole_stats"] = {k: v for k, v in st["exporters"]["graphite"].items()
+                                            if k != "delivery"}
+    finally:
+        hole.kill()
+        hole.wait(10)
+    out["stall_added_s"] = out["stall_blackhole_run_s"] - out["stall_run_s"]
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--radix", type=int, default=36)
@@ -266,6 +326,9 @@ def main(argv=None) -> int:
     ap.add_argument("--carbon-levels", type=int, default=2)
     ap.add_argument("--carbon-snapshots", type=int, default=300)
     ap.add_argument("--no-carbon", action="store_true")
+    ap.add_argument("--no-stall", action="store_true")
+    ap.add_argument("--stall-topology", default=str(_HERE.parent / "topologies" / "fat-tree.yml"),
+                    help="the scenario run in part 3 (default: topologies/fat-tree.yml)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -284,6 +347,8 @@ def main(argv=None) -> int:
     out["speedup_vs_graphyte"] = out["graphite_points_per_s"] / out["graphyte_points_per_s"]
     if not args.no_carbon:
         out.update(bench_carbon(args.carbon_radix, args.carbon_levels, args.carbon_snapshots))
+    if not args.no_stall:
+        out.update(bench_stall(args.stall_topology))
     out["targets_met"] = out["graphite_points_per_s"] >= 2e6 and out["speedup_vs_graphyte"] >= 10
     if args.json:
         print(json.dumps(out, indent=1, default=float))

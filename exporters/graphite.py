@@ -33,6 +33,17 @@ Events are POSTed one by one to graphite-web's ``/events/`` API as JSON
 ``target=drawAsInfinite(events("ibsim"))``, or use a Grafana Graphite
 annotation with tag ``ibsim``.
 
+Delivery (``sent`` in ``metadata.json`` counts only what the server confirmed):
+carbon has no acknowledgement, so the carbon exporters confirm by closing the
+connection orderly (see :mod:`ibsim.export.tcp`): a point is ``sent`` once the
+connection that carried it closed cleanly, which means carbon-cache read it.
+Points on a connection that was reset or closed early are sent again (at
+least once; carbon keeps the last value per series and timestamp, so a
+re-sent point changes nothing); points written on a last connection whose
+close did not complete are ``unconfirmed``. ``sent`` does not mean written to
+whisper: a carbon-cache killed before it flushes its cache loses points it
+confirmed. Events are ``sent`` when graphite-web answered 2xx.
+
 Options (YAML)::
 
     exporters:
@@ -44,9 +55,11 @@ Options (YAML)::
           ports: cabled           # cabled (the rows of counters.csv) or all
           mode: counters          # counters (raw, sysfs units) or rates (per second, data in bytes/s)
           batch: 10000            # lines per send
-          buffer: 2000000         # points kept while carbon is away (oldest dropped first)
-          timeout: 10s            # connect and send timeout
-          close_timeout: 10s      # how long close() keeps trying to deliver the buffer
+          buffer: 2000000         # points kept: waiting, or written and not yet confirmed
+          timeout: 10s            # connect timeout
+          deliver_timeout: 5s     # most time in all a dead or stalled carbon may hold the run up
+          confirm_every: 10s      # close the connection orderly this often, to confirm delivery
+          confirm_bytes: 16000000 # ... or after this many bytes
           every: 10s
       - graphite_pickle:
           host: 127.0.0.1
@@ -58,7 +71,9 @@ Options (YAML)::
           max_message: 1000000    # bytes per pickle message (carbon's limit is 1 MiB)
           buffer: 2000000
           timeout: 10s
-          close_timeout: 10s
+          deliver_timeout: 5s
+          confirm_every: 10s
+          confirm_bytes: 16000000
           every: 10s
       - graphite_events:
           url: http://127.0.0.1:8080/events/
@@ -66,8 +81,8 @@ Options (YAML)::
           kinds: all              # or a list: [link_down, link_up, symbol_errors]
           data: message           # message (one readable line) or json (the event as JSON)
           buffer: 10000           # events kept while graphite-web is away
-          timeout: 5s
-          close_timeout: 10s
+          timeout: 5s             # one request
+          deliver_timeout: 5s     # most time in all a dead or stalled graphite-web may hold the run up
           every: 1s
 """
 
@@ -80,8 +95,8 @@ import urllib.parse
 
 import numpy as np
 
-from ibsim.export import (COUNTERS, COUNTER_ROW, CliFlag, Exporter, HttpPoster, Option,
-                          host_port_flag,
+from ibsim.export import (COUNTERS, COUNTER_ROW, DELIVERY_OPTIONS, CliFlag, Exporter, HttpPoster, Option,
+                          host_port_flag, tcp_sender,
                           TcpSender, ascii_decimal, ascii_uint, assemble, choice, counters,
                           duration, event_kinds, host, integer, node_names, port, port_labels,
                           selected_ports,
@@ -302,16 +317,21 @@ _CARBON_OPTIONS = {
     "counters": Option("all", counters, "sysfs names to send, or all"),
     "ports": Option("cabled", choice("cabled", "all"), "which ports"),
     "mode": Option("counters", choice("counters", "rates"), "raw counters or per-second rates"),
-    "buffer": Option(2_000_000, integer(1), "points kept while carbon is away"),
-    "timeout": Option(10.0, duration, "connect and send timeout (s)"),
-    "close_timeout": Option(10.0, duration, "how long close() tries to deliver the buffer (s)"),
+    "buffer": Option(2_000_000, integer(1), "points kept: waiting, or written and not yet confirmed"),
+    "timeout": Option(10.0, duration, "connect timeout (s)"),
+    **DELIVERY_OPTIONS,
 }
+
+_CARBON_DELIVERY = ("at least once, confirmed by orderly TCP close: sent = read by carbon-cache; "
+                    "unconfirmed = written, close not confirmed; resent = written again after a failed "
+                    "connection (duplicates are harmless: carbon keeps the last value per timestamp)")
 
 
 class _Carbon(Exporter):
     """Shared by the plaintext and pickle exporters: paths, rates state, the TCP sender."""
 
     unit = "points"
+    DELIVERY = _CARBON_DELIVERY
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -321,9 +341,7 @@ class _Carbon(Exporter):
         self.transport: TcpSender | None = None
 
     def open(self) -> None:
-        o = self.options
-        self.transport = TcpSender(o.host, o.port, name=self.name, buffer=o.buffer, timeout=o.timeout,
-                                errors=self.errors)
+        self.transport = tcp_sender(self.options, name=self.name, errors=self.errors)
 
     def _prepare(self, fabric) -> None:
         o = self.options
@@ -410,14 +428,16 @@ class GraphiteEventsExporter(Exporter):
     CLI = CliFlag("URL", "post fabric events to graphite-web (http://HOST:PORT; /events/ is added)",
                   _events_url)
     unit = "events"
+    DELIVERY = ("at least once: sent = answered 2xx by graphite-web; resent = posted again after a "
+                "request that may have reached it; dropped = rejected (4xx) or never posted")
     OPTIONS = {
         "url": Option("http://127.0.0.1:8080/events/", _http_url, "graphite-web events URL"),
         "tags": Option(("ibsim",), text_list, "tags added to every event"),
         "kinds": Option("all", event_kinds, "event kinds to post, or all"),
         "data": Option("message", choice("message", "json"), "event body: readable line or JSON"),
         "buffer": Option(10_000, integer(1), "events kept while graphite-web is away"),
-        "timeout": Option(5.0, duration, "HTTP timeout (s)"),
-        "close_timeout": Option(10.0, duration, "how long close() tries to post the buffer (s)"),
+        "timeout": Option(5.0, duration, "HTTP timeout of one request (s)"),
+        "deliver_timeout": DELIVERY_OPTIONS["deliver_timeout"],
     }
 
     def __init__(self, **options):
@@ -427,7 +447,7 @@ class GraphiteEventsExporter(Exporter):
     def open(self) -> None:
         o = self.options
         self.transport = HttpPoster(o.url, name=self.name, buffer=o.buffer, timeout=o.timeout,
-                                 errors=self.errors)
+                                    deliver_timeout=o.deliver_timeout, errors=self.errors)
 
     def write(self, snapshot) -> None:
         kinds = self.options.kinds

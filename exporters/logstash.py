@@ -23,9 +23,15 @@ With ``samples: true`` every snapshot also sends one document per port
 (``tags`` end with ``counters``) whose ``ib.counters`` holds the raw 64-bit
 counters in sysfs units.
 
-Over TCP one persistent connection is used; while the receiver is away
-documents wait in a bounded buffer (oldest dropped first, counted in
-``dropped``) and are sent after a reconnect. UDP is fire-and-forget.
+Over TCP documents go over one connection at a time; while the receiver is
+away they wait in a bounded buffer (oldest dropped first, counted in
+``dropped``) and are sent after a reconnect. A document is ``sent`` once the
+connection that carried it closed orderly (the receiver read it; connections
+are rotated every ``confirm_every``/``confirm_bytes`` to confirm, see
+:mod:`ibsim.export.tcp`); documents on a connection that failed are written
+again (``resent``: at least once, a receiver may see a duplicate); those on a
+last connection whose close did not complete are ``unconfirmed``. UDP is
+fire-and-forget: every datagram is ``unconfirmed``.
 
 Options (YAML)::
 
@@ -41,9 +47,11 @@ Options (YAML)::
           samples: false          # also send counters, one document per port per snapshot
           sample_counters: all    # which counters the samples carry
           ports: cabled           # which ports get samples: cabled or all
-          buffer: 10000           # documents kept while the receiver is away (tcp)
-          timeout: 5s
-          close_timeout: 10s
+          buffer: 10000           # documents kept: waiting, or written and not yet confirmed (tcp)
+          timeout: 5s             # connect timeout
+          deliver_timeout: 5s     # most time in all a dead or stalled receiver may hold the run up
+          confirm_every: 10s      # close the connection orderly this often, to confirm delivery (tcp)
+          confirm_bytes: 16000000
           every: 1s
 """
 
@@ -54,9 +62,9 @@ import socket
 
 import numpy as np
 
-from ibsim.export import (COUNTER_ROW, CliFlag, Exporter, Option, TcpSender, UdpSender, boolean, choice,
-                          counters, duration, event_kinds, host, integer, iso_utc, port, selected_ports,
-                          parse_host_port, text, text_list)
+from ibsim.export import (COUNTER_ROW, DELIVERY_OPTIONS, CliFlag, Exporter, Option, UdpSender, boolean,
+                          choice, counters, duration, event_kinds, host, integer, iso_utc,
+                          parse_host_port, port, selected_ports, tcp_sender, text, text_list)
 from ibsim.errors import ScenarioError
 
 __all__ = ["event_document", "sample_documents", "encode", "LogstashExporter"]
@@ -138,9 +146,10 @@ class LogstashExporter(Exporter):
         "samples": Option(False, boolean, "also send counter samples"),
         "sample_counters": Option("all", counters, "counters in each sample"),
         "ports": Option("cabled", choice("cabled", "all"), "ports that get samples"),
-        "buffer": Option(10_000, integer(1), "documents kept while the receiver is away (tcp)"),
-        "timeout": Option(5.0, duration, "connect and send timeout (s)"),
-        "close_timeout": Option(10.0, duration, "how long close() tries to deliver the buffer (s)"),
+        "buffer": Option(10_000, integer(1), "documents kept: waiting, or written and not yet "
+                                             "confirmed (tcp)"),
+        "timeout": Option(5.0, duration, "connect timeout (s)"),
+        **DELIVERY_OPTIONS,
     }
 
     def __init__(self, **options):
@@ -152,10 +161,16 @@ class LogstashExporter(Exporter):
     def open(self) -> None:
         o = self.options
         if o.protocol == "tcp":
-            self.transport = TcpSender(o.host, o.port, name=self.name, buffer=o.buffer, timeout=o.timeout,
-                                    errors=self.errors)
+            self.transport = tcp_sender(o, name=self.name, errors=self.errors)
         else:
             self.transport = UdpSender(o.host, o.port, name=self.name, errors=self.errors)
+
+    def delivery(self) -> str:
+        if self.options.protocol == "udp":
+            return "none (udp): every datagram is unconfirmed; dropped = refused by the kernel"
+        return ("at least once, confirmed by orderly TCP close: sent = read by the receiver; "
+                "unconfirmed = written, close not confirmed; resent = written again after a failed "
+                "connection (the receiver may see duplicates)")
 
     def write(self, snapshot) -> None:
         o = self.options

@@ -155,9 +155,9 @@ class FabricCollector:
             return v * np.uint64(scale) if scale != 1 else v
         return getattr(snap, source)[ports]
 
-    def render(self) -> bytes:
+    def render(self, snapshot=None) -> bytes:
         """The text exposition (format 0.0.4) of the latest snapshot."""
-        snap = self.snapshot
+        snap = self.snapshot if snapshot is None else snapshot
         if snap is None:
             return b""
         ports, labels = self._prepare(snap.fabric)
@@ -202,13 +202,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         exp = self.server.exporter
         path = urllib.parse.urlsplit(self.path).path
         if path == "/metrics":
+            snap = exp.collector.snapshot
             try:
-                body = exp.collector.render()
+                body = exp.collector.render(snap)
             except Exception as exc:  # isolation: a bad scrape is a 500, never a crash
                 exp.errors.error(type(exc).__name__, f"scrape failed: {exc!r}")
                 self.send_error(500, "scrape failed")
                 return
-            exp.scrapes += 1
             ctype = CONTENT_TYPE
         elif path == "/":
             body = b'<html><body><a href="/metrics">/metrics</a> (ibsim)</body></html>\n'
@@ -221,6 +221,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+        if path == "/metrics":
+            self.wfile.flush()
+            exp.served(snap)
 
     def log_message(self, *args):  # requests are not logged
         pass
@@ -241,6 +244,9 @@ class PrometheusExporter(Exporter):
     CLI = CliFlag("[HOST:]PORT", "serve counters for Prometheus (host 127.0.0.1 by default; "
                   "port 0 = any free port)", _listen_address)
     unit = "scrapes"
+    DELIVERY = ("pull: sent = scrape responses written completely, each with the latest snapshot; "
+                "nothing is buffered or re-sent, snapshots between scrapes are not seen; "
+                "last_scrape_time_s = simulated time of the snapshot the last scrape got")
     OPTIONS = {
         "host": Option("127.0.0.1", host, "address to bind"),
         "port": Option(9684, port, "port to bind, 0 = any free port"),
@@ -253,6 +259,8 @@ class PrometheusExporter(Exporter):
         self.server = None
         self.port = None
         self.scrapes = 0
+        self.last_scrape_time_s = None
+        self._lock = threading.Lock()
 
     @property
     def url(self) -> str | None:
@@ -292,6 +300,14 @@ class PrometheusExporter(Exporter):
             self.server.server_close()
             self.server = None
 
+    def served(self, snapshot) -> None:
+        """Count a scrape whose response was written completely (``snapshot``: what it served)."""
+        with self._lock:
+            self.scrapes += 1
+            if snapshot is not None:
+                self.last_scrape_time_s = float(snapshot.time_s)
+
     def stats(self) -> dict:
-        return {"sent": self.scrapes, "dropped": 0, "reconnects": 0, "errors": self.errors.total,
-                "url": self.url}
+        return {"sent": self.scrapes, "unconfirmed": 0, "dropped": 0, "resent": 0, "reconnects": 0,
+                "errors": self.errors.total, "url": self.url, "last_scrape_time_s": self.last_scrape_time_s,
+                "delivery": self.delivery()}

@@ -17,6 +17,14 @@ one-snapshot slot, so a slow or failing server never stops the simulation:
   close;
 * push exporters reconnect with exponential backoff and keep unsent data in a
   bounded buffer (oldest dropped first, counted in ``dropped``);
+* ``sent`` counts only what the server confirmed: TCP data written on a
+  connection whose orderly close completed (connections are rotated every
+  ``confirm_bytes``/``confirm_every`` to confirm), HTTP bodies answered 2xx.
+  Data on a connection that failed is written again (``resent``: at least
+  once, duplicates possible); what the protocol cannot confirm (UDP, a last
+  connection that could not be closed cleanly) is ``unconfirmed``;
+* a dead or stalled server holds the run up ``deliver_timeout`` seconds (5 s
+  by default) in all, close included; after that the exporter stops waiting;
 * in fast mode the simulation waits for a busy exporter (nothing is skipped);
   in real-time mode a snapshot that finds the exporter busy replaces the
   waiting one (counted in ``skipped``; its events are carried over, so none
@@ -24,8 +32,9 @@ one-snapshot slot, so a slow or failing server never stops the simulation:
 * the run's last snapshot (``Simulation.finish()``) is always delivered, so
   the final values a server holds equal ``counters.csv``;
 * :meth:`ExportStage.close` flushes, with a bounded wait, and its
-  :meth:`~ExportStage.stats` give ``sent``, ``dropped``, ``reconnects`` and
-  ``errors`` per exporter for ``metadata.json`` and the run summary.
+  :meth:`~ExportStage.stats` give ``sent``, ``unconfirmed``, ``dropped``,
+  ``resent``, ``reconnects``, ``errors`` and ``delivery`` (the guarantee, in
+  words) per exporter for ``metadata.json`` and the run summary.
 
 Time mapping
 ------------
@@ -57,7 +66,8 @@ command-line shorthand (:class:`CliFlag`); this package names none of them.
 protocol    Exporter base class and protocol, entry-point discovery, specs, CLI shorthands
 stage       TimeMap, ExportStage and attach(): one worker thread per exporter
 options     Option and the option converters
-transports  TCP/UDP/HTTP senders with backoff and bounded buffers; ErrorLog
+transports  UDP/HTTP senders with backoff and bounded buffers; ErrorLog, StallBudget
+tcp         the TCP sender: confirmed delivery by orderly close, resend, stall budget
 textcols    vectorised ASCII columns, node and port names
 
 Wiring, from the CLI or a scenario::
@@ -79,10 +89,11 @@ from .options import (Option, boolean, choice, counters, duration, epoch_value, 
 from .protocol import (GROUP, STAGE_OPTIONS, CliFlag, Exporter, ExporterProtocol, ExporterSpec,
                        add_cli_arguments, build_exporter, exporter_class, exporter_names,
                        host_port_flag, parse_host_port, parse_spec, specs_from_cli, specs_from_scenario)
-from .stage import ExportHandle, ExportStage, TimeMap, attach
+from .stage import ExportHandle, ExportStage, TimeMap, attach, summary_line
 from .textcols import (ascii_decimal, ascii_uint, assemble, iso_utc, node_names, port_labels,
                        selected_ports, squeeze, squeeze_chunks, text_matrix)
-from .transports import Backoff, ErrorLog, HttpPoster, TcpSender, UdpSender, failure_kind
+from .tcp import DELIVERY_OPTIONS, TcpSender, tcp_sender
+from .transports import Backoff, ErrorLog, HttpPoster, StallBudget, UdpSender, failure_kind
 
 __all__ = [
     # protocol and discovery
@@ -94,10 +105,11 @@ __all__ = [
     # specs and wiring
     "ExporterSpec", "parse_spec", "specs_from_scenario", "specs_from_cli", "add_cli_arguments",
     "parse_host_port", "host_port_flag", "STAGE_OPTIONS", "TimeMap", "attach", "ExportStage",
-    "ExportHandle",
+    "ExportHandle", "summary_line",
     # for exporter implementations
     "COUNTERS", "COUNTER_NAMES", "COUNTER_ROW", "Counter", "Snapshot", "Event", "ExporterError",
-    "ErrorLog", "Backoff", "TcpSender", "UdpSender", "HttpPoster", "failure_kind",
+    "ErrorLog", "Backoff", "StallBudget", "TcpSender", "UdpSender", "HttpPoster", "failure_kind",
+    "DELIVERY_OPTIONS", "tcp_sender",
     "ascii_uint", "ascii_decimal", "text_matrix", "assemble", "squeeze", "squeeze_chunks",
     "node_names", "port_labels", "selected_ports", "iso_utc",
 ]

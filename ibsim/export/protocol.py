@@ -46,8 +46,8 @@ class Exporter:
     Subclasses set ``name`` (the registry name), ``unit`` (what ``sent``
     counts) and ``OPTIONS``, and implement ``write``. A push exporter keeps
     its sender (TCP, UDP or HTTP, from :mod:`ibsim.export.transports`) in ``transport``;
-    the base then closes it (waiting up to the ``close_timeout`` option) and
-    reports its counts.
+    the base then closes it (within its stall budget, ``deliver_timeout``) and
+    reports its counts, with ``DELIVERY`` (what ``sent`` guarantees, in words).
     """
 
     #: the exporter's sender, or None (pull exporters)
@@ -58,6 +58,8 @@ class Exporter:
     OPTIONS: ClassVar[dict[str, Option]] = {}
     #: the exporter's command-line shorthand (``--<name> VALUE``), or None
     CLI: ClassVar["CliFlag | None"] = None
+    #: what ``sent`` means for this exporter, one line for metadata.json and the summary
+    DELIVERY: ClassVar[str] = ""
 
     def __init__(self, **options):
         self.options = parse_options(self.name, options, self.OPTIONS)
@@ -71,15 +73,28 @@ class Exporter:
         raise NotImplementedError
 
     def close(self) -> None:
-        """Flush (bounded by the ``close_timeout`` option) and release the transport."""
+        """Flush (within the transport's stall budget) and release the transport."""
         if self.transport is not None:
-            self.transport.close(getattr(self.options, "close_timeout", 0.0))
+            self.transport.close()
+
+    def delivery(self) -> str:
+        """What ``sent`` guarantees (default: ``DELIVERY``)."""
+        return self.DELIVERY
 
     def stats(self) -> dict:
-        """``sent``, ``dropped``, ``reconnects``, ``errors`` (counts of ``unit``)."""
+        """Counts of ``unit``: ``sent`` (confirmed), ``unconfirmed``, ``dropped``, ``resent``,
+        ``reconnects``; ``errors``; ``waited_s`` (stall budget spent, s); ``delivery`` (the
+        guarantee, in words)."""
         t = self.transport
-        return {"sent": t.sent if t else 0, "dropped": t.dropped if t else 0,
-                "reconnects": t.reconnects if t else 0, "errors": self.errors.total}
+        st = {k: getattr(t, k, 0) if t is not None else 0
+              for k in ("sent", "unconfirmed", "dropped", "resent", "reconnects")}
+        st["errors"] = self.errors.total
+        budget = getattr(t, "budget", None)
+        if budget is not None:
+            st["waited_s"] = round(budget.spent, 3)
+        if self.delivery():
+            st["delivery"] = self.delivery()
+        return st
 
 
 # ====================================================================== discovery

@@ -17,7 +17,7 @@ from .options import duration
 from .protocol import ExporterSpec
 from .transports import ErrorLog, failure_kind
 
-__all__ = ["TimeMap", "ExportHandle", "ExportStage", "attach"]
+__all__ = ["TimeMap", "ExportHandle", "ExportStage", "attach", "summary_line"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,27 @@ class TimeMap:
 
 
 # ====================================================================== stage
+_SUMMARY_COUNTS = ("unconfirmed", "dropped", "resent", "reconnects", "errors")
+
+
+def summary_line(label: str, st: dict) -> str:
+    """One line of the run summary for an exporter's stats (see :meth:`ExportStage.stats`).
+
+    Examples
+    --------
+    >>> summary_line("logstash", {"sent": 3, "unconfirmed": 0, "dropped": 1, "errors": 2})
+    'exporter logstash: sent 3 (confirmed), unconfirmed 0, dropped 1, errors 2'
+    """
+    parts = [f"sent {st.get('sent', 0)} (confirmed)"]
+    parts += [f"{k} {st[k]}" for k in _SUMMARY_COUNTS if k in st]
+    if st.get("waited_s"):
+        parts.append(f"waited {st['waited_s']:g} s")
+    if st.get("url"):
+        parts.append(f"url {st['url']}")
+    line = f"exporter {label}: " + ", ".join(parts)
+    return line + (f"; delivery: {st['delivery']}" if st.get("delivery") else "")
+
+
 class ExportHandle:
     """One attached exporter: its observer callback, worker thread and counts."""
 
@@ -128,8 +149,9 @@ class ExportHandle:
                 log.debug("exporter %s: write failed", self.label, exc_info=True)
 
     def stats(self) -> dict:
-        """``sent``, ``dropped``, ``reconnects``, ``errors``, plus ``written``/``skipped`` snapshots."""
-        st = {"sent": 0, "dropped": 0, "reconnects": 0, "errors": 0}
+        """The exporter's counts (``sent`` confirmed, ``unconfirmed``, ``dropped``, ``resent``,
+        ``reconnects``, ``errors``, ...) plus ``written``/``skipped`` snapshots."""
+        st = {"sent": 0, "unconfirmed": 0, "dropped": 0, "resent": 0, "reconnects": 0, "errors": 0}
         getter = getattr(self.exporter, "stats", None)
         if getter is not None:
             try:
@@ -177,8 +199,13 @@ class ExportStage:
         return len(self.handles)
 
     def stats(self) -> dict[str, dict]:
-        """Per exporter label: ``sent``, ``dropped``, ``reconnects``, ``errors``, ..."""
+        """Per exporter label: ``sent`` (confirmed), ``unconfirmed``, ``dropped``, ``resent``,
+        ``reconnects``, ``errors``, ``waited_s``, ``delivery``, ..."""
         return {h.label: h.stats() for h in self.handles}
+
+    def summary(self, stats: dict[str, dict] | None = None) -> list[str]:
+        """The run summary's lines, one per exporter (:func:`summary_line`)."""
+        return [summary_line(label, st) for label, st in (stats or self.stats()).items()]
 
     def close(self) -> dict[str, dict]:
         """Flush and close every exporter (in parallel, each bounded); returns :meth:`stats`."""

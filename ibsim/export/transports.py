@@ -5,6 +5,22 @@ a network failure: failures are counted, logged once per kind (see
 :class:`ErrorLog`), and the data waits in a bounded buffer (oldest dropped
 first, counted) until a reconnect succeeds. Reconnects back off
 exponentially.
+
+What each sender counts (``sent`` is always what the other side confirmed):
+
+* :class:`~ibsim.export.tcp.TcpSender`: ``sent`` = written on a connection
+  whose orderly close completed; ``unconfirmed`` = written, close not
+  confirmed, not re-sent; ``resent`` = written again after a failed
+  connection (at least once); ``dropped`` = never written.
+* :class:`HttpPoster`: ``sent`` = answered 2xx; ``resent`` = posted again
+  after an attempt that may have reached the server; ``dropped`` = rejected
+  (4xx) or never posted.
+* :class:`UdpSender`: nothing can be confirmed: every datagram handed to the
+  kernel is ``unconfirmed``; ``dropped`` = refused by the kernel.
+
+Every sender shares the run's stall budget (``deliver_timeout``, see
+:class:`~ibsim.export.tcp.StallBudget`): the total time it may hold the run
+up waiting on a server that makes no progress, close included.
 """
 
 from __future__ import annotations
@@ -19,9 +35,11 @@ import urllib.error
 import urllib.request
 from typing import Callable, Iterable
 
-__all__ = ["ErrorLog", "Backoff", "TcpSender", "UdpSender", "HttpPoster", "failure_kind"]
+__all__ = ["ErrorLog", "Backoff", "StallBudget", "UdpSender", "HttpPoster", "failure_kind"]
 
 log = logging.getLogger("ibsim.export")
+
+_SLICE_S = 0.25                         # one wait of a sender; a wait without progress is charged
 
 
 def failure_kind(exc: BaseException) -> str:
@@ -96,6 +114,55 @@ class Backoff:
         self.next_try = 0.0
 
 
+class StallBudget:
+    """Seconds a sender may still wait on a server that makes no progress (one per run).
+
+    Parameters
+    ----------
+    seconds : float
+        The whole budget (s).
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
+        self.total = float(seconds)
+        self.left = float(seconds)
+        self.clock = clock
+
+    @property
+    def exhausted(self) -> bool:
+        return self.left <= 0.0
+
+    @property
+    def spent(self) -> float:
+        """Seconds charged so far."""
+        return self.total - self.left
+
+    def charge(self, seconds: float) -> None:
+        self.left = max(0.0, self.left - max(0.0, seconds))
+
+    def wait(self, read=(), write=()) -> bool:
+        """Wait up to one slice for a socket; a slice that ends with none ready is charged.
+
+        Returns False at once (no wait) when the budget is spent.
+        """
+        s = min(_SLICE_S, self.left)
+        if s <= 0:
+            return False
+        t = self.clock()
+        r, w, _ = select.select(list(read), list(write), [], s)
+        if r or w:
+            return True
+        self.charge(self.clock() - t)
+        return False
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep (charged: nothing moves while we sleep), at most what is left."""
+        s = min(seconds, self.left)
+        if s > 0:
+            time.sleep(s)
+            self.charge(s)
+
+
 class _Buffer:
     """Bounded FIFO of ``(payload, count)``; drops the oldest payloads past ``limit`` counts."""
 
@@ -129,153 +196,8 @@ class _Buffer:
         self.count -= c
 
 
-def _drain_then_drop(sender, timeout: float, reached: bool, where: str) -> None:
-    """Retry ``sender.flush`` for up to ``timeout`` s (one try if the server was never
-    reached during the run), then count what is still buffered as dropped."""
-    deadline = time.monotonic() + (timeout if reached else 0.0)
-    while not sender.flush(force=True):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        time.sleep(min(sender.backoff.wait_s() or 0.05, left, 1.0))
-    buf = sender.buf
-    if buf.count:
-        sender.errors.error("closed_with_data", f"{buf.count} buffered not delivered to {where} before close")
-        buf.dropped += buf.count
-        buf.items.clear()
-        buf.count = 0
-
-
-class TcpSender:
-    """A persistent TCP connection with reconnect, backoff and a bounded buffer.
-
-    Parameters
-    ----------
-    host, port : str, int
-    name : str
-        Exporter name, for log lines.
-    buffer : int
-        Most counts (points, events) kept while the server is away; past it
-        the oldest payloads are dropped and counted in ``dropped``.
-    timeout : float
-        Seconds for a connect and for one ``sendall`` of a payload.
-    errors : ErrorLog, optional
-
-    Notes
-    -----
-    Delivery is at least once: a payload cut by a failure is sent again
-    whole on the next connection (carbon and JSON-lines receivers discard a
-    partial last line of a dead connection). Before each send the socket is
-    polled, so a server that closed the connection (killed, restarted) is
-    noticed before data is written into a dead socket.
-    """
-
-    def __init__(self, host: str, port: int, *, name: str, buffer: int, timeout: float = 10.0,
-                 errors: ErrorLog | None = None, backoff: Backoff | None = None):
-        self.host, self.port, self.name = host, int(port), name
-        self.timeout = float(timeout)
-        self.errors = errors or ErrorLog(name)
-        self.backoff = backoff or Backoff()
-        self.buf = _Buffer(buffer)
-        self.sock: socket.socket | None = None
-        self.sent = 0
-        self.reconnects = 0
-        self._connected_once = False
-
-    @property
-    def dropped(self) -> int:
-        """Counts dropped from the buffer (overflow, or left over at close)."""
-        return self.buf.dropped
-
-    def send(self, chunks: Iterable[tuple[bytes, int]]) -> None:
-        """Queue ``(payload, count)`` chunks and send what the connection allows."""
-        lost = 0
-        for data, count in chunks:
-            self.buf.append(data, count)
-            if self.buf.count > self.buf.limit:
-                self.flush()                 # a reachable server drains it; otherwise drop the oldest
-                lost += self.buf.trim()
-        if lost:
-            self.errors.error("buffer_full", f"buffer of {self.buf.limit} full while "
-                              f"{self.host}:{self.port} is away; dropping the oldest")
-        self.flush()
-
-    def flush(self, force: bool = False) -> bool:
-        """Send buffered payloads; returns True when the buffer is empty.
-
-        Without ``force`` no connection is attempted before the backoff delay
-        has passed.
-        """
-        if not self.buf.items:
-            return True
-        if self.sock is not None and self._peer_closed():
-            self._fail(ConnectionResetError(errno.ECONNRESET, "connection closed by the server"))
-        if self.sock is None:
-            if not (force or self.backoff.ready()) or not self._connect():
-                return False
-        while self.buf.items:
-            data, count = self.buf.items[0]
-            try:
-                self.sock.sendall(data)
-            except OSError as exc:
-                self._fail(exc)
-                return False
-            self.buf.pop()
-            self.sent += count
-        return True
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Try for up to ``timeout`` seconds to send what is buffered, then close.
-
-        A server that was never reached during the run gets a single last try.
-        """
-        _drain_then_drop(self, timeout, self._connected_once, f"{self.host}:{self.port}")
-        self._drop_socket()
-
-    # ------------------------------------------------------------------ internals
-    def _connect(self) -> bool:
-        try:
-            s = socket.create_connection((self.host, self.port), timeout=self.timeout)
-        except OSError as exc:
-            self._fail(exc)
-            return False
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        self.sock = s
-        if self._connected_once:
-            self.reconnects += 1
-            log.info("exporter %s: reconnected to %s:%s", self.name, self.host, self.port)
-        self._connected_once = True
-        self.backoff.succeeded()
-        return True
-
-    def _peer_closed(self) -> bool:
-        """True if the server closed the connection (these servers never send data)."""
-        try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
-            if not readable:
-                return False
-            return self.sock.recv(65536, socket.MSG_DONTWAIT) == b""
-        except BlockingIOError:
-            return False
-        except OSError:
-            return True
-
-    def _fail(self, exc: BaseException) -> None:
-        self.errors.error(failure_kind(exc), f"{self.host}:{self.port}: {exc}")
-        self._drop_socket()
-        self.backoff.failed()
-
-    def _drop_socket(self) -> None:
-        if self.sock is not None:
-            try:
-                self.sock.close()
-            except OSError:  # pragma: no cover
-                pass
-            self.sock = None
-
-
 class UdpSender:
-    """Fire-and-forget datagrams: nothing is buffered (UDP cannot tell whether anyone listens)."""
+    """Fire-and-forget datagrams: nothing is buffered, nothing confirmed (counted ``unconfirmed``)."""
 
     def __init__(self, host: str, port: int, *, name: str, errors: ErrorLog | None = None):
         self.addr = (host, int(port))
@@ -283,39 +205,54 @@ class UdpSender:
         self.errors = errors or ErrorLog(name)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
-        self.sent = 0
+        self.sent = 0                   # UDP confirms nothing
+        self.unconfirmed = 0
         self.dropped = 0
+        self.resent = 0
         self.reconnects = 0
 
     def send(self, datagrams: Iterable[bytes]) -> None:
-        """Send each datagram; a failed one is counted as dropped."""
+        """Send each datagram (``unconfirmed``); one the kernel refuses is counted as dropped."""
         for d in datagrams:
             try:
                 self.sock.sendto(d, self.addr)
-                self.sent += 1
+                self.unconfirmed += 1
             except OSError as exc:
                 self.dropped += 1
                 self.errors.error(failure_kind(exc), f"udp {self.addr[0]}:{self.addr[1]}: {exc}")
 
-    def close(self, timeout: float = 0.0) -> None:
+    def close(self, timeout: float | None = None) -> None:
         self.sock.close()
 
 
 class HttpPoster:
-    """POST JSON bodies one by one, keeping unsent ones (bounded) across failures."""
+    """POST JSON bodies one by one, keeping unsent ones (bounded) across failures.
+
+    ``sent`` counts bodies the server answered with 2xx. A request that fails
+    after it may have reached the server (a timeout, a reset, a 5xx) is posted
+    again (``resent``: at least once). The time failed requests and retries at
+    close take is charged to the stall budget (``deliver_timeout``); once it is
+    spent no further request is made and what is left is dropped at close.
+    """
 
     def __init__(self, url: str, *, name: str, buffer: int, timeout: float = 5.0,
-                 errors: ErrorLog | None = None, backoff: Backoff | None = None):
+                 deliver_timeout: float = 5.0, errors: ErrorLog | None = None,
+                 backoff: Backoff | None = None):
         self.url = url
         self.name = name
         self.timeout = float(timeout)
         self.errors = errors or ErrorLog(name)
         self.backoff = backoff or Backoff()
+        self.budget = StallBudget(deliver_timeout)
         self.buf = _Buffer(buffer)
         self.sent = 0
+        self.unconfirmed = 0
+        self.resent = 0
         self.reconnects = 0
         self._failing = False
         self._ok_once = False
+        self._head_tried = False         # the first body may have reached the server already
+        self._stall_logged = False
 
     @property
     def dropped(self) -> int:
@@ -334,37 +271,66 @@ class HttpPoster:
         if self.buf.items and not (force or self.backoff.ready()):
             return False
         while self.buf.items:
+            if self.budget.exhausted:
+                self._stalled()
+                return False
             body, _ = self.buf.items[0]
             req = urllib.request.Request(self.url, data=body, method="POST",
                                          headers={"Content-Type": "application/json"})
+            t = time.monotonic()
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                with urllib.request.urlopen(req, timeout=min(self.timeout, self.budget.left)) as resp:
                     resp.read()
             except urllib.error.HTTPError as exc:
                 if 400 <= exc.code < 500:           # the server rejects this body: do not retry it
                     self.errors.error(failure_kind(exc), f"{self.url} rejected an event: {exc}")
-                    self.buf.pop()
+                    self._pop()
                     self.buf.dropped += 1
                     continue
-                self._fail(exc)
+                self._fail(exc, t)
                 return False
             except (OSError, urllib.error.URLError) as exc:
-                self._fail(exc)
+                self._fail(exc, t)
                 return False
             if self._failing:
                 self.reconnects += 1
                 self._failing = False
             self.backoff.succeeded()
             self._ok_once = True
-            self.buf.pop()
+            if self._head_tried:
+                self.resent += 1
+            self._pop()
             self.sent += 1
         return True
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Try for up to ``timeout`` seconds to post what is buffered (once if never reached)."""
-        _drain_then_drop(self, timeout, self._ok_once, self.url)
+    def close(self, timeout: float | None = None) -> None:
+        """Post what is buffered within the remaining stall budget (one try if never reached)."""
+        if timeout is not None:
+            self.budget.left = min(self.budget.left, float(timeout))
+        while not self.flush(force=True) and self._ok_once and not self.budget.exhausted:
+            self.budget.sleep(max(self.backoff.wait_s(), 0.05))
+        if self.buf.count:
+            self.errors.error("closed_with_data", f"{self.buf.count} buffered not delivered to "
+                              f"{self.url} before close")
+            self.buf.dropped += self.buf.count
+            self.buf.items.clear()
+            self.buf.count = 0
 
-    def _fail(self, exc: BaseException) -> None:
+    def _pop(self) -> None:
+        self.buf.pop()
+        self._head_tried = False
+
+    def _fail(self, exc: BaseException, t0: float) -> None:
         self.errors.error(failure_kind(exc), f"{self.url}: {exc}")
+        self.budget.charge(time.monotonic() - t0)
+        if failure_kind(exc) not in ("ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH"):
+            self._head_tried = True          # it may have reached the server: a retry is a resend
         self._failing = True
         self.backoff.failed()
+
+    def _stalled(self) -> None:
+        if not self._stall_logged:
+            self._stall_logged = True
+            self.errors.error("stalled", f"{self.url} made no progress for {self.budget.total:g} s "
+                              f"in all; no more requests")
+

@@ -86,7 +86,10 @@ def test_http_endpoint_on_any_free_port(tiny):
         assert len(_samples(body.decode())) == len(METRICS) * selected_ports(f, "cabled").size + 1
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(exp.url.replace("/metrics", "/nope"), timeout=10)
-        assert exp.stats()["sent"] == 2
+        st = exp.stats()
+        # sent counts complete responses; the last one served the snapshot written
+        assert st["sent"] == 2 and st["last_scrape_time_s"] == snap.time_s and st["unconfirmed"] == 0
+        assert st["delivery"].startswith("pull")
     finally:
         exp.close()
 
