@@ -302,10 +302,9 @@ def cmd_run(args) -> int:
         print(path)
     else:
         print(result.summary, end="")
+        from ..export import summary_line
         for label, st in exporter_stats.items():
-            print(f"exporter {label}: " + ", ".join(f"{k} {v}" for k, v in st.items()
-                                                     if k in ("sent", "dropped", "reconnects", "errors",
-                                                              "url")))
+            print(summary_line(label, st))
         print(f"\nrun directory: {path}" + (os.sep if not path.endswith(os.sep) else ""))
     sys.stdout.flush()
     return 130 if interrupted else 0
