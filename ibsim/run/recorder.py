@@ -48,7 +48,7 @@ from ..engine.table import write_counters_csv
 from ..errors import OutputError
 from ..fabric.counters import COUNTER_NAMES, COUNTER_ROW
 from .degraded import DegradedLinks
-from .rundir import RunDir, RunResult, json_default, load_run, os_reason, run_dir_name
+from .rundir import RESERVE_MIN_BYTES, RunDir, RunResult, json_default, load_run, os_reason, run_dir_name
 from .series import (FABRIC_SERIES_COLUMNS, SERIES_COUNTERS, SeriesData, fabric_series,
                      write_columns_csv, write_series)
 
@@ -190,9 +190,10 @@ class Recorder:
         else:
             parent, name = self._default_location()
             rd = RunDir.prepare(out, parent=parent, name=name, overwrite=overwrite)
+        meta = self._metadata(self.sim.snapshot(), self.series(), None, None, status="running")
         try:
-            rd.write_metadata(self._metadata(self.sim.snapshot(), self.series(), None, None,
-                                             status="running"))
+            rd.write_metadata(meta)
+            rd.reserve(max(RESERVE_MIN_BYTES, 4 * len(json.dumps(meta, default=json_default))))
         except OSError as exc:
             rd.discard()
             raise OutputError(rd.path / "metadata.json", f"cannot be written: {os_reason(exc)}") from None
@@ -209,6 +210,7 @@ class Recorder:
         meta = self._metadata(self.sim.snapshot(), self.series(), None, None, status="failed",
                               reason=reason)
         meta["files"] = ["metadata.json"]
+        self.run_dir.release()
         try:
             self.run_dir.write_metadata(meta)
         except OSError:
@@ -298,6 +300,7 @@ class Recorder:
                     meta["overview"] = "skipped: matplotlib is not installed"
             current = "metadata.json"
             meta["files"] = sorted(files + [current])
+            self.run_dir.release()
             self.run_dir.write_metadata(meta)
         except BaseException as exc:
             self._failed_write(meta, files, current, exc)
@@ -318,6 +321,7 @@ class Recorder:
         meta["status"] = "failed"
         meta["status_reason"] = f"writing {current} failed: {why}"
         meta["files"] = sorted(files + ["metadata.json"])
+        self.run_dir.release()
         try:
             self.run_dir.write_metadata(meta)
         except OSError:

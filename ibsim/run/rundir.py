@@ -15,9 +15,13 @@ explicit path a fresh ``<parent>/<name>-<UTC time>/`` is made (``-2``,
 when the run starts (``"status": "running"``) and replaced last, when every
 other file is written (``"complete"``, ``"interrupted"`` or ``"failed"``,
 with ``"status_reason"``), both times atomically: a temporary file in the
-directory, flushed to disk, renamed over it. A ``metadata.json`` that still
+directory, flushed to disk, renamed over it. So that a disk that fills
+during the run still takes the final update, :meth:`RunDir.reserve` keeps a
+reserve file (zeros, :data:`RESERVE_MIN_BYTES` or more) from the start and
+:meth:`RunDir.release` frees it just before that update; when a file cannot
+be written its partial copy is removed too. A ``metadata.json`` that still
 says ``"running"`` after the process ended marks a run that was killed (or a
-disk too full even for the final update). :func:`load_run` reads a run back.
+disk too full even for that). :func:`load_run` reads a run back.
 """
 
 from __future__ import annotations
@@ -25,15 +29,14 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import OutputError
 from .series import read_csv, read_series
 
-__all__ = ["RunDir", "RunResult", "load_run", "run_dir_name", "write_json_atomic",
-           "RUN_FILES", "RUN_STATUSES"]
+__all__ = ["RunDir", "RunResult", "load_run", "run_dir_name", "write_json_atomic", "json_default",
+           "RUN_FILES", "RUN_STATUSES", "RESERVE_MIN_BYTES"]
 
 #: the files a run writes into its directory
 RUN_FILES = ("metadata.json", "events.jsonl", "counters.csv", "series.parquet", "series.csv.gz",
@@ -45,6 +48,9 @@ _PSEUDO_FS = frozenset({"proc", "sysfs", "cgroup", "cgroup2", "devpts", "debugfs
                         "securityfs", "pstore", "bpf", "configfs", "efivarfs", "fusectl", "mqueue",
                         "binfmt_misc", "nsfs", "autofs", "rpc_pipefs", "selinuxfs"})
 _TMP_SUFFIX = ".tmp"
+_RESERVE = ".metadata.json.reserve" + _TMP_SUFFIX
+#: smallest reserve kept for the final metadata.json [bytes]
+RESERVE_MIN_BYTES = 64 * 1024
 
 
 def run_dir_name(name: str, when: _dt.datetime | None = None) -> str:
@@ -260,11 +266,9 @@ class RunDir:
                 raise OutputError(path / n, f"cannot remove the old run's file: {os_reason(exc)}") from None
 
     def _probe(self) -> None:
-        """Create and remove a file in the directory: can the run write here?"""
+        """Can the run write here? Writing the reserve (see :meth:`reserve`) tells, space included."""
         try:
-            fd, probe = tempfile.mkstemp(prefix=".metadata.json.probe.", suffix=_TMP_SUFFIX, dir=self.path)
-            os.close(fd)
-            os.unlink(probe)
+            self.reserve(RESERVE_MIN_BYTES)
         except OSError as exc:
             self.discard()
             raise OutputError(self.path, f"cannot write into it: {os_reason(exc)}") from None
@@ -273,6 +277,30 @@ class RunDir:
     def write_metadata(self, meta: dict) -> None:
         """Replace ``metadata.json`` atomically (see :func:`write_json_atomic`)."""
         write_json_atomic(self.path / "metadata.json", meta)
+
+    def reserve(self, nbytes: int) -> None:
+        """Write a reserve file of ``nbytes`` zeros (allocated, not sparse) for the final update.
+
+        Raises OSError (e.g. ENOSPC) when the disk cannot hold it.
+        """
+        try:
+            with open(self.path / _RESERVE, "wb") as fh:
+                block = bytes(min(nbytes, 1 << 16))
+                left = nbytes
+                while left > 0:
+                    left -= fh.write(block[:left])
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Free the reserve (before the final ``metadata.json``); no error when there is none."""
+        try:
+            (self.path / _RESERVE).unlink(missing_ok=True)
+        except OSError:
+            pass
 
     def discard(self) -> None:
         """Remove what this run left (its files, the directories :meth:`prepare` created).
