@@ -338,32 +338,36 @@ def _run(args, scn, end: float, mad_opts, rd, guard) -> int:
                   f"until {format_duration(end)} {pace} (Ctrl-C stops and writes the results)\n")
         err.flush()
     progress = None if quiet else Progress(end, err)
-    with _bar_aware_logging(progress):
-        try:
-            if not guard.hit:
-                sim.run(end, realtime=scn.clock.realtime, progress=progress)
-        except KeyboardInterrupt:
-            if guard.hit:             # a second signal: abort without writing the results
-                rec.fail(f"aborted by a second signal at t={sim.time_s:g} s after {guard.name}; "
-                         f"results not written")
-                raise
-            guard.signum = signal.SIGINT   # no handler (not the main thread): still write
-        except BaseException as exc:
-            rec.fail(f"the simulation stopped at t={sim.time_s:g} s: {type(exc).__name__}: {exc}")
-            raise
-        finally:
-            if progress is not None:
-                progress.close()
-            exporter_stats = stage.close() if stage is not None else {}
-            if server is not None:
-                server.close()
-    interrupted = guard.hit
-    reason = f"{guard.name} at t={sim.time_s:g} s" if interrupted else None
-    if interrupted:
-        err.write(f"ibsim: interrupted at t={sim.time_s:g} s ({guard.name}); writing the results\n")
-    result = rec.write(wall_s=time.monotonic() - wall0, interrupted=interrupted, reason=reason,
-                       plot=getattr(args, "plot", True),
-                       extra={"exporters": exporter_stats} if exporter_stats else None)
+    try:
+        with _bar_aware_logging(progress):
+            try:
+                if not guard.hit:
+                    sim.run(end, realtime=scn.clock.realtime, progress=progress)
+            except KeyboardInterrupt:
+                if guard.hit:             # a second signal: abort without writing the results
+                    raise
+                guard.signum = signal.SIGINT   # no handler (not the main thread): still write
+            finally:
+                if progress is not None:
+                    progress.close()
+                exporter_stats = stage.close() if stage is not None else {}
+                if server is not None:
+                    server.close()
+        interrupted = guard.hit
+        reason = f"{guard.name} at t={sim.time_s:g} s" if interrupted else None
+        if interrupted:
+            err.write(f"ibsim: interrupted at t={sim.time_s:g} s ({guard.name}); writing the results\n")
+        result = rec.write(wall_s=time.monotonic() - wall0, interrupted=interrupted, reason=reason,
+                           plot=getattr(args, "plot", True),
+                           extra={"exporters": exporter_stats} if exporter_stats else None)
+    except KeyboardInterrupt:
+        # metadata.json says why, unless the final one is written already
+        rec.fail(f"aborted by a second signal at t={sim.time_s:g} s (after {guard.name}); "
+                 f"results not written")
+        raise
+    except BaseException as exc:
+        rec.fail(f"stopped at t={sim.time_s:g} s: {type(exc).__name__}: {exc}")
+        raise
     # after SIGHUP the terminal may be gone: the results are written, the printing is best effort
     with contextlib.suppress(OSError) if guard.signum == signal.SIGHUP else contextlib.nullcontext():
         _print_result(result, exporter_stats, quiet)

@@ -111,6 +111,8 @@ class Recorder:
         self.interrupted = False
         #: the run directory once :meth:`start` (or :meth:`write`) prepared it
         self.run_dir: RunDir | None = None
+        #: the final metadata.json (complete, interrupted or failed) was written or attempted
+        self.final = False
         #: links up below what both ends support, followed at every sample
         self.degraded = DegradedLinks(f, self.ports)
         self._take(sim.snapshot())
@@ -198,15 +200,18 @@ class Recorder:
             rd.discard()
             raise OutputError(rd.path / "metadata.json", f"cannot be written: {os_reason(exc)}") from None
         self.run_dir = rd
+        self.final = False
         return rd.path
 
     def fail(self, reason: str) -> None:
         """Mark the run directory ``"status": "failed"`` (e.g. the simulation raised).
 
-        Only ``metadata.json`` is rewritten; nothing when :meth:`start` was not called.
+        Only ``metadata.json`` is rewritten; nothing when :meth:`start` was not
+        called or the final ``metadata.json`` is already written.
         """
-        if self.run_dir is None:
+        if self.run_dir is None or self.final:
             return
+        self.final = True
         meta = self._metadata(self.sim.snapshot(), self.series(), None, None, status="failed",
                               reason=reason)
         meta["files"] = ["metadata.json"]
@@ -262,18 +267,18 @@ class Recorder:
         status = "interrupted" if self.interrupted else "complete"
         sim = self.sim
         wall = wall_s if wall_s is not None else _time.time() - self._wall0
-        snap = sim.snapshot()
-        data = self.series()
-        events = [e.to_dict() for e in sim.events]
-        fseries = fabric_series(data, sim.events)
-        series_file = "series.parquet" if _have("pyarrow") else "series.csv.gz"
-        meta = self._metadata(snap, data, wall, series_file, status=status, reason=reason)
-        meta.update(extra or {})
-        table = _table(snap)
-        summary = report.summary_text(meta, data, events, table)
         files: list[str] = []
-        current = None
+        current = meta = None
         try:
+            snap = sim.snapshot()
+            data = self.series()
+            events = [e.to_dict() for e in sim.events]
+            fseries = fabric_series(data, sim.events)
+            series_file = "series.parquet" if _have("pyarrow") else "series.csv.gz"
+            meta = self._metadata(snap, data, wall, series_file, status=status, reason=reason)
+            meta.update(extra or {})
+            table = _table(snap)
+            summary = report.summary_text(meta, data, events, table)
             current = "counters.csv"
             with open(out / current, "w", encoding="utf-8", newline="") as fh:
                 write_counters_csv(snap, fh)
@@ -302,26 +307,36 @@ class Recorder:
             meta["files"] = sorted(files + [current])
             self.run_dir.release()
             self.run_dir.write_metadata(meta)
+            self.final = True
         except BaseException as exc:
             self._failed_write(meta, files, current, exc)
-            if isinstance(exc, OSError):
+            if isinstance(exc, OSError) and current is not None:
                 raise OutputError(out, f"writing {current} failed: {os_reason(exc)}; metadata.json "
                                        f"says the run is not complete", exit_code=1) from None
             raise
         return RunResult(out, meta, events, _frame(table), _frame(fseries), None, summary)
 
-    def _failed_write(self, meta: dict, files: list, current: str, exc: BaseException) -> None:
+    def _failed_write(self, meta: dict | None, files: list, current: str | None, exc: BaseException) -> None:
         """Remove the partial file and mark ``metadata.json`` failed (best effort)."""
-        why = os_reason(exc) if isinstance(exc, OSError) else (type(exc).__name__ + (f": {exc}" if str(exc) else ""))
-        if current != "metadata.json":
+        if isinstance(exc, OSError):
+            why = os_reason(exc)
+        elif isinstance(exc, KeyboardInterrupt):
+            why = "aborted (a second signal)"
+        else:
+            why = type(exc).__name__ + (f": {exc}" if str(exc) else "")
+        if current not in (None, "metadata.json"):
             try:
                 (self.run_dir.path / current).unlink(missing_ok=True)
             except OSError:
                 pass
+        if meta is None:                        # failed while preparing the results
+            self.fail(f"preparing the results failed: {why}")
+            return
         meta["status"] = "failed"
         meta["status_reason"] = f"writing {current} failed: {why}"
         meta["files"] = sorted(files + ["metadata.json"])
         self.run_dir.release()
+        self.final = True
         try:
             self.run_dir.write_metadata(meta)
         except OSError:

@@ -192,3 +192,20 @@ def test_write_refuses_another_non_empty_directory(sim, tmp_path):
     assert not (tmp_path / "other" / "overview.png").exists()              # no stale chart
     assert meta_of(tmp_path / "other")["status"] == "complete"
     rec.write(tmp_path / "other", plot=False)                              # its own directory: rewritten
+
+
+def test_an_abort_while_writing_leaves_metadata_saying_failed(sim, tmp_path, monkeypatch):
+    """A second Ctrl-C (KeyboardInterrupt) during the writing: metadata.json says failed, and why."""
+    def abort(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(recorder_mod, "write_series", abort)
+    rec = Recorder(sim, every="1s")
+    rec.start(tmp_path / "run")
+    sim.run()
+    with pytest.raises(KeyboardInterrupt):
+        rec.write(plot=False)
+    meta = meta_of(tmp_path / "run")
+    assert meta["status"] == "failed" and "aborted" in meta["status_reason"]
+    assert "counters.csv" in meta["files"] and leftovers(tmp_path / "run") == []
+    rec.fail("later")                              # the final metadata.json stays as written
+    assert meta_of(tmp_path / "run")["status_reason"] == meta["status_reason"]
