@@ -19,6 +19,7 @@ __all__ = [
     "ExporterError",
     "HostError",
     "BenchError",
+    "OutputError",
     "lookup",
     "suggest",
     "format_path",
@@ -132,6 +133,32 @@ class BenchError(IbsimError):
     """
 
     exit_code = 2
+
+
+class OutputError(IbsimError):
+    """A run directory cannot be used or written.
+
+    Raised before the run when the directory cannot be created or written
+    (a file in its place, a read-only or pseudo filesystem, no permission) or
+    is not empty (exit code 2: choose another one or pass ``--overwrite``);
+    raised after the run when writing its results failed (exit code 1; its
+    ``metadata.json`` then says ``"status": "failed"`` or still ``"running"``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The run directory (or the file) concerned.
+    reason : str
+        Why it cannot be used, and what to do.
+    exit_code : int
+        2 (before the run) or 1 (writing the results failed).
+    """
+
+    def __init__(self, path, reason: str, *, exit_code: int = 2):
+        self.path = str(path)
+        self.reason = reason
+        self.exit_code = exit_code
+        super().__init__(f"{self.path}: {reason}")
 
 
 def format_path(path: tuple) -> str:

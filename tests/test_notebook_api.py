@@ -54,7 +54,7 @@ def test_record_and_load_run(tmp_path):
     assert run.metadata["simulated_s"] == pytest.approx(5.0)
     assert [e["kind"] for e in run.events] == [e.kind for e in sim.events]
     assert run.series is not None and run.counters is not None
-    assert repr(run) == f"<RunResult {str(tmp_path / 'run')!r}: 5.0 s simulated, {len(run.events)} events>"
+    assert repr(run) == f"<RunResult {str(tmp_path / 'run')!r}: complete, 5.0 s simulated, {len(run.events)} events>"
 
 
 def test_bad_scenario_error_names_the_file(tmp_path):

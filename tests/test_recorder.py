@@ -6,6 +6,7 @@ import csv
 import gzip
 import importlib.util
 import json
+import math
 import sys
 
 import numpy as np
@@ -129,13 +130,49 @@ def test_rows_stay_bounded(tmp_path):
     big = Scenario.from_text(SCN.replace("duration: 6s", "duration: 60s"), source="x.yml").build()
     n = int((big.fabric.peer_of_port >= 0).sum())
     rec = Recorder(big, every="100ms", duration=60, max_rows=20 * n)
-    assert rec.every_s >= 3.0 - 1e-9                    # 60 s over ~20 samples
+    assert rec.every_s == pytest.approx(0.1) and rec.capacity == 20   # no interval chosen up front
     big.run(until="60s")
-    assert rec.series().time_s.size * n <= 21 * n
-    # a run far longer than planned thins the samples instead of growing
+    t = rec.series().time_s
+    assert 10 <= t.size <= 20 and t.size * n <= 20 * n                # within the budget, at least half
+    assert t[0] == 0 and t[-1] == pytest.approx(60.0)                 # the first and the final state kept
+    # each halving doubles the interval: 0.1 s * 2**k, and the kept samples sit on that grid
+    k = math.log2(rec.every_s / 0.1)
+    assert k == pytest.approx(round(k)) and rec.every_s >= 60 / 20
+    assert np.allclose(np.diff(t)[:-1], rec.every_s)
+    # a run far longer than planned stays in the budget too
     rec2 = Recorder(big, every="100ms", duration=1, max_rows=20 * n)
     big.run(until="120s")
-    assert rec2.n_samples * n <= 20 * n + n and rec2.every_s > 0.1
+    assert rec2.n_samples <= 20 and rec2.every_s > 0.1
+    rec.write(tmp_path / "r", plot=False)
+    meta = json.loads((tmp_path / "r" / "metadata.json").read_text())
+    assert meta["series"]["samples"] <= 20 and meta["series"]["budget_rows"] == 20 * n
+
+
+LONG = SCN.replace("duration: 6s", "duration: 100000s").replace(
+    "  - {at: 3s, unplug: \"node005 HCA-1\", for: 1s}",
+    "  - {at: 300500ms, unplug: \"node005 HCA-1\", for: 2s}").replace("stop: 5s", "stop: 400s")
+
+
+def test_a_long_run_stopped_early_keeps_a_dense_series(tmp_path):
+    """Planned for 100,000 s, stopped after 600 s: a sample every second, the unplug seen."""
+    sim = Scenario.from_text(LONG, source="long.yml", name="long").build()
+    rec = Recorder(sim, every="1s", duration=100_000)
+    sim.run(until="600s")                      # stopped early (as by Ctrl-C or SIGTERM)
+    res = rec.write(tmp_path / "r", interrupted=True, reason="SIGTERM at t=600 s")
+    data = rec.series()
+    assert data.time_s.size >= 600 and rec.every_s == pytest.approx(1.0)
+    assert res.metadata["status"] == "interrupted" and res.metadata["series"]["samples"] >= 600
+    rows = read_csv(tmp_path / "r" / "fabric_series.csv")
+    assert len(rows) >= 600
+    down = [float(r["time_s"]) for r in rows if int(r["ports_not_active"]) > 0 and float(r["time_s"]) > 100]
+    assert down and 300 < min(down) <= 302 and max(down) <= 305     # the 2 s unplug at 300.5 s
+    busy = [float(r["ca_xmit_gbps"]) for r in rows if 1 < float(r["time_s"]) <= 400]
+    assert len(busy) >= 399 and min(busy) > 0                        # the traffic, second by second
+    idle = [float(r["ca_xmit_gbps"]) for r in rows if float(r["time_s"]) > 402]
+    assert idle and max(idle) == 0
+    if importlib.util.find_spec("matplotlib"):
+        png = (tmp_path / "r" / "overview.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
 def test_load_run_round_trip(sim, tmp_path):

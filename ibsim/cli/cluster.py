@@ -1,9 +1,11 @@
 """``python -m ibsim cluster up|status|down``: compute hosts as containers on the live fabric.
 
 ``up SCENARIO`` runs the scenario in real time with its ``cluster:`` hosts as
-Docker containers and prints what runs where; Ctrl-C or SIGTERM tears
-everything down and writes the run directory (exit code 130 after Ctrl-C,
-0 after SIGTERM or ``--until``). ``status`` lists the labelled containers;
+Docker containers and prints what runs where; Ctrl-C, SIGTERM or SIGHUP
+tears everything down and writes the run directory (exit code 130 after
+Ctrl-C, 0 after SIGTERM, SIGHUP or ``--until``). The run directory is
+checked and created before anything starts (exit code 2 when it cannot be
+used or is not empty; ``--overwrite`` replaces a previous run in it). ``status`` lists the labelled containers;
 ``down [NAME]`` removes every container and network labelled for the
 cluster (all ibsim clusters without NAME), also after a crash.
 """
@@ -32,7 +34,10 @@ def add_parsers(sub) -> None:
     up = csub.add_parser("up", help="start the cluster and run until Ctrl-C (or SIGTERM)")
     up.add_argument("scenario", metavar="SCENARIO", help="scenario YAML file with a cluster: section")
     up.add_argument("--until", metavar="DURATION", help="stop and tear down after this simulated time")
-    up.add_argument("--out", metavar="DIR", help="run directory to write (default: <output>/<name>-<UTC time>/)")
+    up.add_argument("--out", metavar="DIR", help="run directory to write, checked and created before "
+                    "anything starts; it must be empty (default: a new <output>/<name>-<UTC time>/)")
+    up.add_argument("--overwrite", action="store_true",
+                    help="replace the previous run in a non-empty --out (its files are removed first)")
     up.add_argument("--no-plot", dest="plot", action="store_false", help="skip overview.png")
     up.add_argument("--json", action="store_true", help="print what runs where as JSON")
     up.set_defaults(func=cmd_up)
@@ -77,14 +82,15 @@ def cmd_up(args) -> int:
             raise KeyboardInterrupt            # during up(): Cluster.up tears down what it started
 
     up_done = threading.Event()
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
 
     def say(line: str) -> None:
         sys.stderr.write(f"ibsim: {line}\n")
         sys.stderr.flush()
 
     try:
-        cluster = Cluster(args.scenario, until=until, say=say)
+        cluster = Cluster(args.scenario, until=until, say=say, out=args.out or True,
+                          overwrite=getattr(args, "overwrite", False))
         cluster.up()
         up_done.set()
         st = cluster.status()
@@ -100,7 +106,8 @@ def cmd_up(args) -> int:
         for s in old:                          # teardown is not interrupted
             signal.signal(s, signal.SIG_IGN)
         try:
-            result = cluster.down(args.out, plot=args.plot) if up_done.is_set() else None
+            why = signal.Signals(how["signal"]).name if how["signal"] else None
+            result = cluster.down(plot=args.plot, reason=why) if up_done.is_set() else None
         finally:
             for s, h in old.items():
                 signal.signal(s, h)

@@ -1,11 +1,17 @@
 """``python -m ibsim run SCENARIO``: run a scenario and record it.
 
-Attached to the parser of :mod:`ibsim.cli` by :func:`add_parsers`. Shows a
-progress bar on a terminal (stderr, ``\\r`` updates) and plain log lines
-otherwise (about every 10 % of the run); Ctrl-C stops the run cleanly at the
-next tick and the results are still written (exit code 130; a second
-Ctrl-C aborts without writing). Errors are
-raised as :class:`~ibsim.errors.IbsimError` and printed by ``cli.main``.
+Attached to the parser of :mod:`ibsim.cli` by :func:`add_parsers`. The run
+directory is checked and created before any simulation work (an unusable or
+non-empty one: exit code 2, naming it; ``--overwrite`` replaces a previous
+run in it) and its ``metadata.json`` says ``"status": "running"`` until the
+results are written. Shows a progress bar on a terminal (stderr, ``\\r``
+updates) and plain log lines otherwise (about every 10 % of the run).
+SIGINT (Ctrl-C), SIGTERM (``timeout``, systemd, ``docker stop``) and SIGHUP
+(the terminal closed) stop the run cleanly at the next tick and the results
+are still written, ``"status": "interrupted"``; the exit code is then 128 +
+the signal's number (130, 143, 129). A second signal aborts without writing
+the results (``metadata.json`` says ``"failed"``). Errors are raised as
+:class:`~ibsim.errors.IbsimError` and printed by ``cli.main``.
 """
 
 from __future__ import annotations
@@ -109,30 +115,60 @@ class _ClearBar(logging.Filter):
         return True
 
 
-class _StopOnSigint:
-    """While active, the first SIGINT asks the simulation to stop; a second one interrupts."""
+#: signals that stop a run like Ctrl-C: the results are written, exit code 128 + the signal's number
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    def __init__(self, sim):
+
+class _StopOnSignals:
+    """While active, the first of :data:`STOP_SIGNALS` asks the simulation to stop (the results
+    are then written); a second one raises KeyboardInterrupt (abort without writing them).
+
+    A signal that arrives before the simulation is attached stops it before its first tick.
+    Signals the process ignores (``nohup`` ignores SIGHUP) stay ignored.
+    """
+
+    def __init__(self):
+        self.sim = None
+        self.signum: int | None = None
+        self._old: dict = {}
+
+    @property
+    def hit(self) -> bool:
+        """A stop signal arrived."""
+        return self.signum is not None
+
+    @property
+    def name(self) -> str:
+        """Name of the signal that stopped the run (``SIGTERM``)."""
+        return signal.Signals(self.signum).name if self.signum is not None else ""
+
+    def attach(self, sim) -> None:
+        """Stop ``sim`` on the next signal (or now, when one already came)."""
         self.sim = sim
-        self.hit = False
-        self._old = None
+        if self.hit:
+            sim.stop()
 
     def _handler(self, signum, frame):
         if self.hit:
             raise KeyboardInterrupt
-        self.hit = True
-        self.sim.stop()
+        self.signum = signum
+        if self.sim is not None:
+            self.sim.stop()
 
     def __enter__(self):
-        try:
-            self._old = signal.signal(signal.SIGINT, self._handler)
-        except ValueError:          # not the main thread: Ctrl-C raises KeyboardInterrupt
-            self._old = None
+        for s in STOP_SIGNALS:
+            try:
+                if signal.getsignal(s) is signal.SIG_IGN:
+                    continue
+                self._old[s] = signal.signal(s, self._handler)
+            except ValueError:      # not the main thread: Ctrl-C raises KeyboardInterrupt
+                break
         return self
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for s, old in self._old.items():
+            signal.signal(s, old)
+        self._old = {}
         return False
 
 
@@ -186,13 +222,18 @@ def add_parsers(sub) -> None:
         "run", help="run a scenario and record it (counters, events, series, plot)",
         description="Run a scenario file and write a run directory: metadata.json, events.jsonl, "
                     "counters.csv, the sampled series, fabric_series.csv, overview.png and "
-                    "summary.txt. Ctrl-C stops early and still writes the results.")
+                    "summary.txt. Ctrl-C, SIGTERM or SIGHUP stops early and still writes the results "
+                    "(exit code 128 + the signal's number); metadata.json's status says whether the "
+                    "run is complete.")
     p.add_argument("scenario", metavar="SCENARIO", help="scenario YAML file (see topologies/)")
     p.add_argument("--until", type=_duration, metavar="DURATION",
                    help="simulated end time, e.g. 30s (default: the scenario's clock.duration)")
     p.add_argument("--seed", type=_seed, metavar="N", help="seed (default: the scenario's)")
     p.add_argument("--out", metavar="DIR",
-                   help="run directory to write (default: <output>/<name>-<UTC time>/)")
+                   help="run directory to write, checked and created before the run; it must be empty "
+                        "(default: a new <output>/<name>-<UTC time>/)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the previous run in a non-empty --out (its files are removed first)")
     pace = p.add_mutually_exclusive_group()
     pace.add_argument("--fast", action="store_true",
                       help="run as fast as possible (ignore the scenario's realtime)")
@@ -235,11 +276,10 @@ def _mad_options(args, scn) -> dict | None:
 
 
 def cmd_run(args) -> int:
-    """Run the scenario of ``args``; returns 0, or 130 when stopped by Ctrl-C."""
-    from ..run import Recorder
+    """Run the scenario of ``args``; returns 0, or 128 + the signal's number when stopped by one."""
+    from ..run import RunDir
     from ..scenario import Scenario
 
-    quiet = bool(getattr(args, "quiet", False))
     scn = Scenario.from_file(args.scenario)
     mad_opts = _mad_options(args, scn)
     realtime = ... if not (args.fast or args.realtime) else (None if args.fast else args.realtime)
@@ -251,25 +291,45 @@ def cmd_run(args) -> int:
     if end is None:
         raise ScenarioError("the scenario has no clock.duration; pass --until (e.g. --until 30s)",
                             source=args.scenario)
+    with _StopOnSignals() as guard:
+        # before any simulation work: an unusable or non-empty run directory is exit code 2
+        rd = RunDir.prepare(args.out, parent=scn.output.dir, name=scn.name,
+                            overwrite=getattr(args, "overwrite", False))
+        return _run(args, scn, end, mad_opts, rd, guard)
+
+
+def _run(args, scn, end: float, mad_opts, rd, guard) -> int:
+    """Build, run and record into the prepared run directory ``rd``."""
+    from ..run import Recorder
+
+    quiet = bool(getattr(args, "quiet", False))
     wall0 = time.monotonic()
-    sim = scn.build()
-    out = scn.output
-    rec = Recorder(sim, every=out.every_s, max_rows=out.max_rows, duration=end)
-    server = None
-    if mad_opts is not None:
-        from ..mad import start_mad_server
-        server = start_mad_server(sim, **mad_opts)
-        if not quiet:
+    server = stage = None
+    try:
+        sim = scn.build()
+        out = scn.output
+        rec = Recorder(sim, every=out.every_s, max_rows=out.max_rows)
+        rec.start(rd)                         # metadata.json: "status": "running"
+        if mad_opts is not None:
+            from ..mad import start_mad_server
+            server = start_mad_server(sim, **mad_opts)
+        specs = export.specs_from_cli(args) + list(scn.exporters)
+        stage = export.attach(sim, specs, every=out.every_s, until=end, realtime=scn.clock.realtime) \
+            if specs else None
+    except BaseException:
+        if server is not None:
+            server.close()
+        rd.discard()                          # nothing ran: leave no run directory behind
+        raise
+    guard.attach(sim)
+    err = sys.stderr
+    if not quiet:
+        if server is not None:
             if server.udp is not None:
                 where = f"IBSIM_SERVER_NAME={server.host} IBSIM_SERVER_PORT={server.udp}"
             else:
                 where = f"IBSIM_SOCKNAME={server.base}"
-            sys.stderr.write(f"ibsim: serving MADs: LD_PRELOAD=libumad2sim.so {where} <tool>\n")
-    specs = export.specs_from_cli(args) + list(scn.exporters)
-    stage = export.attach(sim, specs, every=out.every_s, until=end, realtime=scn.clock.realtime) \
-        if specs else None
-    err = sys.stderr
-    if not quiet:
+            err.write(f"ibsim: serving MADs: LD_PRELOAD=libumad2sim.so {where} <tool>\n")
         s = sim.topology.summary()
         pace = "as fast as possible" if scn.clock.realtime is None else \
             f"at {scn.clock.realtime:g}x real time"
@@ -278,25 +338,43 @@ def cmd_run(args) -> int:
                   f"until {format_duration(end)} {pace} (Ctrl-C stops and writes the results)\n")
         err.flush()
     progress = None if quiet else Progress(end, err)
-    with _StopOnSigint(sim) as guard, _bar_aware_logging(progress):
-        try:
-            sim.run(end, realtime=scn.clock.realtime, progress=progress)
-        except KeyboardInterrupt:
-            if guard.hit:             # a second Ctrl-C: abort without writing
-                raise
-            guard.hit = True          # no handler (not the main thread): still write
-        finally:
-            if progress is not None:
-                progress.close()
-            exporter_stats = stage.close() if stage is not None else {}
-            if server is not None:
-                server.close()
-    interrupted = guard.hit
-    if interrupted:
-        err.write(f"ibsim: interrupted at t={sim.time_s:g} s; writing the results\n")
-    result = rec.write(args.out, wall_s=time.monotonic() - wall0, interrupted=interrupted,
-                       plot=getattr(args, "plot", True),
-                       extra={"exporters": exporter_stats} if exporter_stats else None)
+    try:
+        with _bar_aware_logging(progress):
+            try:
+                if not guard.hit:
+                    sim.run(end, realtime=scn.clock.realtime, progress=progress)
+            except KeyboardInterrupt:
+                if guard.hit:             # a second signal: abort without writing the results
+                    raise
+                guard.signum = signal.SIGINT   # no handler (not the main thread): still write
+            finally:
+                if progress is not None:
+                    progress.close()
+                exporter_stats = stage.close() if stage is not None else {}
+                if server is not None:
+                    server.close()
+        interrupted = guard.hit
+        reason = f"{guard.name} at t={sim.time_s:g} s" if interrupted else None
+        if interrupted:
+            err.write(f"ibsim: interrupted at t={sim.time_s:g} s ({guard.name}); writing the results\n")
+        result = rec.write(wall_s=time.monotonic() - wall0, interrupted=interrupted, reason=reason,
+                           plot=getattr(args, "plot", True),
+                           extra={"exporters": exporter_stats} if exporter_stats else None)
+    except KeyboardInterrupt:
+        # metadata.json says why, unless the final one is written already
+        rec.fail(f"aborted by a second signal at t={sim.time_s:g} s (after {guard.name}); "
+                 f"results not written")
+        raise
+    except BaseException as exc:
+        rec.fail(f"stopped at t={sim.time_s:g} s: {type(exc).__name__}: {exc}")
+        raise
+    # after SIGHUP the terminal may be gone: the results are written, the printing is best effort
+    with contextlib.suppress(OSError) if guard.signum == signal.SIGHUP else contextlib.nullcontext():
+        _print_result(result, exporter_stats, quiet)
+    return 128 + guard.signum if interrupted else 0
+
+
+def _print_result(result, exporter_stats: dict, quiet: bool) -> None:
     path = str(result.path)
     if quiet:
         print(path)
@@ -307,4 +385,3 @@ def cmd_run(args) -> int:
             print(summary_line(label, st))
         print(f"\nrun directory: {path}" + (os.sep if not path.endswith(os.sep) else ""))
     sys.stdout.flush()
-    return 130 if interrupted else 0

@@ -1,7 +1,8 @@
 """Cluster: a scenario's simulation with compute hosts as Docker containers.
 
 :meth:`Cluster.up` composes, in this order (and undoes all of it on any
-failure): the simulation built from the scenario; the images (built when
+failure): the run directory, checked and created (when ``out`` is given);
+the simulation built from the scenario; the images (built when
 missing); the cluster network; every host's sysfs tree; the MAD server on
 UDP at the network's gateway; Graphite (optional); the host containers, in
 parallel; the exporters and the recorder; the Docker event coupling; and
@@ -59,6 +60,14 @@ class Cluster:
         Simulated seconds per wall second.
     say : callable, optional
         Receives one line per step of :meth:`up` (progress for the CLI).
+    out : str, Path or True, optional
+        The run directory :meth:`down` writes, checked and created by
+        :meth:`up` before anything starts (True: a fresh
+        ``<output>/<name>-<UTC time>/``); its ``metadata.json`` says
+        ``"running"`` until :meth:`down` writes the results. Default: none
+        prepared; ``down(out)`` checks and creates its directory then.
+    overwrite : bool
+        Replace the previous run in a non-empty ``out``.
 
     Examples
     --------
@@ -67,7 +76,8 @@ class Cluster:
     ...     c.exec("node001", "perfquery")
     """
 
-    def __init__(self, scenario, *, until: float | None = None, realtime: float = 1.0, say=None):
+    def __init__(self, scenario, *, until: float | None = None, realtime: float = 1.0, say=None,
+                 out=None, overwrite: bool = False):
         scn = scenario if isinstance(scenario, Scenario) else Scenario.from_file(scenario)
         if scn.cluster is None:
             raise ScenarioError("the scenario has no 'cluster:' section (see topologies/cluster-demo.yml)",
@@ -89,6 +99,8 @@ class Cluster:
         self._wall0 = None
         self.result = None
         self.images: dict = {}
+        self.out, self.overwrite = out, overwrite
+        self.run_dir = None
 
     # ------------------------------------------------------------ bring-up
     def up(self) -> "Cluster":
@@ -102,6 +114,10 @@ class Cluster:
 
     def _up(self) -> None:
         spec, scn = self.spec, self.scenario
+        if self.out is not None and self.out is not False:
+            from ..run import RunDir
+            self.run_dir = RunDir.prepare(None if self.out is True else self.out, parent=scn.output.dir,
+                                          name=scn.name, overwrite=self.overwrite)
         self._wall0 = time.monotonic()
         sim = self.sim = scn.build()
         placed = resolve_hosts(scn, sim.fabric)
@@ -141,7 +157,9 @@ class Cluster:
                       for h in self.hosts]
             self.targets_file.write_text(json.dumps(groups, indent=1) + "\n")
         out = scn.output
-        self.recorder = export_recorder(sim, out, self.until)
+        self.recorder = export_recorder(sim, out)
+        if self.run_dir is not None:
+            self.recorder.start(self.run_dir)         # metadata.json: "status": "running"
         if specs:
             self.stage = export.attach(sim, specs, every=out.every_s, until=self.until, realtime=self.realtime)
         ids = {self.containers.containers[h.hostname].id: f"0x{h.node_guid:016x}" for h in self.hosts}
@@ -206,17 +224,20 @@ class Cluster:
                            "node_guid": f"0x{h.node_guid:016x}"} for h in self.hosts]}
 
     # ------------------------------------------------------------ teardown
-    def down(self, out=None, *, plot: bool = True, write: bool = True):
+    def down(self, out=None, *, plot: bool = True, write: bool = True, reason: str | None = None):
         """Stop the clock, remove the containers and the network, write the run directory.
+
+        ``reason`` says why a run that had not reached ``until`` stopped
+        (``status_reason`` in ``metadata.json``, e.g. ``"SIGTERM"``).
 
         Returns
         -------
         RunResult or None
             The run directory (None when ``write`` is False or nothing ran).
         """
-        return self._teardown(out=out, plot=plot, write=write)
+        return self._teardown(out=out, plot=plot, write=write, reason=reason)
 
-    def _teardown(self, out=None, plot: bool = True, write: bool = True):
+    def _teardown(self, out=None, plot: bool = True, write: bool = True, reason: str | None = None):
         interrupted = self.running
         if self.sim is not None:
             self.sim.stop()
@@ -244,8 +265,16 @@ class Cluster:
             pass
         if write and self.recorder is not None and self.result is None:
             extra = {"cluster": self.status()} | ({"exporters": stats} if stats else {})
+            if out is not None and self.run_dir is not None and Path(out) != self.run_dir.path:
+                self.run_dir.discard()                # down(out) names another directory
+                self.run_dir = None
+            why = f"{reason or 'stopped by down()'} at t={self.sim.time_s:g} s" if interrupted else None
             self.result = self.recorder.write(out, wall_s=time.monotonic() - self._wall0,
-                                              interrupted=interrupted, plot=plot, extra=extra)
+                                              interrupted=interrupted, reason=why, plot=plot,
+                                              extra=extra, overwrite=self.overwrite)
+        elif self.run_dir is not None and self.result is None:
+            self.run_dir.discard()                    # nothing written: leave no run directory
+        self.run_dir = None
         self.recorder = None
         return self.result
 
@@ -253,10 +282,10 @@ class Cluster:
         return self.up()
 
     def __exit__(self, *exc) -> None:
-        self.down(write=False)
+        self.down(write=self.run_dir is not None)      # the run directory asked for with out=
 
 
-def export_recorder(sim, out, until):
-    """The run-directory recorder of a cluster run."""
+def export_recorder(sim, out):
+    """The run-directory recorder of a cluster run (``out``: the scenario's OutputSpec)."""
     from ..run import Recorder
-    return Recorder(sim, every=out.every_s, max_rows=out.max_rows, duration=until)
+    return Recorder(sim, every=out.every_s, max_rows=out.max_rows)

@@ -434,7 +434,7 @@ def plot_overview(path, meta: dict, data, fseries: dict, events: list[dict], *, 
     data : SeriesData
         The sampled series.
     fseries : dict
-        Fabric-wide series (:func:`ibsim.run.recorder.fabric_series`).
+        Fabric-wide series (:func:`ibsim.run.series.fabric_series`).
     events : list of dict
         ``Event.to_dict()`` of every event.
     top : int

@@ -32,8 +32,10 @@ Rules
   with ``node``/``link``/``port`` plus the kind's parameters (``for``,
   ``period``, ``count``, ``rate``, ``down_above``). Targets are checked
   against the fabric when the scenario is built.
-* ``output`` is relative to the current directory; runs go to
-  ``<output>/<name>-<UTC time>/`` (see :mod:`ibsim.run.recorder`).
+* ``output`` is relative to the current directory; runs go to a new
+  ``<output>/<name>-<UTC time>/`` (see :mod:`ibsim.run.rundir`); ``every``
+  is the wished sampling interval and ``max_rows`` the memory budget of the
+  series (samples x cabled ports; see :mod:`ibsim.run.recorder`).
 
 Modules: ``specs`` (the frozen spec dataclasses), ``schema`` (validation of
 the YAML tree into specs), ``core`` (:class:`Scenario`, :meth:`Scenario.build`,

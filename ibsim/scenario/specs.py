@@ -102,9 +102,10 @@ class OutputSpec:
     dir : str
         Parent of the run directories (relative to the current directory).
     every_s : float
-        Sampling interval of the time series [s] (raised on big fabrics).
+        Wished sampling interval of the time series [s]; doubled each time
+        the series fills ``max_rows``.
     max_rows : int
-        Bound on the rows (samples x cabled ports) of the time series.
+        Memory budget of the time series: samples x cabled ports kept.
     """
 
     dir: str = "runs"

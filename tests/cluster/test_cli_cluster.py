@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -59,6 +60,21 @@ def test_subnet_clash_exit_2(tmp_path, docker_client):
     assert cluster_objects(docker_client, "ibsimtest-bad") == {"containers": [], "networks": []}
 
 
+def test_unusable_out_exit_2_before_docker(tmp_path):
+    """The run directory is checked first: with Docker unreachable the --out error is what is reported."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "overview.png").write_text("old")
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}
+    r = ibsim("cluster", "up", write(tmp_path, "  name: ibsimtest-bad\n"), "--out", str(tmp_path / "run"), env=env)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert f"{tmp_path / 'run'}: is not empty" in r.stderr and "--overwrite" in r.stderr
+    r = ibsim("cluster", "up", write(tmp_path, "  name: ibsimtest-bad\n"), "--out", "/proc/ibsim-run", env=env)
+    assert r.returncode == 2 and "/proc/ibsim-run: is on the proc pseudo-filesystem" in r.stderr
+    # a bring-up that fails later leaves no run directory behind
+    r = ibsim("cluster", "up", write(tmp_path, "  name: ibsimtest-bad\n"), "--out", str(tmp_path / "new"), env=env)
+    assert r.returncode == 1 and "Docker is not reachable" in r.stderr and not (tmp_path / "new").exists()
+
+
 def test_docker_unreachable_exit_1(tmp_path):
     r = ibsim("cluster", "up", write(tmp_path, "  name: ibsimtest-bad\n"),
               env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
@@ -97,6 +113,8 @@ def test_up_sigterm_tears_down_and_writes_run(tmp_path, docker_client, host_imag
         assert proc.returncode == 0, err
         assert f"{name}-node001" in out and "MAD server" in out and "run directory:" in out
         assert (tmp_path / "run" / "events.jsonl").exists()
+        meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
+        assert meta["status"] == "interrupted" and meta["status_reason"].startswith("SIGTERM at t=")
         assert cluster_objects(docker_client, name) == {"containers": [], "networks": []}
     finally:
         if proc.poll() is None:
