@@ -151,7 +151,6 @@ def run_one(approach, size, workdir, *, interval: float = 10.0, sweeps: int = 3,
             "timeouts": sum(s.get("timeouts", 0) for s in measured),
             "staleness_s_median": _pct(staleness, 50), "staleness_s_max": max(staleness) if staleness else None,
         })
-        row["completeness"] = _completeness(sink, f, expected, measured, approach)
         # 3. event latency
         say(f"{size.label} {approach.name}: link down")
         row.update(_event_latency(live, sink, approach, interval, max(dur, default=0.0)))
@@ -164,6 +163,9 @@ def run_one(approach, size, workdir, *, interval: float = 10.0, sweeps: int = 3,
             row["error"] = "no sweep after the freeze"
         # 5. wait until the monitoring system holds that sweep, then read back and compare
         row.update(_final_sweep(sink, live, approach, ctx, t_freeze, catch_up=120 + 5 * interval))
+        _settle(sink, live, expected, approach, t_freeze, timeout=60 + 2 * interval)
+        # by now the monitoring system has long taken in the measured sweeps
+        row["completeness"] = _completeness(sink, f, expected, measured, approach)
         row.update(_accuracy(sink, live, expected, approach, at_freeze))
         fds = sampler.fd_series("opensm")
         if fds:
@@ -246,6 +248,21 @@ def _final_sweep(sink, live, approach, ctx, t_freeze: float, catch_up: float) ->
         time.sleep(1.0)
     return {"final_sweep_complete": round(float(seen.mean()), 6), "final_sweep_expected": int(len(want)),
             "ingest_lag_s": round(max(last_gain - s["t1"], 0.0), 2)}
+
+
+def _settle(sink, live, expected, approach, since: float, timeout: float) -> None:
+    """Wait until the points of the compared counters stop arriving (a sweep's lines reach carbon
+    counter by counter, so one counter can be in while another is still on its way)."""
+    f = live.fabric
+    names = [m for c in ACCURACY_COUNTERS for m in metric_ports(f, PREFIX, c, expected, approach.guid_style)]
+    deadline = time.time() + timeout
+    last = -1
+    while time.time() < deadline:
+        n = sum(len(p) for p in sink.points(names, since=since - 1).values())
+        if n == last:
+            return
+        last = n
+        time.sleep(2.0)
 
 
 def _latest(points: dict, values: str) -> float | None:
