@@ -76,8 +76,20 @@ def cmd_bench_monitoring(args) -> int:
             print(_bar(k, total, line), file=sys.stderr, flush=True)
 
     t0 = time.time()
-    rows = run_suite(sizes, approaches, args.out, interval=interval, sweeps=sweeps, seed=args.seed,
-                     load=args.load, progress=progress)
+    # SIGTERM and SIGHUP stop the suite like Ctrl-C: every approach's finally removes what it
+    # started (OpenSM, carbon-cache, collectors, containers) before the exit
+    import signal
+
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+    old = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGHUP)
+           if signal.getsignal(s) is not signal.SIG_IGN}
+    try:
+        rows = run_suite(sizes, approaches, args.out, interval=interval, sweeps=sweeps, seed=args.seed,
+                         load=args.load, progress=progress)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
     if not quiet and tty:
         print(file=sys.stderr)
     meta = {"command": "python -m ibsim bench monitoring " + " ".join(sys.argv[3:] if sys.argv[1:3] ==

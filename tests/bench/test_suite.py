@@ -123,3 +123,43 @@ def test_quick_mode_every_approach_against_real_servers(host_image, tmp_path):
     with open(out / "results.csv", newline="") as fh:
         table = list(csv.DictReader(fh))
     assert {r["approach"] for r in table} == set(APPROACHES) and all(r["fabric_ports"] == "128" for r in table)
+
+
+def test_sigterm_stops_the_suite_and_leaves_nothing_running(tmp_path):
+    """SIGTERM mid-run (what timeout and systemd send): exit like Ctrl-C, OpenSM and carbon gone."""
+    need_servers()
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    out = tmp_path / "o"
+    proc = subprocess.Popen([sys.executable, "-m", "ibsim", "bench", "monitoring", "--quick",
+                             "--approaches", "direct", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        stats = out / "work" / "32" / "direct" / "stats.jsonl"
+        deadline = time.monotonic() + 120
+        while not (stats.exists() and stats.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert stats.exists(), "the suite never reached its first sweep"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(120) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+    def ours():
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if os.readlink(f"/proc/{pid}/cwd").startswith(str(out)):
+                    found.append(pid)
+            except OSError:
+                continue
+        return found
+    deadline = time.monotonic() + 30
+    while ours() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ours() == []
