@@ -19,6 +19,7 @@ __all__ = [
     "ExporterError",
     "HostError",
     "BenchError",
+    "SweepError",
     "lookup",
     "suggest",
     "format_path",
@@ -132,6 +133,14 @@ class BenchError(IbsimError):
     """
 
     exit_code = 2
+
+
+class SweepError(IbsimError):
+    """A sweep cannot run: its Dask scheduler does not answer, Dask is not installed, or its
+    output directory already holds results (exit code 1). A point that fails is a row, never this.
+    """
+
+    exit_code = 1
 
 
 def format_path(path: tuple) -> str:
