@@ -103,31 +103,52 @@ class _Progress:
             self.stream.flush()
 
 
+def _quiet_dask() -> None:
+    """Dask logs connection attempts and worker restarts; the sweep reports what matters."""
+    try:
+        import distributed  # noqa: F401 - its import configures its loggers; override them after
+    except ImportError:
+        return
+    for name in ("distributed", "tornado", "asyncio", "bokeh"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def cmd_sweep(args) -> int:
     """Run the sweep of ``args``; returns 0 (failed points are rows, not an exit code)."""
-    from ..sweeps import load_sweep_file, run_sweep
+    from ..sweeps import check_output_dir, connect, load_sweep_file, run_sweep
     quiet = bool(getattr(args, "quiet", False))
-    # Dask logs reconnect attempts and worker restarts; the sweep reports what matters
-    for name in ("distributed", "tornado", "asyncio"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    if not args.debug:
+        _quiet_dask()
     spec = load_sweep_file(args.sweep)
     out = args.out or f"sweeps/{spec.name}"
+    check_output_dir(out, args.resume)
     err = sys.stderr
+    client = cluster = None
+    if not args.serial:
+        # connect first: an unreachable scheduler is one line and nothing written
+        client, cluster = connect(args.scheduler, workers=args.workers, timeout=args.connect_timeout)
     progress = None
-    if not quiet:
-        where = args.scheduler or ("this process" if args.serial else
-                                   f"a LocalCluster ({args.workers or 'one worker per core'})")
-        bad = sum(p.error is not None for p in spec.points)
-        err.write(f"ibsim: sweep {spec.name}: {len(spec.points)} points over {', '.join(spec.axes)}"
-                  + (f" ({bad} rejected by the scenario checker)" if bad else "") + f" on {where}\n")
-        err.flush()
-        progress = _Progress(len(spec.points), err)
     try:
-        df = run_sweep(spec, out, scheduler=args.scheduler, workers=args.workers, resume=args.resume,
-                       serial=args.serial, on_row=progress, timeout=args.connect_timeout)
+        if not quiet:
+            if args.serial:
+                where = "this process"
+            elif args.scheduler:
+                where = f"{args.scheduler} ({len(client.scheduler_info()['workers'])} workers now)"
+            else:
+                where = f"a LocalCluster of {len(cluster.workers)} workers on 127.0.0.1"
+            bad = sum(p.error is not None for p in spec.points)
+            err.write(f"ibsim: sweep {spec.name}: {len(spec.points)} points over {', '.join(spec.axes)}"
+                      + (f" ({bad} rejected by the scenario checker)" if bad else "") + f" on {where}\n")
+            err.flush()
+            progress = _Progress(len(spec.points), err)
+        df = run_sweep(spec, out, client=client, resume=args.resume, serial=args.serial, on_row=progress)
     finally:
         if progress is not None:
             progress.close()
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
     if quiet:
         print(out)
         return 0

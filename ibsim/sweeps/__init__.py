@@ -22,12 +22,12 @@ Dask is imported only when points are run (``pip install 'ibsim[sweep]'``).
 """
 
 from .metrics import METRIC_COLUMNS, run_metrics
-from .runner import connect, load_sweep, read_results, run_sweep
+from .runner import check_output_dir, connect, load_sweep, read_results, run_sweep
 from .spec import SWEEP_KEYS, Point, SweepSpec, load_sweep_file, parse_sweep
 from .worker import NONDETERMINISTIC, PointTask, run_point
 
 __all__ = ["SweepSpec", "Point", "SWEEP_KEYS", "load_sweep_file", "parse_sweep", "run_sweep", "load_sweep",
-           "read_results", "connect", "run_point", "PointTask", "run_metrics", "METRIC_COLUMNS",
+           "read_results", "check_output_dir", "connect", "run_point", "PointTask", "run_metrics", "METRIC_COLUMNS",
            "NONDETERMINISTIC", "sweep"]
 
 

@@ -27,7 +27,7 @@ from ..errors import SweepError
 from .spec import SweepSpec
 from .worker import PointTask, run_point
 
-__all__ = ["run_sweep", "load_sweep", "read_results", "RESULTS_FILE", "CSV_FILE"]
+__all__ = ["run_sweep", "load_sweep", "read_results", "check_output_dir", "RESULTS_FILE", "CSV_FILE"]
 
 RESULTS_FILE = "results.parquet"
 CSV_FILE = "results.csv"
@@ -146,11 +146,23 @@ def connect(scheduler: str | None = None, *, workers: int | None = None,
                              f"({type(exc).__name__}); is it running (dask scheduler)?") from None
         return client, None
     n = workers if workers is not None else (os.cpu_count() or 1)
+    # no dashboard; the scheduler's HTTP endpoints (health, metrics) on a free loopback port
     cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                        host="127.0.0.1", dashboard_address=None,
+                                       scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                                        silence_logs=logging.ERROR)
     client = distributed.Client(cluster, set_as_default=False)
     return client, cluster
+
+
+def check_output_dir(out, resume: bool) -> list:
+    """The rows already in ``out``; raises SweepError when there are some and not ``resume``."""
+    out = Path(out)
+    old = read_results(out) if out.is_dir() else []
+    if old and not resume:
+        raise SweepError(f"{str(out)!r} already holds sweep results; pass --resume to skip the finished "
+                         f"points, or choose another --out")
+    return old
 
 
 def run_sweep(spec: SweepSpec, out, *, scheduler: str | None = None, workers: int | None = None,
@@ -186,10 +198,7 @@ def run_sweep(spec: SweepSpec, out, *, scheduler: str | None = None, workers: in
         scheduler cannot be reached.
     """
     out = Path(out)
-    old = read_results(out) if out.is_dir() else []
-    if old and not resume:
-        raise SweepError(f"{str(out)!r} already holds sweep results; pass --resume to skip the finished "
-                         f"points, or choose another --out")
+    old = check_output_dir(out, resume)
     out.mkdir(parents=True, exist_ok=True)
     ids = {p.id for p in spec.points}
     done_ids = {r["point_id"] for r in old if r.get("status") == "ok" and r.get("point_id") in ids}
@@ -232,7 +241,7 @@ def _run_on_dask(tasks: list, finish, *, client, scheduler, workers, timeout) ->
     try:
         futures = {client.submit(run_point, t, key=f"ibsim-point-{t.point.id}", retries=RETRIES, pure=False): t
                    for t in tasks}
-        for fut in distributed.as_completed(futures):
+        for fut in distributed.as_completed(futures, loop=client.loop):
             task = futures[fut]
             try:
                 row = fut.result()

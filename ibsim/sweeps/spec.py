@@ -32,6 +32,7 @@ a seed gets one derived from its id: every point is deterministic.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import re
@@ -43,7 +44,7 @@ from ..scenario import Scenario, TOP_KEYS
 from ..yamldoc import YamlDoc, load_yaml
 
 __all__ = ["SweepSpec", "Point", "SWEEP_KEYS", "load_sweep_file", "parse_sweep", "parse_key_path",
-           "apply_override", "point_id"]
+           "apply_override", "point_id", "blame"]
 
 #: valid top-level keys of a sweep file
 SWEEP_KEYS = ("name", "description", "base", "grid", "points", "keep_runs", "recovery")
@@ -70,6 +71,8 @@ class Point:
         The whole scenario (base with the overrides applied, seed filled in).
     lines : dict
         Key path tuple -> line in the sweep file (for error messages).
+    override_lines : dict
+        Key path text -> line of the override in the sweep file.
     error : str or None
         Why the scenario checker rejected this point (it then is not run).
     """
@@ -80,6 +83,7 @@ class Point:
     labels: dict
     data: dict = field(repr=False)
     lines: dict = field(default_factory=dict, repr=False)
+    override_lines: dict = field(default_factory=dict, repr=False)
     error: str | None = None
 
 
@@ -146,7 +150,7 @@ def parse_key_path(text, doc: YamlDoc | None = None, where: tuple = ()) -> tuple
     return path
 
 
-def apply_override(data: dict, path: tuple, value, *, text: str = "") -> None:
+def apply_override(data: dict, path: tuple, value) -> None:
     """Set ``data[path] = value`` in place (mappings on the way are created).
 
     Raises
@@ -156,18 +160,17 @@ def apply_override(data: dict, path: tuple, value, *, text: str = "") -> None:
         (message only; the caller adds file and line).
     """
     cur = data
-    text = text or format_path(path)
     for i, key in enumerate(path):
         last = i == len(path) - 1
         here = format_path(path[:i]) or "the scenario"
         if isinstance(key, int):
             if not isinstance(cur, list):
-                raise ScenarioError(f"{text}: {here} is not a list")
+                raise ScenarioError(f"{here} is not a list")
             if key >= len(cur):
-                raise ScenarioError(f"{text}: {here} has {len(cur)} item(s); index {key} does not exist")
+                raise ScenarioError(f"{here} has {len(cur)} item(s); index {key} does not exist")
         else:
             if not isinstance(cur, dict):
-                raise ScenarioError(f"{text}: {here} is not a mapping")
+                raise ScenarioError(f"{here} is not a mapping")
         if last:
             cur[key] = copy.deepcopy(value)
         else:
@@ -194,6 +197,21 @@ def _sub_lines(doc: YamlDoc, src: tuple, dst: tuple) -> dict:
     """Lines of ``doc`` below ``src``, re-keyed below ``dst``."""
     n = len(src)
     return {dst + k[n:]: v for k, v in doc.lines.items() if k[:n] == src}
+
+
+def blame(exc: Exception, point: Point) -> str:
+    """`` (from the override K = V on line N)`` when the error's key path is near an override's
+    but is not it (``topology`` for ``topology.radix``); else ``""``."""
+    where = getattr(exc, "path", None) or ""
+    for key, v in point.overrides.items():
+        text = format_path(parse_key_path(key))
+        if text == where:
+            return ""
+        if not where or text.startswith((where + ".", where + "[")) or where.startswith((text + ".", text + "[")):
+            line = point.override_lines.get(key)
+            return f" (from the override {key} = {json.dumps(v, default=str)}" \
+                + (f" on line {line})" if line else ")")
+    return ""
 
 
 # ------------------------------------------------------------------ parsing
@@ -314,9 +332,11 @@ def parse_sweep(doc: YamlDoc, *, name: str = "sweep", base_dir=None) -> SweepSpe
         lines = dict(base_lines)
         for key, path, v, lab, where in combo:
             try:
-                apply_override(pdata, path, v, text=key)
+                apply_override(pdata, path, v)
             except ScenarioError as exc:
-                raise doc.error(where, exc.message) from None
+                axis = where[:2] if where[0] == "grid" else where       # ("grid", key) or ("points", i, key)
+                raise ScenarioError(exc.message, source=doc.source, path=format_path(axis),
+                                    line=doc.line(where)) from None
             lines.update(_sub_lines(doc, where, path))
             for k in range(1, len(path)):          # ancestors the override created point here too
                 lines.setdefault(path[:k], doc.line(where))
@@ -324,11 +344,11 @@ def parse_sweep(doc: YamlDoc, *, name: str = "sweep", base_dir=None) -> SweepSpe
         if pdata.get("seed") is None:
             pdata["seed"] = int(pid[:8], 16)
         point = Point(index, pid, {k: v for k, _, v, _, _ in combo}, {k: lab for k, _, _, lab, _ in combo},
-                      pdata, lines)
+                      pdata, lines, {k: doc.line(at) for k, _, _, _, at in combo})
         try:
             scenario_of(point, doc.source, str(scn_dir), sweep_name)
         except ScenarioError as exc:
-            point = Point(index, pid, point.overrides, point.labels, pdata, lines, error=str(exc))
+            point = dataclasses.replace(point, error=str(exc) + blame(exc, point))
         out.append(point)
     seen: dict[str, int] = {}
     for pt in out:

@@ -116,7 +116,8 @@ def run_point(task: PointTask) -> dict:
         if task.run_dir is not None:
             rec.write(task.run_dir, wall_s=time.monotonic() - wall0, plot=False)
     except IbsimError as exc:
-        return _error_row(point, str(exc), time.monotonic() - wall0)
+        from .spec import blame
+        return _error_row(point, str(exc) + blame(exc, point), time.monotonic() - wall0)
     row = point_columns(point)
     row.update(status="ok", error="")
     row.update(metrics)
