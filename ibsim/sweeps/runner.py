@@ -102,14 +102,17 @@ class _Writer:
 
 
 def _tasks(spec: SweepSpec, out: Path, todo: list) -> list:
-    text = None
-    if todo:
-        scn = spec.scenario(next((p for p in todo if p.error is None), todo[0])) \
-            if any(p.error is None for p in todo) else None
-        if scn is not None and scn.topology.file is not None:
-            text = Path(scn.topology.file).read_text(encoding="utf-8")
-    return [PointTask(p, spec.source, spec.base_dir, spec.name, spec.recovery,
-                      str(out / "runs" / p.id) if spec.keep_runs else None, text) for p in todo]
+    """One PointTask per point; a topology file's text goes with its point (for remote workers)."""
+    texts: dict = {}
+    tasks = []
+    for p in todo:
+        path = spec.scenario(p).topology.file
+        if path is not None and path not in texts:
+            texts[path] = Path(path).read_text(encoding="utf-8")
+        tasks.append(PointTask(p, spec.source, spec.base_dir, spec.name, spec.recovery,
+                               str((out / "runs" / p.id).resolve()) if spec.keep_runs else None,
+                               path, texts.get(path)))
+    return tasks
 
 
 def _dask():

@@ -12,8 +12,10 @@ fabric rejects, a routing engine that cannot route the fabric) is a row with
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +45,10 @@ class PointTask:
         See :func:`~ibsim.sweeps.metrics.run_metrics`.
     run_dir : str or None
         Where to write the point's run directory (None: not written).
+    topology_file : str or None
+        The point's topology file (absolute), when it has one.
     topology_text : str or None
-        The base's topology file content, for workers that cannot read its path.
+        Its content, for workers that cannot read that path.
     """
 
     point: object
@@ -53,6 +57,7 @@ class PointTask:
     name: str
     recovery: float = 0.95
     run_dir: str | None = None
+    topology_file: str | None = None
     topology_text: str | None = None
 
 
@@ -74,18 +79,18 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _scenario(task: PointTask):
+def _scenario(task: PointTask, tmp: str):
+    """The point's scenario; a topology file missing here is written from the task into ``tmp``."""
     from .spec import scenario_of
-    scn = scenario_of(task.point, task.source, task.base_dir, task.name)
-    spec = scn.topology
-    if spec.file is not None and task.topology_text is not None and not Path(spec.file).is_file():
+    point = task.point
+    if task.topology_file is not None and task.topology_text is not None \
+            and not Path(task.topology_file).is_file():
         # a worker on another machine: the topology file travels with the task
-        import dataclasses
-        import tempfile
-        tmp = Path(tempfile.mkdtemp(prefix="ibsim-sweep-")) / Path(spec.file).name
-        tmp.write_text(task.topology_text, encoding="utf-8")
-        scn = scn.replace(topology=dataclasses.replace(spec, file=str(tmp)))
-    return scn
+        path = Path(tmp) / Path(task.topology_file).name
+        path.write_text(task.topology_text, encoding="utf-8")
+        data = dict(point.data, topology={"file": str(path)})
+        point = dataclasses.replace(point, data=data)
+    return scenario_of(point, task.source, task.base_dir, task.name)
 
 
 def run_point(task: PointTask) -> dict:
@@ -104,11 +109,12 @@ def run_point(task: PointTask) -> dict:
     if point.error is not None:
         return _error_row(point, point.error)
     try:
-        scn = _scenario(task)
+        with tempfile.TemporaryDirectory(prefix="ibsim-sweep-") as tmp:
+            scn = _scenario(task, tmp)
+            sim = scn.build()
         end = scn.clock.duration_s
         if end is None:
             return _error_row(point, f"{task.source}: clock.duration: a sweep point needs a duration")
-        sim = scn.build()
         rec = Recorder(sim, every=scn.output.every_s, max_rows=scn.output.max_rows, duration=end)
         sim.run(end, realtime=None)
         data = rec.series()

@@ -63,6 +63,15 @@ def test_notebook_functions(tmp_path):
         ibsim.load_sweep(tmp_path)
 
 
+def test_keep_runs_writes_each_point_run_directory(tmp_path):
+    import ibsim
+    sweep = write(tmp_path, "keep_runs: true\nbase:\n" + BASE + "grid:\n  routing.engine: [minhop, updn]\n")
+    df = ibsim.sweep(sweep, tmp_path / "k", serial=True)
+    for pid in df["point_id"]:
+        run = ibsim.load_run(tmp_path / "k" / "runs" / pid)
+        assert run.metadata["simulated_s"] == 6.0
+
+
 def test_import_ibsim_stays_without_dask():
     code = "import sys, ibsim; print(any(m.split('.')[0] in ('dask', 'distributed', 'pandas') for m in sys.modules))"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
