@@ -115,10 +115,14 @@ def _quiet_dask() -> None:
 
 def cmd_sweep(args) -> int:
     """Run the sweep of ``args``; returns 0 (failed points are rows, not an exit code)."""
+    from ..errors import ScenarioError
     from ..sweeps import check_output_dir, connect, load_sweep_file, run_sweep
     quiet = bool(getattr(args, "quiet", False))
     if not args.debug:
         _quiet_dask()
+    if args.scheduler and (args.workers or args.serial):
+        raise ScenarioError(f"--{'workers' if args.workers else 'serial'} does not go with --scheduler "
+                            f"(the cluster's workers run the points)")
     spec = load_sweep_file(args.sweep)
     out = args.out or f"sweeps/{spec.name}"
     check_output_dir(out, args.resume)

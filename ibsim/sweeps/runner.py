@@ -40,10 +40,17 @@ log = logging.getLogger(__name__)
 
 
 def _frame(rows: list):
+    """The rows as a DataFrame in point order; a column of mixed kinds (an axis of 1 and "auto")
+    becomes text, so Parquet can hold it."""
     import pandas as pd
     df = pd.DataFrame(rows)
     if "point" in df.columns:
         df = df.sort_values("point", kind="stable").reset_index(drop=True)
+    for col in df.columns:
+        if df[col].dtype == object:
+            kinds = {type(v) for v in df[col] if not _missing(v)}
+            if len(kinds) > 1:
+                df[col] = [v if _missing(v) else str(v) for v in df[col]]
     return df
 
 
@@ -204,8 +211,10 @@ def run_sweep(spec: SweepSpec, out, *, scheduler: str | None = None, workers: in
     old = check_output_dir(out, resume)
     out.mkdir(parents=True, exist_ok=True)
     ids = {p.id for p in spec.points}
+    # rows of points no longer in the sweep are dropped; kept rows take their point's new position
     done_ids = {r["point_id"] for r in old if r.get("status") == "ok" and r.get("point_id") in ids}
-    writer = _Writer(out, [r for r in old if r.get("point_id") in ids])
+    index = {p.id: p.index for p in spec.points}
+    writer = _Writer(out, [dict(r, point=index[r["point_id"]]) for r in old if r.get("point_id") in ids])
     todo = [p for p in spec.points if p.id not in done_ids]
     total, done = len(spec.points), len(done_ids)
     _write_meta(out, spec, skipped=done)

@@ -164,3 +164,38 @@ def test_local_cluster_listens_on_loopback_only(client):
     assert info["address"].startswith("tcp://127.0.0.1:")
     assert info["workers"] and all(a.startswith("tcp://127.0.0.1:") for a in info["workers"])
     assert client.run_on_scheduler(_listening) == ["127.0.0.1"]
+
+
+def test_an_existing_cluster_needs_only_scheduler(grid12, tmp_path):
+    """A scheduler and a worker started as separate programs (dask's own commands) on 127.0.0.1."""
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    addr = f"tcp://127.0.0.1:{port}"
+    sched = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                              "--port", str(port), "--no-dashboard"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, cwd=tmp_path)
+    worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", addr, "--host", "127.0.0.1",
+                               "--nthreads", "1", "--nworkers", "1", "--no-dashboard"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        from distributed import Client
+        with Client(addr, timeout=60, set_as_default=False) as c:
+            c.wait_for_workers(1, timeout=60)
+        p = subprocess.run([sys.executable, "-m", "ibsim", "sweep", str(grid12), "--scheduler", addr,
+                            "--out", str(tmp_path / "out")], capture_output=True, text=True, env=env,
+                           cwd=tmp_path, timeout=300)
+    finally:
+        for proc in (worker, sched):
+            proc.send_signal(signal.SIGTERM)
+        for proc in (worker, sched):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    assert p.returncode == 0, p.stderr
+    assert f"on {addr} (1 workers now)" in p.stderr and "12/12 points ok" in p.stdout
+    serial = _serial_rows(load_sweep_file(grid12))
+    rows = _rows(load_sweep(tmp_path / "out"))
+    for pid, row in rows.items():
+        _same(row, {k: v for k, v in serial[pid].items() if not (isinstance(v, float) and math.isnan(v))})
