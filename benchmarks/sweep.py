@@ -15,9 +15,11 @@ Keys: ``serial_s``, ``dask_s`` (first submit to last row written),
 ``speedup`` = serial_s / dask_s, ``overhead_per_point_s`` = (dask_s x
 workers - the points' own run time measured on the workers) / points: the
 worker time a point costs beyond running it (scheduling, transfer, the
-results rewrite, idle tail), ``rows_equal`` (the Dask rows equal the serial
-ones but for wall_s and worker), ``cpu_count`` and ``loadavg_1m`` at the start
-(what else the machine was doing).
+results rewrite, idle tail), ``worker_cpu_share`` (CPU seconds over wall seconds
+of the points on the workers: below 1 when other programs take the cores),
+``rows_equal`` (the Dask rows equal the serial ones but for wall_s, cpu_s and
+worker), ``cpu_count`` and ``loadavg_1m`` at the start (what else the machine
+was doing).
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def main(argv=None) -> int:
             cluster.close()
         rows = {r["point_id"]: r for r in df.to_dict("records")}
         own = float(df["wall_s"].sum())
+        cpu = float(df["cpu_s"].sum())
         out = {
             "points": len(spec.points), "workers": args.workers, "fabric": f"fat_tree({args.radix}, 3)",
             "duration": args.duration, "tick": "10ms",
@@ -104,6 +107,8 @@ def main(argv=None) -> int:
             "cluster_start_s": round(start_s, 3), "dask_s": round(dask_s, 3),
             "speedup": round(serial_s / dask_s, 3),
             "overhead_per_point_s": round((dask_s * args.workers - own) / len(spec.points), 3),
+            # CPU the points got while they ran on the workers (1.0: a core each, all the time)
+            "worker_cpu_share": round(cpu / own, 3) if own > 0 else None,
             "rows_ok": int((df["status"] == "ok").sum()),
             "rows_equal": all(_same(rows[k], serial[k], NONDETERMINISTIC) for k in serial),
         }

@@ -7,8 +7,8 @@ position in the scenario's ``faults``)::
     sim_s                     simulated seconds
     throughput_gbps           aggregate injected throughput: bytes every CA sent / sim_s [Gb/s]
     throughput_peak_gbps      highest sampled CA injection rate [Gb/s]
-    util_max, util_p99        max and 99th percentile of link utilisation (0..1) over every
-                              cabled port and sampled interval
+    util_max, util_p99,       max, 99th percentile and mean of link utilisation (0..1) over
+      util_mean               every cabled port and sampled interval
     xmit_wait                 PortXmitWait summed over every cabled port [ticks of one word]
     xmit_discards             PortXmitDiscards summed (packets dropped at a down link)
     rcv_errors                PortRcvErrors summed (packets dropped for bit errors)
@@ -35,7 +35,7 @@ import numpy as np
 __all__ = ["run_metrics", "METRIC_COLUMNS"]
 
 #: columns every successful row has (job and fault columns come on top)
-METRIC_COLUMNS = ("sim_s", "throughput_gbps", "throughput_peak_gbps", "util_max", "util_p99", "xmit_wait",
+METRIC_COLUMNS = ("sim_s", "throughput_gbps", "throughput_peak_gbps", "util_max", "util_p99", "util_mean", "xmit_wait",
                   "xmit_discards", "rcv_errors", "link_downed", "reroutes", "events")
 
 
@@ -123,6 +123,7 @@ def run_metrics(sim, data, *, recovery: float = 0.95) -> dict:
         "throughput_peak_gbps": float(ca_rate.max()) if ca_rate.size else 0.0,
         "util_max": float(u.max()),
         "util_p99": float(np.percentile(u, 99)),
+        "util_mean": float(u.mean()),
         "xmit_wait": total("port_xmit_wait"),
         "xmit_discards": total("port_xmit_discards"),
         "rcv_errors": total("port_rcv_errors"),

@@ -17,8 +17,8 @@ __all__ = ["write_report", "plot_sweep", "axis_kinds", "PLOT_METRICS"]
 #: metrics drawn (when the results have them), with their axis labels
 PLOT_METRICS = {
     "throughput_gbps": "injected throughput [Gb/s]",
-    "util_max": "max link utilisation",
     "util_p99": "p99 link utilisation",
+    "util_mean": "mean link utilisation",
     "xmit_wait": "PortXmitWait (all ports)",
     "xmit_discards": "PortXmitDiscards (all ports)",
     "reroutes": "reroutes",

@@ -5,7 +5,7 @@ any Dask worker (or the calling process) runs it. It validates the point's
 scenario again, builds and runs it as fast as possible with a
 :class:`~ibsim.run.Recorder`, and returns the row: the point's columns, its
 metrics (:func:`~ibsim.sweeps.metrics.run_metrics`), ``status`` and ``error``,
-``wall_s`` and ``worker``. Bad input (a value the scenario checker or the
+``wall_s``, ``cpu_s`` (this process's CPU seconds for the point) and ``worker``. Bad input (a value the scenario checker or the
 fabric rejects, a routing engine that cannot route the fabric) is a row with
 ``status: error``; anything else raises, so Dask retries the point.
 """
@@ -25,7 +25,7 @@ from ..errors import IbsimError
 __all__ = ["PointTask", "run_point", "point_columns", "NONDETERMINISTIC"]
 
 #: row columns that differ between two runs of the same point
-NONDETERMINISTIC = ("wall_s", "worker")
+NONDETERMINISTIC = ("wall_s", "cpu_s", "worker")
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def run_point(task: PointTask) -> dict:
     from ..run import Recorder
     from .metrics import run_metrics
     point = task.point
-    wall0 = time.monotonic()
+    wall0, cpu0 = time.monotonic(), time.process_time()
     if point.error is not None:
         return _error_row(point, point.error)
     try:
@@ -127,5 +127,6 @@ def run_point(task: PointTask) -> dict:
     row = point_columns(point)
     row.update(status="ok", error="")
     row.update(metrics)
-    row.update(wall_s=round(time.monotonic() - wall0, 3), worker=_worker_name())
+    row.update(wall_s=round(time.monotonic() - wall0, 3), cpu_s=round(time.process_time() - cpu0, 3),
+               worker=_worker_name())
     return row

@@ -38,7 +38,7 @@ def test_row_totals_match_the_counters_and_jobs_split_bytes():
     assert row["xmit_discards"] > 0 and row["link_downed"] > 0       # the link went down under load
     assert row["reroutes"] >= 1
     assert row["fault0_at_s"] == 2.0
-    assert 0 < row["util_p99"] <= row["util_max"] <= 1.0
+    assert 0 < row["util_mean"] <= row["util_p99"] <= row["util_max"] <= 1.0
     assert all(isinstance(v, (int, float, str)) for v in row.values())
 
 
