@@ -11,6 +11,10 @@ single-threaded worker processes on 127.0.0.1 is started (its start-up is
 timed apart, ``cluster_start_s``) and :func:`ibsim.sweeps.run_sweep` runs
 the same points, results files and all.
 
+For reference the same points also run on ``--workers`` plain processes
+(``concurrent.futures.ProcessPoolExecutor``, no Dask): ``speedup_plain_processes``
+is what the machine itself gives two CPU-bound processes, the ceiling of ``speedup``.
+
 Keys: ``serial_s``, ``dask_s`` (first submit to last row written),
 ``speedup`` = serial_s / dask_s, ``overhead_per_point_s`` = (dask_s x
 workers - the points' own run time measured on the workers) / points: the
@@ -33,6 +37,7 @@ import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 SWEEP = """\
@@ -48,6 +53,11 @@ grid:
   traffic[0].load: {loads}
   seed: {seeds}
 """
+
+
+def _warm(_):
+    import ibsim.sweeps.worker  # noqa: F401 - imports done before timing
+    time.sleep(0.2)             # so that every pool process takes one
 
 
 def _same(a: dict, b: dict, skip) -> bool:
@@ -80,10 +90,17 @@ def main(argv=None) -> int:
         spec = load_sweep_file(path)
         load1 = os.getloadavg()[0]
 
+        tasks = [PointTask(p, spec.source, spec.base_dir, spec.name, spec.recovery) for p in spec.points]
         t0 = time.perf_counter()
-        serial = {p.id: run_point(PointTask(p, spec.source, spec.base_dir, spec.name, spec.recovery))
-                  for p in spec.points}
+        serial = {t.point.id: run_point(t) for t in tasks}
         serial_s = time.perf_counter() - t0
+
+        # the machine's own ceiling: the same points on plain worker processes, no Dask
+        with ProcessPoolExecutor(args.workers) as pool:
+            list(pool.map(_warm, range(args.workers)))
+            t0 = time.perf_counter()
+            list(pool.map(run_point, tasks))
+            plain_s = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         client, cluster = connect(None, workers=args.workers)
@@ -106,6 +123,8 @@ def main(argv=None) -> int:
             "serial_s": round(serial_s, 3), "serial_per_point_s": round(serial_s / len(spec.points), 3),
             "cluster_start_s": round(start_s, 3), "dask_s": round(dask_s, 3),
             "speedup": round(serial_s / dask_s, 3),
+            "plain_processes_s": round(plain_s, 3),
+            "speedup_plain_processes": round(serial_s / plain_s, 3),
             "overhead_per_point_s": round((dask_s * args.workers - own) / len(spec.points), 3),
             # CPU the points got while they ran on the workers (1.0: a core each, all the time)
             "worker_cpu_share": round(cpu / own, 3) if own > 0 else None,

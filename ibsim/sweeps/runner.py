@@ -27,7 +27,7 @@ from ..errors import SweepError
 from .spec import SweepSpec
 from .worker import PointTask, run_point
 
-__all__ = ["run_sweep", "load_sweep", "read_results", "check_output_dir", "RESULTS_FILE", "CSV_FILE"]
+__all__ = ["LOCAL_CONFIG", "run_sweep", "load_sweep", "read_results", "check_output_dir", "RESULTS_FILE", "CSV_FILE"]
 
 RESULTS_FILE = "results.parquet"
 CSV_FILE = "results.csv"
@@ -35,6 +35,17 @@ CSV_FILE = "results.csv"
 CONNECT_TIMEOUT_S = 5.0
 #: how often Dask runs a point again after an exception other than bad input
 RETRIES = 2
+#: Dask settings of the LocalCluster, for points that keep a core busy for seconds (benchmarks/sweep.py):
+#: the event loop's 20 ms tick, the profiler's 10 ms stack samples and the 0.1-0.5 s monitors take
+#: the GIL from the running point (about 10 % of its time on 2 cores), and the nannies' MALLOC_TRIM_THRESHOLD_=65536 makes the engine's
+#: numpy allocations about 12 % slower; the workers keep glibc's default
+LOCAL_CONFIG = {
+    "distributed.admin.tick.interval": "1s",
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+}
 
 log = logging.getLogger(__name__)
 
@@ -155,12 +166,14 @@ def connect(scheduler: str | None = None, *, workers: int | None = None,
             raise SweepError(f"cannot reach the Dask scheduler at {scheduler} within {timeout:g} s "
                              f"({type(exc).__name__}); is it running (dask scheduler)?") from None
         return client, None
+    import dask
     n = workers if workers is not None else (os.cpu_count() or 1)
     # no dashboard; the scheduler's HTTP endpoints (health, metrics) on a free loopback port
-    cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address=None,
-                                       scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                                       silence_logs=logging.ERROR)
+    with dask.config.set(LOCAL_CONFIG):
+        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                           host="127.0.0.1", dashboard_address=None,
+                                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                                           silence_logs=logging.ERROR)
     client = distributed.Client(cluster, set_as_default=False)
     return client, cluster
 

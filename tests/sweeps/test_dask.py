@@ -199,3 +199,13 @@ def test_an_existing_cluster_needs_only_scheduler(grid12, tmp_path):
     rows = _rows(load_sweep(tmp_path / "out"))
     for pid, row in rows.items():
         _same(row, {k: v for k, v in serial[pid].items() if not (isinstance(v, float) and math.isnan(v))})
+
+
+def _worker_settings():
+    import dask
+    return (dask.config.get("distributed.admin.tick.interval"), dask.config.get("distributed.worker.profile.enabled"),
+            os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+
+
+def test_local_workers_leave_the_gil_and_malloc_to_the_points(client):
+    assert set(client.run(_worker_settings).values()) == {("1s", False, None)}
