@@ -12,6 +12,7 @@ fabric rejects, a routing engine that cannot route the fabric) is a row with
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
@@ -79,12 +80,17 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _scenario(task: PointTask, tmp: str):
+def _file_missing(task: PointTask) -> bool:
+    """The point's topology file is not on this machine, but its text came with the task."""
+    return task.topology_file is not None and task.topology_text is not None \
+        and not Path(task.topology_file).is_file()
+
+
+def _scenario(task: PointTask, tmp: str | None):
     """The point's scenario; a topology file missing here is written from the task into ``tmp``."""
     from .spec import scenario_of
     point = task.point
-    if task.topology_file is not None and task.topology_text is not None \
-            and not Path(task.topology_file).is_file():
+    if tmp is not None:
         # a worker on another machine: the topology file travels with the task
         path = Path(tmp) / Path(task.topology_file).name
         path.write_text(task.topology_text, encoding="utf-8")
@@ -109,7 +115,8 @@ def run_point(task: PointTask) -> dict:
     if point.error is not None:
         return _error_row(point, point.error)
     try:
-        with tempfile.TemporaryDirectory(prefix="ibsim-sweep-") as tmp:
+        with (tempfile.TemporaryDirectory(prefix="ibsim-sweep-") if _file_missing(task)
+              else contextlib.nullcontext()) as tmp:
             scn = _scenario(task, tmp)
             sim = scn.build()
         end = scn.clock.duration_s
