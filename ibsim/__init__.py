@@ -18,6 +18,7 @@ hosts      compute hosts as Docker containers: images, per-host sysfs trees, eve
 mad        MAD server speaking linux-rdma ibsim's protocol (OpenSM, infiniband-diags via libumad2sim)
 run        the run directory: Recorder, summary.txt and overview.png, load_run
 cluster    Cluster: a scenario's hosts as containers coupled to the live fabric
+sweeps     parameter sweeps: a base scenario x axes, one row of metrics per point, on Dask
 cli        python -m ibsim (the only package that prints or exits): topo, routes, run, serve
 testing    test support (OpenSM/diags runners, a wire-protocol client, oracles); nothing imports it
 
@@ -29,6 +30,8 @@ Notebook use::
     sim.counters()                  # pandas DataFrame of every cabled port
     sim.inject("link_down", "leaf03:19", for_="5s")
     run = ibsim.load_run("runs/fat-tree-20250101T000000Z")
+    df = ibsim.sweep("topologies/sweep-routing.yml", out="sweeps/routing")   # pandas DataFrame
+    df = ibsim.load_sweep("sweeps/routing")
 """
 
 from ._version import __version__  # noqa: E402
@@ -43,4 +46,23 @@ from .cluster import Cluster  # noqa: E402
 
 __all__ = ["IbsimError", "ScenarioError", "TopologyError", "RoutingError", "Topology", "GENERATORS",
            "fat_tree", "FabricIndex", "FabricState", "compile_fabric", "COUNTERS", "Simulation", "Snapshot", "Event",
-           "Scenario", "load_scenario", "from_scenario", "Recorder", "RunResult", "load_run", "Cluster", "__version__"]
+           "Scenario", "load_scenario", "from_scenario", "Recorder", "RunResult", "load_run", "Cluster", "sweep", "load_sweep", "__version__"]
+
+
+def sweep(path, out=None, **options):
+    """Run a sweep file on Dask; return one row per point as a pandas DataFrame.
+
+    See :func:`ibsim.sweeps.sweep` (imported on first use, so ``import ibsim``
+    needs neither Dask nor pandas).
+    """
+    from .sweeps import sweep as _sweep
+    return _sweep(path, out, **options)
+
+
+def load_sweep(path):
+    """A sweep's results (``results.parquet`` in its output directory) as a pandas DataFrame.
+
+    See :func:`ibsim.sweeps.load_sweep`.
+    """
+    from .sweeps import load_sweep as _load
+    return _load(path)

@@ -93,3 +93,10 @@ def test_monitoring_benchmark():
     assert row["approach"] == "direct" and row["size"] == 32 and row["final_sweep_complete"] == 1.0
     assert {"sweep_s_median", "cpu_s_per_sweep", "perf_mads_per_sweep", "staleness_s_max",
             "data_rel_err_max", "event_latency_counter_s", "points_per_s"} <= set(row)
+
+
+def test_sweep_benchmark():
+    pytest.importorskip("distributed", reason="pip install '.[sweep]'")
+    out = run("sweep.py", "--points", "2", "--duration", "0.5s", "--radix", "4")
+    assert {"serial_s", "dask_s", "speedup", "overhead_per_point_s", "cluster_start_s", "loadavg_1m"} <= set(out)
+    assert out["points"] == 2 and out["rows_ok"] == 2 and out["rows_equal"] is True

@@ -9,6 +9,7 @@ Subcommands
 ``run SCENARIO [--mad-server] [--graphite ...]`` simulate, record, export, serve MADs
 ``serve TOPOLOGY_OR_SCENARIO``                 serve the ibsim MAD protocol, no traffic
 ``bench monitoring [--sizes ...] --out DIR``   compare monitoring approaches (PerfMgr plugins, sweeps, ...)
+``sweep SWEEP [--scheduler ADDR] [--out DIR]`` a parameter sweep on Dask: one row of metrics per point
 
 Exit codes: 0 ok, 2 bad input or usage (one line ``ibsim: error: ...``), 1
 runtime failure.
@@ -21,7 +22,7 @@ import logging
 import sys
 
 from ..errors import IbsimError
-from . import bench, cluster, images, run, serve, topo
+from . import bench, cluster, images, run, serve, sweep, topo
 
 __all__ = ["main"]
 
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    for module in (topo, run, serve, cluster, images, bench):
+    for module in (topo, run, serve, cluster, images, bench, sweep):
         module.add_parsers(sub)
     return parser
 
