@@ -160,6 +160,8 @@ class OutputError(IbsimError):
         self.reason = reason
         self.exit_code = exit_code
         super().__init__(f"{self.path}: {reason}")
+
+
 class SweepError(IbsimError):
     """A sweep cannot run: its Dask scheduler does not answer, Dask is not installed, or its
     output directory already holds results (exit code 1). A point that fails is a row, never this.
