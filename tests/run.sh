@@ -11,10 +11,12 @@
 #                                                the container tests (tests/cluster) build ibsim's images themselves
 #   python3-simgrid                            - SimGrid 3.32 for /usr/bin/python3: the flow-model peer
 #                                                (benchmarks/peer_simgrid.py, tests/test_peer_simgrid.py)
+#   libopensm-dev libibumad-dev gcc            - build the monitoring benchmark's OpenSM event plugins
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PKGS=(ibsim-utils libumad2sim0 infiniband-diags opensm graphite-carbon graphite-web rsyslog prometheus debootstrap python3-simgrid)
+DEB_PKGS=(ibsim-utils libumad2sim0 infiniband-diags opensm graphite-carbon graphite-web rsyslog prometheus debootstrap python3-simgrid
+          libopensm-dev libibumad-dev gcc)
 missing=()
 for p in "${DEB_PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
