@@ -21,7 +21,7 @@ import yaml
 
 from .errors import ScenarioError, format_path
 
-__all__ = ["YamlDoc", "load_yaml", "format_path"]
+__all__ = ["YamlDoc", "load_yaml", "read_file", "format_path"]
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -142,3 +142,14 @@ def load_yaml(text: str, source: str = "<string>") -> YamlDoc:
         lines[()] = node.start_mark.line + 1
         _walk(node, (), lines, data, source)
     return YamlDoc(data, source, lines)
+
+
+def read_file(path, kind: str) -> str:
+    """The text of a ``kind`` file (``"scenario"``, ``"sweep"``), or one :class:`ScenarioError` line."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise ScenarioError(f"{kind} file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"cannot read {kind} file {str(path)!r}: {exc}") from None

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..engine import Simulation as EngineSimulation
 from ..errors import RoutingError, ScenarioError, TopologyError
 from ..units import parse_duration
-from ..yamldoc import YamlDoc, format_path, load_yaml
+from ..yamldoc import YamlDoc, format_path, load_yaml, read_file
 from .cluster import ClusterSpec
 from .schema import parse_scenario
 from .specs import ClockSpec, OutputSpec, RoutingSpec, TopologySpec
@@ -77,12 +77,7 @@ class Scenario:
             Naming the file, the line and the key path of the problem.
         """
         p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ScenarioError(f"scenario file {str(path)!r} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ScenarioError(f"cannot read scenario file {str(path)!r}: {exc}") from None
+        text = read_file(p, "scenario")
         return cls.from_text(text, source=str(path), name=p.stem, base=p.resolve().parent)
 
     @classmethod

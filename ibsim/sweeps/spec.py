@@ -41,7 +41,7 @@ from pathlib import Path
 
 from ..errors import ScenarioError, format_path, suggest
 from ..scenario import Scenario, TOP_KEYS
-from ..yamldoc import YamlDoc, load_yaml
+from ..yamldoc import YamlDoc, load_yaml, read_file
 
 __all__ = ["SweepSpec", "Point", "SWEEP_KEYS", "load_sweep_file", "parse_sweep", "parse_key_path",
            "apply_override", "point_id", "blame"]
@@ -224,12 +224,7 @@ def load_sweep_file(path) -> SweepSpec:
         Naming the file, the line and the key path of the problem.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(f"sweep file {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"cannot read sweep file {str(path)!r}: {exc}") from None
+    text = read_file(p, "sweep")
     return parse_sweep(load_yaml(text, str(path)), name=p.stem, base_dir=p.resolve().parent)
 
 
