@@ -54,6 +54,12 @@ before an exporter sees them; exporters use those fields as the timestamp:
 * fast mode with no planned end: ``epoch(t) = start_wall + t`` (points may
   lie in the future; a warning says so).
 
+An event that carries its own wall time (``Event.own_wall_time``: a log line
+noted with ``Simulation.note(..., wall_time=...)``) keeps it unmapped.
+
+``snapshot.jobs`` holds a :class:`JobStat` per job run that has started
+(bytes, XmitWait and share of the fabric's CA traffic since its start).
+
 :meth:`TimeMap.for_run` computes it from (start wall time, planned end,
 real-time factor).
 
@@ -81,6 +87,7 @@ Wiring, from the CLI or a scenario::
 """
 
 
+from ..engine.accounting import JobStat
 from ..engine.snapshot import Event, Snapshot
 from ..errors import ExporterError
 from ..fabric.counters import COUNTER_NAMES, COUNTER_ROW, COUNTERS, Counter
@@ -107,7 +114,7 @@ __all__ = [
     "parse_host_port", "host_port_flag", "STAGE_OPTIONS", "TimeMap", "attach", "ExportStage",
     "ExportHandle", "summary_line",
     # for exporter implementations
-    "COUNTERS", "COUNTER_NAMES", "COUNTER_ROW", "Counter", "Snapshot", "Event", "ExporterError",
+    "COUNTERS", "COUNTER_NAMES", "COUNTER_ROW", "Counter", "Snapshot", "Event", "JobStat", "ExporterError",
     "ErrorLog", "Backoff", "StallBudget", "TcpSender", "UdpSender", "HttpPoster", "failure_kind",
     "DELIVERY_OPTIONS", "tcp_sender",
     "ascii_uint", "ascii_decimal", "text_matrix", "assemble", "squeeze", "squeeze_chunks",
