@@ -27,7 +27,8 @@ Events (``sim.note``; every exporter sees them):
 ``job_error``    job_id, name, user, error (a comment that cannot be traffic)
 ``job_end``      job_id, name, user, nodes, run, state (COMPLETED, CANCELLED, ...), exit_code
 ``job_requeue``  job_id, name, user, nodes, run, state, reason
-``node_state``   node, state (``down``, ``idle+drain``, ...), previous, reason (at the node)
+``node_state``   node, state (``down``, ``idle+drain``, ...), previous, reason (at the node;
+                 when it goes down, drains or fails, or comes back)
 ===============  =============================================================
 """
 
@@ -135,6 +136,11 @@ def parse_sinfo(text: str) -> dict[str, dict]:
         out[n["name"]] = {"state": "+".join([str(n.get("state", "")).lower()] + flags),
                           "reason": n.get("reason") or ""}
     return out
+
+
+def _troubled(state: str) -> bool:
+    """A node state that says something is wrong (down, drain, fail, not responding)."""
+    return any(w in state for w in ("down", "drain", "fail", "not_responding", "unknown"))
 
 
 class SlurmBridge:
@@ -312,6 +318,8 @@ class SlurmBridge:
         """Apply one squeue/sinfo reading (parsed): start, end and classify jobs; node events."""
         now = time.time() if now is None else now
         with self._lock:
+            if nodes is not None:                       # a node goes DOWN before its jobs are requeued
+                self._node_events(nodes)
             for jid, j in jobs.items():
                 if j["state"] == "RUNNING":
                     cur = self.active.get(jid)
@@ -332,8 +340,6 @@ class SlurmBridge:
                     self._stop(cur, now, {})
             for (jid, _), cur in list(self.ending.items()):
                 self._classify(cur, jobs.get(jid), now)
-            if nodes is not None:
-                self._node_events(nodes)
 
     def _known(self, job_id: int, run: int) -> bool:
         """This run of the job was started already (it may have ended meanwhile)."""
@@ -354,10 +360,12 @@ class SlurmBridge:
         del self.ending[(r.job_id, r.run)]
 
     def _node_events(self, nodes: dict) -> None:
+        """``node_state`` when a node goes down, drains or fails, or comes back (not for idle <-> allocated)."""
         first = not self.nodes
         for name, st in nodes.items():
             prev = self.nodes.get(name)
-            if not first and (prev is None or prev["state"] != st["state"]):
+            if not first and prev is not None and prev["state"] != st["state"] \
+                    and (_troubled(prev["state"]) or _troubled(st["state"])):
                 self._note("node_state", {"node": name, "state": st["state"],
                                           "previous": prev["state"] if prev else None, "reason": st["reason"]},
                            node_desc=self.hosts.get(name))

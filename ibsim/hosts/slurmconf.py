@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 import shlex
 
-from ..errors import ScenarioError
-from ..traffic import JOB_PARAMS, job_params
+from ..errors import ScenarioError, lookup
+from ..traffic import JOB_PARAMS, PATTERNS, job_params
 
 __all__ = ["expand_hostlist", "compress_hostlist", "slurm_conf", "parse_comment", "COMMENT_PREFIX",
            "TRAFFIC_KEYS", "CONTROLLER"]
@@ -252,7 +252,10 @@ def parse_comment(comment: str | None, default: dict | None = None) -> dict | No
             raise ScenarioError(f"comment {text!r} names no traffic (e.g. 'ibsim: pattern=all_to_all load=0.6')")
     if not given and not default:
         return None
-    merged = dict(default or {})
+    merged = {}
+    if default:                                         # back to the keys a comment would give
+        merged = {"pattern": default["pattern"], **default.get("params", {})}
+        merged.update({k: default[k] for k in ("load", "rate") if default.get(k) is not None})
     if given:
         if "pattern" in given and given["pattern"] != merged.get("pattern"):
             merged = {k: v for k, v in merged.items() if k in TRAFFIC_KEYS}     # another pattern's params go
@@ -272,6 +275,10 @@ def traffic_keys(d: dict, *, where: str = "default_traffic") -> dict:
     if "pattern" not in d:
         raise ScenarioError(f"{where}: no pattern (e.g. pattern=all_to_all)")
     pattern = d["pattern"]
+    try:
+        lookup(PATTERNS, str(pattern), "traffic pattern")
+    except ScenarioError as exc:
+        raise ScenarioError(f"{where}: {exc.message}") from None
     rest = {k: v for k, v in d.items() if k != "pattern"}
     if "load" not in rest and "rate" not in rest:
         raise ScenarioError(f"{where}: give load (fraction of the host link, e.g. load=0.5) or rate (e.g. "
