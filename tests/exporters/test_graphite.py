@@ -316,3 +316,28 @@ def test_carbon_holds_the_job_metrics(carbon, helpers):
             got = _whisper_value(whisper, root / prefix / "jobs" / key / f"{metric}.wsp", ts)
             assert got == (pytest.approx(value, rel=1e-6) if value is not None else None), (prefix, key, metric)
     assert cfd.xmit_bytes > 0 and not cfd.running
+
+
+@pytest.mark.requires_entry_points
+@pytest.mark.slow
+def test_graphite_events_posts_log_lines_only_when_listed(graphite_web):
+    from ibsim.engine import Simulation
+    from ibsim.topology import single_switch
+    sim = Simulation(compile_fabric(single_switch(4)), seed=1)
+    base = f"http://127.0.0.1:{graphite_web.ports['http']}"
+    specs = [ExporterSpec("graphite_events", {"url": base + "/events/", "tags": ["dflt"]}),
+             ExporterSpec("graphite_events", {"url": base + "/events/", "tags": ["logs"], "kinds": ["log"]})]
+    stage = attach(sim, specs, every=0.5, until=2.0)
+    sim.run(until=0.5)
+    sim.note("job_start", {"job_id": "12"})
+    sim.note("log", {"host": "node001", "program": "slurmd", "message": "launched"}, node_desc="node001")
+    sim.note("job_end", {"job_id": "12"})
+    sim.run(until=2.0)
+    stats = stage.close()
+    assert stats["graphite_events"]["sent"] == 2 and stats["graphite_events#2"]["sent"] == 1
+
+    def kinds(tag):
+        with urllib.request.urlopen(base + f"/events/get_data?from=-1d&until=now&tags={tag}", timeout=10) as r:
+            return sorted(g["what"].split()[0] for g in json.loads(r.read()))
+    assert kinds("dflt") == ["job_end", "job_start"]
+    assert kinds("logs") == ["log"]
