@@ -53,6 +53,8 @@ class JobStat:
     xmit_bytes, rcv_bytes : int
         Bytes its hosts' CA ports sent and received since it started
         (``port_xmit_data``/``port_rcv_data`` 4-octet words times 4).
+        Port counters: a host shared with another job counts that job's
+        traffic too (Slurm jobs on exclusive nodes do not share).
     xmit_wait : int
         XmitWait ticks those ports counted since it started.
     share : float

@@ -97,7 +97,7 @@ from .protocol import (GROUP, STAGE_OPTIONS, CliFlag, Exporter, ExporterProtocol
                        add_cli_arguments, build_exporter, exporter_class, exporter_names,
                        host_port_flag, parse_host_port, parse_spec, specs_from_cli, specs_from_scenario)
 from .stage import ExportHandle, ExportStage, TimeMap, attach, summary_line
-from .textcols import (ascii_decimal, ascii_uint, assemble, iso_utc, node_names, port_labels,
+from .textcols import (ascii_decimal, ascii_uint, assemble, iso_utc, node_names, path_segment, port_labels,
                        selected_ports, squeeze, squeeze_chunks, text_matrix)
 from .tcp import DELIVERY_OPTIONS, TcpSender, tcp_sender
 from .transports import Backoff, ErrorLog, HttpPoster, StallBudget, UdpSender, failure_kind
@@ -118,5 +118,5 @@ __all__ = [
     "ErrorLog", "Backoff", "StallBudget", "TcpSender", "UdpSender", "HttpPoster", "failure_kind",
     "DELIVERY_OPTIONS", "tcp_sender",
     "ascii_uint", "ascii_decimal", "text_matrix", "assemble", "squeeze", "squeeze_chunks",
-    "node_names", "port_labels", "selected_ports", "iso_utc",
+    "node_names", "path_segment", "port_labels", "selected_ports", "iso_utc",
 ]
