@@ -171,7 +171,7 @@ def slurm_conf(cluster: str, nodes, *, slurmd_timeout: int = 10, health_check_s:
         "JobCompType=jobcomp/none",
         "SelectType=select/cons_tres",
         "SelectTypeParameters=CR_Core",
-        "SchedulerParameters=batch_sched_delay=0,sched_min_interval=0",
+        "SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,sched_interval=1,bf_interval=1",
         "ReturnToService=2",
         f"SlurmdTimeout={int(slurmd_timeout)}",
         "SlurmctldTimeout=10",

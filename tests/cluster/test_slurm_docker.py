@@ -232,16 +232,17 @@ def test_job_events_and_slurm_logs_reach_rsyslog_and_graphite_web(cluster, serve
     wait_for(lambda: events(cluster, "job_end", job_id=jid), 30, "job_end")
 
     def docs():
-        return [d for d in rs.documents() if "ib" in d]
+        return [d for d in rs.documents() if "ib" in d or "log" in d]
 
     def job_docs():
-        return [d for d in docs() if d["ib"].get("kind") in ("job_start", "job_end")
+        return [d for d in docs() if d.get("ib", {}).get("kind") in ("job_start", "job_end")
                 and (d["ib"].get("details") or {}).get("job_id") == jid]
 
     got = wait_for(lambda: len(job_docs()) >= 2 and job_docs(), 20, "job documents in rsyslog")
     assert [d["ib"]["kind"] for d in got] == ["job_start", "job_end"]
-    logs = wait_for(lambda: [d for d in docs() if d["ib"].get("kind") == "log"], 20, "log documents")
-    by = {(d["host"]["name"], (d["ib"].get("details") or {}).get("program")) for d in logs}
+    logs = wait_for(lambda: [d for d in docs() if "program" in (d.get("log") or {})], 20, "log documents")
+    by = {(d["host"]["name"], d["log"]["program"]) for d in logs}
+    assert all(d["message"] for d in logs)
     assert ("ctl", "slurmctld") in by
     assert any(h in HOSTS and p == "slurmd" for h, p in by)
     base = f"http://127.0.0.1:{gw.ports['http']}"
