@@ -107,7 +107,7 @@ import numpy as np
 
 from ibsim.export import (COUNTERS, COUNTER_ROW, DELIVERY_OPTIONS, CliFlag, Exporter, HttpPoster, Option,
                           host_port_flag, path_segment, tcp_sender,
-                          TcpSender, ascii_decimal, ascii_uint, assemble, choice, counters,
+                          TcpSender, ascii_decimal, ascii_uint, assemble, boolean, choice, counters,
                           duration, event_kinds, host, integer, node_names, port, port_labels,
                           selected_ports,
                           squeeze, squeeze_chunks, text, text_list, text_matrix)
@@ -380,6 +380,7 @@ _CARBON_OPTIONS = {
     "counters": Option("all", counters, "sysfs names to send, or all"),
     "ports": Option("cabled", choice("cabled", "all"), "which ports"),
     "mode": Option("counters", choice("counters", "rates"), "raw counters or per-second rates"),
+    "jobs": Option(True, boolean, "also send <prefix>.jobs.<key>.* per traffic job"),
     "buffer": Option(2_000_000, integer(1), "points kept: waiting, or written and not yet confirmed"),
     "timeout": Option(10.0, duration, "connect timeout (s)"),
     **DELIVERY_OPTIONS,
@@ -429,6 +430,8 @@ class _Carbon(Exporter):
 
     def _jobs(self, snapshot) -> list:
         """Job stats to send with this snapshot (running, or ended since the previous write)."""
+        if not self.options.jobs:
+            return []
         jobs = jobs_to_send(snapshot.jobs, self._jobs_since)
         self._jobs_since = float(snapshot.time_s)
         return jobs

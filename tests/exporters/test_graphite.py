@@ -289,7 +289,9 @@ def test_carbon_holds_the_job_metrics(carbon, helpers):
     sim.add_job(Job("bg", "shift", hosts=["node003 HCA-1", "node004 HCA-1"], load=0.5))
     specs = [ExporterSpec("graphite", {"port": carbon.ports["line"]}),
              ExporterSpec("graphite_pickle", {"port": carbon.ports["pickle"],
-                                              "template": "ibp.<node>.<port>.<counter>"})]
+                                              "template": "ibp.<node>.<port>.<counter>"}),
+             ExporterSpec("graphite", {"port": carbon.ports["line"], "template": "ibn.<node>.<port>.<counter>",
+                                       "jobs": False})]
     stage = attach(sim, specs, every=1.0, until=6.0)
     sim.run(until=1.0)
     sim.start_job(Job("cfd", "shift", hosts=["node001 HCA-1", "node002 HCA-1"], load=1.0,
@@ -316,6 +318,7 @@ def test_carbon_holds_the_job_metrics(carbon, helpers):
             got = _whisper_value(whisper, root / prefix / "jobs" / key / f"{metric}.wsp", ts)
             assert got == (pytest.approx(value, rel=1e-6) if value is not None else None), (prefix, key, metric)
     assert cfd.xmit_bytes > 0 and not cfd.running
+    assert (root / "ibn").is_dir() and not (root / "ibn" / "jobs").exists()      # jobs: false
 
 
 @pytest.mark.requires_entry_points
