@@ -46,7 +46,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from ibsim import Cluster
-    c = Cluster(ROOT / "topologies" / "cluster-demo.yml", out=args.out,
+    c = Cluster(ROOT / "topologies" / "cluster-demo.yml", out=args.out, until=args.until,
                 say=lambda line: print(f"story: {line}", file=sys.stderr))
 
     def at(t):
@@ -78,8 +78,9 @@ def main() -> int:
         at(100)
         print(f"story: t={c.sim.time_s:.0f}s docker start {c.containers.container_name(victim)}", file=sys.stderr)
         c.container(victim).start()
-        at(args.until - 2)
+        at(args.until - 3)
         png = _render(c)
+        c.wait(timeout=60)                           # the clock reaches --until: a complete run
     finally:
         res = c.down()
     graphite = None
@@ -102,7 +103,8 @@ def _render(c) -> bytes | None:
     if not c.graphite_address:
         return None
     q = [("target", "aliasByNode(scale(nonNegativeDerivative(ib.jobs.*.xmit_bytes),8e-9),2)"),
-         ("target", "alias(drawAsInfinite(events('job_start','job_requeue')),'job start / requeue')"),
+         ("target", "alias(drawAsInfinite(events('job_start')),'job start')"),
+         ("target", "alias(drawAsInfinite(events('job_requeue')),'job requeue')"),
          ("target", "alias(drawAsInfinite(events('link_down')),'link down')"),
          ("from", "-4min"), ("width", "1000"), ("height", "420"), ("title", "Gb/s sent per Slurm job"),
          ("vtitle", "Gb/s"), ("format", "png")]

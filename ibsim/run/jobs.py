@@ -16,7 +16,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-__all__ = ["JOBS_COLUMNS", "job_rows", "write_jobs_csv", "read_jobs_csv", "job_table", "job_label"]
+__all__ = ["JOBS_COLUMNS", "job_rows", "write_jobs_csv", "read_jobs_csv", "job_table", "job_label",
+           "node_spans"]
 
 #: columns of ``jobs.csv``
 JOBS_COLUMNS = ("key", "name", "job_name", "user", "nodes", "hosts", "pattern", "start_s", "end_s",
@@ -56,9 +57,51 @@ def read_jobs_csv(path) -> list[dict]:
 
 
 def job_label(row: dict) -> str:
-    """``<key> <job_name or name>`` (just the key when it is the name)."""
+    """``<key> <job_name or name>`` (just the key when it is the name); ``requeued`` for a later run."""
     name = row.get("job_name") or row["name"]
-    return row["key"] if name == row["key"] else f"{row['key']} {name}"
+    text = row["key"] if name == row["key"] else f"{row['key']} {name}"
+    run = row["name"].rsplit(".", 1)[-1] if row["name"].startswith("slurm-") and "." in row["name"] else ""
+    return text + (" requeued" if run.isdigit() else "")
+
+
+_TROUBLE = ("down", "drain", "fail", "not_responding")
+
+
+def node_spans(events: list[dict], t_end: float) -> list[dict]:
+    """Spans of Slurm nodes in trouble, from the ``node_state`` events of a run.
+
+    A span opens when a node's state says ``down``, ``drain``, ``fail`` or
+    ``not_responding`` and closes at its next state without them (or at
+    ``t_end``); one span per node and episode, labelled with the worst state
+    seen (``node010 down``, ``node004 drain``) and Slurm's reason.
+
+    Returns
+    -------
+    list of dict
+        ``{"node", "start", "end" (None: open at the end), "state", "reason"}``.
+    """
+    open_: dict[str, dict] = {}
+    out = []
+    for e in events:
+        if e.get("kind") != "node_state":
+            continue
+        d = e.get("details") or {}
+        node, state = d.get("node"), str(d.get("state") or "")
+        bad = [w for w in _TROUBLE if w in state]
+        cur = open_.get(node)
+        if bad and cur is None:
+            cur = open_[node] = {"node": node, "start": e["time_s"], "end": None, "state": bad[0],
+                                 "reason": d.get("reason") or ""}
+            out.append(cur)
+        elif bad:
+            if _TROUBLE.index(bad[0]) < _TROUBLE.index(cur["state"]):
+                cur["state"] = bad[0]                       # down outranks drain outranks not_responding
+            if d.get("reason") and not cur["reason"]:
+                cur["reason"] = d["reason"]
+        elif cur is not None:
+            cur["end"] = e["time_s"]
+            del open_[node]
+    return [s for s in out if s["start"] < t_end]
 
 
 def _hosts(row: dict) -> str:

@@ -20,7 +20,7 @@ from ..fabric.counters import COUNTER_NAMES, COUNTER_ROW
 from ..fabric.state import ACTIVE
 from ..fabric.names import node_names
 from .degraded import summary_lines as _degraded_lines
-from .jobs import job_label, job_table
+from .jobs import job_label, job_table, node_spans
 
 __all__ = ["summary_text", "plot_overview", "incidents", "busiest_ports", "hottest_ports",
            "link_utilisation", "node_names", "ERROR_COUNTERS"]
@@ -356,6 +356,11 @@ def _timeline_items(meta: dict, events: list[dict], t_end: float, gap: float, na
         items.append({"kind": "job", "start": j["start_s"], "end": stop, "alpha": 0.3,
                       "color": cmap(i % 10) if cmap else _BLUE,
                       "label": f"{j['name']}: {j['pattern']}, {j['hosts']} hosts, {load}"})
+    for sp in node_spans(events, t_end):             # Slurm nodes down or drained
+        why = f": {sp['reason']}" if sp["reason"] and sp["reason"] != "Not responding" else ""
+        items.append({"kind": "node", "start": sp["start"], "end": sp["end"] if sp["end"] is not None else t_end,
+                      "closed": sp["end"] is not None, "color": _GREY, "alpha": 0.3, "text": "#2e3b3c",
+                      "label": f"{sp['node']} {sp['state'].replace('_', ' ')}{why}"[:60]})
     for inc in incidents(events, t_end, gap, names=names, cas=cas):
         closed = inc["end"] is not None
         items.append({"kind": "outage", "start": inc["start"], "end": inc["end"] if closed else t_end,

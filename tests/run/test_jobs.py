@@ -122,3 +122,32 @@ def test_timeline_bars_per_job_run_share_lanes_when_apart():
 def test_overview_is_drawn_with_jobs_and_log_events(run):
     _, res = run
     assert (res.path / "overview.png").stat().st_size > 10_000
+
+
+def test_slurm_node_troubles_become_timeline_spans():
+    from ibsim.run.jobs import node_spans
+
+    def ns(t, node, state, prev, reason=""):
+        return {"kind": "node_state", "time_s": t,
+                "details": {"node": node, "state": state, "previous": prev, "reason": reason}}
+    events = [ns(55, "node010", "allocated+not_responding", "allocated"),
+              ns(69, "node004", "allocated+drain", "allocated", "ibsim-nhc: mlx5_0 port 1 is 1: DOWN"),
+              ns(69.4, "node010", "down+not_responding", "allocated+not_responding", "Not responding"),
+              ns(99, "node004", "allocated", "allocated+drain"),
+              ns(101, "node010", "idle+drain", "down+not_responding", "ibsim-nhc: port"),
+              ns(107, "node010", "idle", "idle+drain"),
+              ns(150, "node002", "down", "idle", "Not responding")]
+    spans = node_spans(events, t_end=170)
+    assert [(s["node"], s["start"], s["end"], s["state"]) for s in spans] == [
+        ("node010", 55, 107, "down"), ("node004", 69, 99, "drain"), ("node002", 150, None, "down")]
+    assert spans[1]["reason"].startswith("ibsim-nhc:") and spans[0]["reason"] == "Not responding"
+    items = _timeline_items({}, events, 170, 1.0, {}, set(), jobs=[])
+    labels = [it["label"] for it in items if it["kind"] == "node"]
+    assert labels == ["node010 down", "node004 drain: ibsim-nhc: mlx5_0 port 1 is 1: DOWN", "node002 down"]
+
+
+def test_a_requeued_run_says_so():
+    row = {"key": "2", "name": "slurm-2.1", "job_name": "io"}
+    assert job_label(row) == "2 io requeued"
+    assert job_label({**row, "name": "slurm-2"}) == "2 io"
+    assert job_label({"key": "bg", "name": "bg", "job_name": ""}) == "bg"
