@@ -28,9 +28,16 @@ many hosts with ``slurm: true``:
   ``hook_to_traffic_ms``: the same from the prolog's datagram arriving;
 - ``jobs_per_min``: ``--burst`` two-node jobs (``--wrap true``) submitted at
   once; jobs whose start and end the bridge turned into events, per minute
-  from the first submission to the last ``job_end``. ``burst_missed``: jobs
-  without both events (0 expected); ``burst_started_by_poll``: starts whose
-  datagram was lost and which the squeue poll healed.
+  from the first submission to the last ``job_end``. This is Slurm's own
+  pace here (its scheduler starts the queue once a second). ``burst_missed``:
+  jobs without both events (0 expected); ``burst_started_by_poll``: starts
+  whose datagram was lost and which the squeue poll healed;
+- ``bridge_jobs_per_min``: what the coupling itself sustains, without Slurm:
+  ``--bridge-jobs`` start datagrams (two-node jobs on a 128-CA fat tree)
+  sent over UDP to a real bridge driving a simulation that runs at real
+  time, then, once all run, their end datagrams; jobs per minute from the
+  first datagram to the tick at which the last job's traffic ended,
+  ``bridge_missed`` the jobs not both started and ended.
 
     python benchmarks/cluster.py --json
 """
@@ -168,6 +175,60 @@ def _slurm(tmp: Path, hosts: int, jobs: int, burst: int) -> dict:
     return out
 
 
+def _bridge_capacity(n_jobs: int) -> dict:
+    """bridge_jobs_per_min: start/end datagrams through a real SlurmBridge into a real-time simulation."""
+    import socket
+
+    from ibsim import compile_fabric, fat_tree
+    from ibsim.engine import Simulation
+    from ibsim.errors import HostError
+    from ibsim.hosts.slurm import SlurmBridge
+    fabric = compile_fabric(fat_tree(8, 2))
+    cas = [fabric.node_desc[n] for n in range(fabric.n_nodes) if int(fabric.node_type[n]) == 1]
+    hosts = {d.split()[0]: d for d in cas}
+    names = list(hosts)
+    sim = Simulation(fabric, tick=0.05, seed=1, routing="ftree", sweep_delay=0)
+    br = SlurmBridge(sim, hosts, listen="127.0.0.1", poll_s=3600)
+
+    def no_controller(argv):
+        raise HostError("no controller in this measurement")
+
+    port = br.bind()
+    br.start(no_controller)
+    th = threading.Thread(target=sim.run, kwargs={"until": 3600, "realtime": 1.0}, daemon=True)
+    th.start()
+
+    def dgram(event, jid):
+        a, b = names[(2 * jid) % len(names)], names[(2 * jid + 1) % len(names)]
+        env = {"SLURM_JOB_ID": str(jid), "SLURM_JOB_NODELIST": f"{a},{b}", "SLURM_JOB_NAME": "bench",
+               "SLURM_JOB_USER": "bench", "SLURM_JOB_COMMENT": "ibsim: pattern=shift k=1 load=0.5",
+               "SLURM_JOB_RESTART_COUNT": "0"}
+        return json.dumps({"v": 1, "event": event, "env": env}).encode()
+
+    def wait(pred):
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not pred():
+            time.sleep(0.02)
+
+    t0 = time.monotonic()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for phase, pred in (("start", lambda: len(sim.job_stats()) >= n_jobs),
+                            ("end", lambda: all(not st.running for st in sim.job_stats()))):
+            for jid in range(1, n_jobs + 1):
+                s.sendto(dgram(phase, jid), ("127.0.0.1", port))
+                if jid % 50 == 0:
+                    time.sleep(0.001)                    # the kernel's socket buffer, not the bridge
+            wait(pred)
+    stats = sim.job_stats()
+    done = sum(1 for st in stats if not st.running)
+    elapsed = time.monotonic() - t0
+    sim.stop()
+    th.join(timeout=30)
+    br.close()
+    return {"bridge_jobs": n_jobs, "bridge_jobs_per_min": round(done / elapsed * 60),
+            "bridge_missed": n_jobs - done, "bridge_datagrams": br.stats["datagrams"]}
+
+
 def _mem_mb(container) -> float:
     stats = container.stats(stream=False)
     m = stats.get("memory_stats", {})
@@ -183,6 +244,7 @@ def main() -> int:
     ap.add_argument("--slurm-hosts", type=int, default=16, help="hosts of the Slurm cluster (0: skip Slurm)")
     ap.add_argument("--jobs", type=int, default=20, help="jobs timed one at a time for job_to_traffic_ms")
     ap.add_argument("--burst", type=int, default=40, help="jobs submitted at once for jobs_per_min")
+    ap.add_argument("--bridge-jobs", type=int, default=2000, help="jobs sent straight to the bridge (0: skip)")
     ap.add_argument("--json", action="store_true", help="print JSON")
     args = ap.parse_args()
     import tempfile
@@ -239,6 +301,8 @@ def main() -> int:
                 out["down_s"][str(n)] = round(time.monotonic() - t0, 2)
             if args.slurm_hosts:
                 out.update(_slurm(tmp, args.slurm_hosts, args.jobs, args.burst))
+            if args.bridge_jobs:
+                out.update(_bridge_capacity(args.bridge_jobs))
         finally:
             remove_cluster(client, NAME)
     if args.json:

@@ -64,6 +64,7 @@ Options (YAML)::
           counters: all           # or a list of sysfs names
           ports: cabled           # cabled (the rows of counters.csv) or all
           mode: counters          # counters (raw, sysfs units) or rates (per second, data in bytes/s)
+          jobs: true              # also <prefix>.jobs.<key>.{xmit_bytes,rcv_bytes,xmit_wait,share,hosts}
           batch: 10000            # lines per send
           buffer: 2000000         # points kept: waiting, or written and not yet confirmed
           timeout: 10s            # connect timeout
@@ -78,6 +79,7 @@ Options (YAML)::
           counters: [port_xmit_data, port_rcv_data, symbol_error, link_downed]
           ports: cabled
           mode: counters
+          jobs: true
           max_message: 1000000    # bytes per pickle message (carbon's limit is 1 MiB)
           buffer: 2000000
           timeout: 10s

@@ -258,6 +258,26 @@ def test_job_events_and_slurm_logs_reach_rsyslog_and_graphite_web(cluster, serve
         assert json.loads(r.read()) == []            # log lines are not posted as Graphite events
 
 
+def test_cli_exec_status_and_the_submit_hint(cluster, capsys):
+    import subprocess
+    import sys
+    run = lambda *a: subprocess.run([sys.executable, "-m", "ibsim", "cluster", *a],  # noqa: E731
+                                    capture_output=True, text=True, timeout=60)
+    r = run("exec", NAME, "ctl", "sinfo", "-h", "-o", "%D %P")
+    assert r.returncode == 0 and r.stdout.split() == ["4", "compute*"], r.stderr
+    r = run("exec", NAME, "node001", "sh", "-c", "exit 3")
+    assert r.returncode == 3
+    r = run("exec", NAME, "node999", "true")
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and f"no container {NAME}-node999" in r.stderr
+    r = run("status", NAME)
+    assert f"{NAME}-ctl" in r.stdout and "controller" in r.stdout
+    from ibsim.cli.cluster import _print_status
+    _print_status(cluster.status())
+    out = capsys.readouterr().out
+    assert f"submit: docker exec {NAME}-ctl sbatch -N 4 --comment 'ibsim: pattern=all_to_all load=0.6'" in out
+    assert f"cluster exec {NAME} ctl squeue" in out
+
+
 def test_down_leaves_nothing_labelled(cluster, docker_client, tmp_path):
     res = cluster.down(tmp_path / "run")
     assert (tmp_path / "run" / "jobs.csv").is_file()
