@@ -42,11 +42,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="run directory to write (must not exist or be empty)")
     ap.add_argument("--until", type=float, default=170.0, help="simulated seconds to run")
+    ap.add_argument("--name", default="demo", help="cluster name (prefix of the containers; default demo)")
     ap.add_argument("--json", action="store_true", help="print the job and fault events as JSON")
     args = ap.parse_args()
 
+    import dataclasses
+
     from ibsim import Cluster
-    c = Cluster(ROOT / "topologies" / "cluster-demo.yml", out=args.out, until=args.until,
+    from ibsim.scenario import Scenario
+    scn = Scenario.from_file(ROOT / "topologies" / "cluster-demo.yml")
+    scn = dataclasses.replace(scn, cluster=dataclasses.replace(scn.cluster, name=args.name))
+    c = Cluster(scn, out=args.out, until=args.until,
                 say=lambda line: print(f"story: {line}", file=sys.stderr))
 
     def at(t):
@@ -79,7 +85,7 @@ def main() -> int:
         print(f"story: t={c.sim.time_s:.0f}s docker start {c.containers.container_name(victim)}", file=sys.stderr)
         c.container(victim).start()
         at(args.until - 3)
-        png = _render(c)
+        png = _render(c, args.until + 10)
         c.wait(timeout=60)                           # the clock reaches --until: a complete run
     finally:
         res = c.down()
@@ -98,7 +104,7 @@ def main() -> int:
     return 0
 
 
-def _render(c) -> bytes | None:
+def _render(c, span_s: float) -> bytes | None:
     """graphite-web's PNG of the per-job traffic with the job and link events, or None."""
     if not c.graphite_address:
         return None
@@ -106,7 +112,7 @@ def _render(c) -> bytes | None:
          ("target", "alias(drawAsInfinite(events('job_start')),'job start')"),
          ("target", "alias(drawAsInfinite(events('job_requeue')),'job requeue')"),
          ("target", "alias(drawAsInfinite(events('link_down')),'link down')"),
-         ("from", "-4min"), ("width", "1000"), ("height", "420"), ("title", "Gb/s sent per Slurm job"),
+         ("from", f"-{int(span_s)}s"), ("width", "1000"), ("height", "420"), ("title", "Gb/s sent per Slurm job"),
          ("vtitle", "Gb/s"), ("format", "png")]
     url = f"http://{c.graphite_address}:8080/render?" + urllib.parse.urlencode(q)
     try:

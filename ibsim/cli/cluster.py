@@ -199,4 +199,6 @@ def cmd_down(args) -> int:
         n = remove_cluster(client, name)
         shutil.rmtree(state_dir(name), ignore_errors=True)
         print(f"cluster {name}: removed {n['containers']} containers, {n['networks']} networks")
+        for net, why in n["left"]:
+            print(f"cluster {name}: network {net} is left: {why} (restart the Docker daemon to free it)")
     return 0

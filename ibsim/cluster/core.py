@@ -133,7 +133,12 @@ class Cluster:
         sim = self.sim = scn.build()
         placed = resolve_hosts(scn, sim.fabric)
         client = self.client = docker_client()
-        remove_cluster(client, self.name)            # leftovers of a crashed run
+        stale = remove_cluster(client, self.name)["left"]     # leftovers of a crashed run
+        if stale:
+            net, why = stale[0]
+            raise HostError(f"network {net} of an earlier run of cluster {self.name!r} cannot be removed "
+                            f"({why}); restart the Docker daemon, or give the cluster another name "
+                            "(cluster.name)")
         try:
             self.subnet = check_subnet(client, spec.subnet, len(placed)) if spec.subnet else pick_subnet(client)
         except ScenarioError as exc:

@@ -197,6 +197,8 @@ class SlurmBridge:
         """Open the hook socket on ``listen`` (an ephemeral port); returns the port."""
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
+            # room for a burst of job starts (the kernel caps it at net.core.rmem_max)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
             s.bind((self.listen, 0))
         except OSError as exc:
             s.close()
