@@ -41,10 +41,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="run directory to write (must not exist or be empty)")
-    ap.add_argument("--until", type=float, default=170.0, help="simulated seconds to run")
+    ap.add_argument("--until", type=float, default=170.0, help="simulated seconds to run (>= 110)")
     ap.add_argument("--name", default="demo", help="cluster name (prefix of the containers; default demo)")
     ap.add_argument("--json", action="store_true", help="print the job and fault events as JSON")
     args = ap.parse_args()
+    if args.until < 110:
+        ap.error("--until must be at least 110 s (the story's last step is at 100 s)")
 
     import dataclasses
 
@@ -56,8 +58,10 @@ def main() -> int:
                 say=lambda line: print(f"story: {line}", file=sys.stderr))
 
     def at(t):
-        while c.sim.time_s < t:
+        """Wait for simulated time t; False when the run ends first (a short --until)."""
+        while c.sim.time_s < t and c.running:
             time.sleep(0.05)
+        return c.sim.time_s >= t
 
     def sbatch(*a):
         code, out = c.exec("ctl", "sbatch", "--parsable", *a)
@@ -75,7 +79,8 @@ def main() -> int:
                     "--wrap", "sleep 70")
         at(20)
         sbatch("-N", "2", "-J", "small", "--wrap", "sleep 40")
-        at(40)
+        if not at(40):
+            raise SystemExit("story: --until must be at least 110 s")
         from ibsim.hosts.slurmconf import expand_hostlist
         start = next(e for e in c.sim.events if e.kind == "job_start" and e.details.get("job_id") == io)
         victim = expand_hostlist(start.details["nodes"])[1]
