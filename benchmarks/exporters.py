@@ -139,7 +139,8 @@ def bench_ours(fabric, snaps, sink, repeat: int) -> dict:
 def _bench_send(fabric, snaps, sink, repeat: int, options: dict) -> dict:
     from exporters.graphite import build_paths, counter_values, format_plaintext
     from ibsim.export import COUNTER_NAMES, build_exporter, selected_ports
-    exp = build_exporter("graphite", {"port": sink.port, "ports": "all", "buffer": 10**8, **options})
+    exp = build_exporter("graphite", {"port": sink.port, "ports": "all", "buffer": 10**8, "jobs": False,
+                                      **options})
     exp.open()
     n_points = fabric.n_ports * len(COUNTER_NAMES)
     sink.expect(n_points)
@@ -233,7 +234,7 @@ def bench_carbon(radix: int, levels: int, n_snaps: int) -> dict:
                     if time.monotonic() > deadline or proc.poll() is not None:
                         return {"carbon_skipped": "carbon-cache did not start"}
                     time.sleep(0.1)
-            exp = build_exporter("graphite", {"port": ports_cfg["line"], "buffer": 10**8})
+            exp = build_exporter("graphite", {"port": ports_cfg["line"], "buffer": 10**8, "jobs": False})
             exp.open()
             t = time.perf_counter()
             for s in snaps:

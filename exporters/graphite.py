@@ -21,6 +21,15 @@ sets the baseline); roll it up with ``average``.
 The timestamp of every point is the snapshot's mapped epoch (see
 :mod:`ibsim.export`), in whole seconds.
 
+Jobs: at every write, each job in ``snapshot.jobs`` that runs, or ended since
+the previous write (the latest run of a requeued job last, so it wins), gets five points under the template's literal prefix
+(``ib`` by default) and its key (the Slurm ``job_id``, else its name) made
+path-safe like node names: ``ib.jobs.<key>.xmit_bytes`` and ``.rcv_bytes``
+(bytes its hosts' CA ports sent and received since it started), ``.xmit_wait``
+(XmitWait ticks on those ports), ``.share`` (its fraction, 0..1, of the bytes
+all CA ports sent meanwhile) and ``.hosts`` (its host count). They are totals
+since the job started in both modes; graph the first three with ``perSecond()``.
+
 Wire formats (pure functions, no socket): :func:`format_plaintext` lays out a
 whole counter row of a 70k-port fabric as one ``uint8`` matrix and squeezes it
 to ``path value timestamp\\n`` lines; :func:`format_pickle` builds the
@@ -31,7 +40,8 @@ from arrays, framed with a 4-byte ``!L`` length, each message below carbon's
 Events are POSTed one by one to graphite-web's ``/events/`` API as JSON
 ``{"what", "tags", "data", "when"}``; overlay them on a chart with
 ``target=drawAsInfinite(events("ibsim"))``, or use a Grafana Graphite
-annotation with tag ``ibsim``.
+annotation with tag ``ibsim``. Log lines (events of kind ``log``) would
+drown the overlay: they are posted only when ``kinds`` lists ``log``.
 
 Delivery (``sent`` in ``metadata.json`` counts only what the server confirmed):
 carbon has no acknowledgement, so the carbon exporters confirm by closing the
@@ -54,6 +64,7 @@ Options (YAML)::
           counters: all           # or a list of sysfs names
           ports: cabled           # cabled (the rows of counters.csv) or all
           mode: counters          # counters (raw, sysfs units) or rates (per second, data in bytes/s)
+          jobs: true              # also <prefix>.jobs.<key>.{xmit_bytes,rcv_bytes,xmit_wait,share,hosts}
           batch: 10000            # lines per send
           buffer: 2000000         # points kept: waiting, or written and not yet confirmed
           timeout: 10s            # connect timeout
@@ -68,6 +79,7 @@ Options (YAML)::
           counters: [port_xmit_data, port_rcv_data, symbol_error, link_downed]
           ports: cabled
           mode: counters
+          jobs: true
           max_message: 1000000    # bytes per pickle message (carbon's limit is 1 MiB)
           buffer: 2000000
           timeout: 10s
@@ -78,7 +90,7 @@ Options (YAML)::
       - graphite_events:
           url: http://127.0.0.1:8080/events/
           tags: [ibsim]           # every event also gets its kind and node as tags
-          kinds: all              # or a list: [link_down, link_up, symbol_errors]
+          kinds: all              # all but log lines, or a list: [link_down, link_up, log]
           data: message           # message (one readable line) or json (the event as JSON)
           buffer: 10000           # events kept while graphite-web is away
           timeout: 5s             # one request
@@ -96,15 +108,16 @@ import urllib.parse
 import numpy as np
 
 from ibsim.export import (COUNTERS, COUNTER_ROW, DELIVERY_OPTIONS, CliFlag, Exporter, HttpPoster, Option,
-                          host_port_flag, tcp_sender,
-                          TcpSender, ascii_decimal, ascii_uint, assemble, choice, counters,
+                          host_port_flag, path_segment, tcp_sender,
+                          TcpSender, ascii_decimal, ascii_uint, assemble, boolean, choice, counters,
                           duration, event_kinds, host, integer, node_names, port, port_labels,
                           selected_ports,
                           squeeze, squeeze_chunks, text, text_list, text_matrix)
 from ibsim.errors import ScenarioError, suggest
 
 __all__ = ["PLACEHOLDERS", "parse_template", "build_paths", "counter_values", "counter_rates",
-           "format_plaintext", "pickle_heads", "format_pickle", "graphite_event",
+           "format_plaintext", "pickle_heads", "format_pickle", "graphite_event", "JOB_METRICS",
+           "template_prefix", "jobs_to_send", "job_paths", "format_job_plaintext", "format_job_pickle",
            "GraphiteExporter", "GraphitePickleExporter", "GraphiteEventsExporter"]
 
 #: template placeholders
@@ -283,6 +296,58 @@ def format_pickle(values: np.ndarray, heads, timestamp: int,
     return out
 
 
+#: per-job points: the integer ones, then the share (0..1)
+JOB_METRICS = ("xmit_bytes", "rcv_bytes", "xmit_wait", "hosts", "share")
+
+
+def template_prefix(template: str) -> str:
+    """The literal start of a path template before its first placeholder, without the
+    trailing dot (``ib.<node>.<port>.<counter>`` -> ``ib``; empty when it starts with one)."""
+    first = parse_template(template)[0]
+    return first.decode().rstrip(".") if isinstance(first, bytes) else ""
+
+
+def jobs_to_send(jobs, since_s: float | None) -> list:
+    """The job stats (``snapshot.jobs``) that run, or ended at or after ``since_s`` [s] (None: any).
+
+    A job that ended at the previous write's time is sent once more, as ended.
+    """
+    return [j for j in jobs if j.running or since_s is None or (j.end_s is not None and j.end_s >= since_s)]
+
+
+def job_paths(prefix: str, jobs) -> list[np.ndarray]:
+    """``<prefix>.jobs.<key>.<metric>`` of every job, one ``bytes_`` array per :data:`JOB_METRICS`."""
+    head = f"{prefix}.jobs." if prefix else "jobs."
+    keys = [head + (path_segment(str(j.key)) or "_") + "." for j in jobs]     # loops over jobs
+    return [np.array([(k + m).encode() for k in keys], dtype=np.bytes_) for m in JOB_METRICS]
+
+
+def _job_values(jobs) -> tuple[np.ndarray, np.ndarray]:
+    ints = np.array([[j.xmit_bytes, j.rcv_bytes, j.xmit_wait, len(j.hosts)] for j in jobs],
+                    dtype=np.uint64).reshape(-1, 4).T
+    share = np.array([[j.share for j in jobs]], dtype=np.float64)
+    return ints, share
+
+
+def format_job_plaintext(jobs, prefix: str, timestamp: int, batch: int = 10_000) -> list[tuple[bytes, int]]:
+    """Carbon plaintext lines of the jobs' points (see the module docstring); share to 6 places."""
+    if not jobs:
+        return []
+    paths = job_paths(prefix, jobs)
+    ints, share = _job_values(jobs)
+    return (format_plaintext(ints, paths[:4], timestamp, batch)
+            + format_plaintext(share, paths[4:], timestamp, batch, decimals=6))
+
+
+def format_job_pickle(jobs, prefix: str, timestamp: int, max_message: int = 1_000_000) -> list[tuple[bytes, int]]:
+    """Carbon pickle messages of the jobs' points (see :func:`format_pickle`)."""
+    if not jobs:
+        return []
+    ints, share = _job_values(jobs)
+    values = np.vstack((ints.astype(np.float64), share))
+    return format_pickle(values, pickle_heads(job_paths(prefix, jobs)), timestamp, max_message)
+
+
 _TAG_UNSAFE = re.compile(r"\s+")
 
 
@@ -317,6 +382,7 @@ _CARBON_OPTIONS = {
     "counters": Option("all", counters, "sysfs names to send, or all"),
     "ports": Option("cabled", choice("cabled", "all"), "which ports"),
     "mode": Option("counters", choice("counters", "rates"), "raw counters or per-second rates"),
+    "jobs": Option(True, boolean, "also send <prefix>.jobs.<key>.* per traffic job"),
     "buffer": Option(2_000_000, integer(1), "points kept: waiting, or written and not yet confirmed"),
     "timeout": Option(10.0, duration, "connect timeout (s)"),
     **DELIVERY_OPTIONS,
@@ -338,6 +404,8 @@ class _Carbon(Exporter):
         self._fabric = None
         self._prev = None
         self._last_tick = None
+        self._jobs_since: float | None = None
+        self._prefix = template_prefix(self.options.template)
         self.transport: TcpSender | None = None
 
     def open(self) -> None:
@@ -351,12 +419,9 @@ class _Carbon(Exporter):
         self._prev = None
 
     def _values(self, snapshot):
-        """Values to send now, or None (a repeated snapshot, or the rates baseline)."""
+        """Counter values to send now, or None (the rates baseline)."""
         if snapshot.fabric is not self._fabric:
             self._prepare(snapshot.fabric)
-        if snapshot.tick == self._last_tick:
-            return None
-        self._last_tick = snapshot.tick
         raw = counter_values(snapshot, self.options.counters, self._ports)
         if self.options.mode == "counters":
             return raw
@@ -365,6 +430,27 @@ class _Carbon(Exporter):
             return None
         return counter_rates(prev[1], raw, snapshot.time_s - prev[0], self.options.counters)
 
+    def _jobs(self, snapshot) -> list:
+        """Job stats to send with this snapshot (running, or ended since the previous write)."""
+        if not self.options.jobs:
+            return []
+        jobs = jobs_to_send(snapshot.jobs, self._jobs_since)
+        self._jobs_since = float(snapshot.time_s)
+        return jobs
+
+    def write(self, snapshot) -> None:
+        chunks = []
+        if snapshot.tick != self._last_tick:          # else a repeated snapshot (the final one)
+            self._last_tick = snapshot.tick
+            ts = int(snapshot.wall_time)
+            values = self._values(snapshot)
+            jobs = self._jobs(snapshot)
+            chunks = (self._format(values, ts) if values is not None else []) + \
+                (self._format_jobs(jobs, ts) if jobs else [])
+        if chunks:
+            self.transport.send(chunks)
+        else:
+            self.transport.flush()
 
 
 class GraphiteExporter(_Carbon):
@@ -375,13 +461,11 @@ class GraphiteExporter(_Carbon):
     OPTIONS = {**_CARBON_OPTIONS, "port": Option(2003, port, "carbon line receiver port"),
                "batch": Option(10_000, integer(1), "lines per send")}
 
-    def write(self, snapshot) -> None:
-        values = self._values(snapshot)
-        if values is None:
-            self.transport.flush()
-            return
-        self.transport.send(format_plaintext(values, self._paths, int(snapshot.wall_time),
-                                          self.options.batch))
+    def _format(self, values, ts: int):
+        return format_plaintext(values, self._paths, ts, self.options.batch)
+
+    def _format_jobs(self, jobs, ts: int):
+        return format_job_plaintext(jobs, self._prefix, ts, self.options.batch)
 
 
 class GraphitePickleExporter(_Carbon):
@@ -396,13 +480,11 @@ class GraphitePickleExporter(_Carbon):
         super()._prepare(fabric)
         self._heads = pickle_heads(self._paths)
 
-    def write(self, snapshot) -> None:
-        values = self._values(snapshot)
-        if values is None:
-            self.transport.flush()
-            return
-        self.transport.send(format_pickle(values, self._heads, int(snapshot.wall_time),
-                                       self.options.max_message))
+    def _format(self, values, ts: int):
+        return format_pickle(values, self._heads, ts, self.options.max_message)
+
+    def _format_jobs(self, jobs, ts: int):
+        return format_job_pickle(jobs, self._prefix, ts, self.options.max_message)
 
 
 def _http_url(v) -> str:
@@ -433,7 +515,7 @@ class GraphiteEventsExporter(Exporter):
     OPTIONS = {
         "url": Option("http://127.0.0.1:8080/events/", _http_url, "graphite-web events URL"),
         "tags": Option(("ibsim",), text_list, "tags added to every event"),
-        "kinds": Option("all", event_kinds, "event kinds to post, or all"),
+        "kinds": Option("all", event_kinds, "event kinds to post, or all (every kind but log)"),
         "data": Option("message", choice("message", "json"), "event body: readable line or JSON"),
         "buffer": Option(10_000, integer(1), "events kept while graphite-web is away"),
         "timeout": Option(5.0, duration, "HTTP timeout of one request (s)"),
@@ -452,7 +534,7 @@ class GraphiteEventsExporter(Exporter):
     def write(self, snapshot) -> None:
         kinds = self.options.kinds
         bodies = [json.dumps(graphite_event(e, self.options.tags, self.options.data)).encode()
-                  for e in snapshot.events if kinds is None or e.kind in kinds]
+                  for e in snapshot.events if (e.kind != "log" if kinds is None else e.kind in kinds)]
         if bodies:
             self.transport.send(bodies)
         else:

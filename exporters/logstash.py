@@ -12,6 +12,20 @@ Each fabric event becomes one document::
             "port": 5, "peer_guid": "0x...", "peer_desc": "node005 HCA-1", "peer_port": 1,
             "trap": 128, "details": {"reason": "flap", "discarded_packets": 3}}}
 
+Log lines noted into the simulation (events of kind ``log``, whose details
+hold ``host``, ``program``, ``message`` and maybe ``level``: a Slurm job's
+output, a daemon's syslog) become documents of their own: ``message`` is the
+line, ``host.name`` the host that wrote it, ``log`` holds ``program`` and
+``level``, and ``ib.details`` any other details (``job_id`` ...)::
+
+    {"@timestamp": "2025-01-01T00:00:12.041Z", "@version": "1", "message": "step 3 converged",
+     "type": "ibsim", "tags": ["ibsim", "log"], "host": {"name": "node001"},
+     "log": {"program": "slurmstepd", "level": "info"},
+     "ib": {"kind": "log", "time_s": 12.1, "node_desc": "node001 HCA-1", "details": {"job_id": "12"}}}
+
+Job events (``job_start``, ``job_end``, ``job_requeue``, ``job_error``) are
+documents like any event.
+
 ``@timestamp`` is the event's mapped epoch (see :mod:`ibsim.export`) in ISO
 8601 UTC with milliseconds. ``host`` is an object, as Logstash 8's ECS mode
 requires (a string ``host`` makes ECS inputs fail to parse the event): the
@@ -67,7 +81,7 @@ from ibsim.export import (COUNTER_ROW, DELIVERY_OPTIONS, CliFlag, Exporter, Opti
                           parse_host_port, port, selected_ports, tcp_sender, text, text_list)
 from ibsim.errors import ScenarioError
 
-__all__ = ["event_document", "sample_documents", "encode", "LogstashExporter"]
+__all__ = ["event_document", "log_document", "sample_documents", "encode", "LogstashExporter"]
 
 _SAMPLE_BATCH = 1000
 
@@ -76,8 +90,30 @@ def _guid(g) -> str | None:
     return None if g is None else f"0x{int(g):016x}"
 
 
+#: details of a ``log`` event that make the document's own fields
+_LOG_FIELDS = ("host", "program", "message", "level")
+
+
+def log_document(event, *, type_: str = "ibsim", tags=("ibsim",), host_name: str = "ibsim") -> dict:
+    """The Logstash document of a ``log`` event: the line as ``message`` (see the module docstring)."""
+    d = event.details or {}
+    log = {k: str(d[k]) for k in ("program", "level") if d.get(k) is not None}
+    ib = {"kind": event.kind, "time_s": round(float(event.time_s), 9), "node_desc": event.node_desc,
+          "details": {k: v for k, v in d.items() if k not in _LOG_FIELDS} or None}
+    doc = {"@timestamp": iso_utc(event.wall_time), "@version": "1", "message": str(d.get("message", "")),
+           "type": type_, "tags": [*tags, event.kind],
+           "host": {"name": str(d.get("host") or event.node_desc or host_name)}}
+    if log:
+        doc["log"] = log
+    doc["ib"] = {k: v for k, v in ib.items() if v is not None}
+    return doc
+
+
 def event_document(event, *, type_: str = "ibsim", tags=("ibsim",), host_name: str = "ibsim") -> dict:
-    """The Logstash document of one fabric event (see the module docstring)."""
+    """The Logstash document of one fabric event (see the module docstring); ``log`` events
+    are laid out by :func:`log_document`."""
+    if event.kind == "log":
+        return log_document(event, type_=type_, tags=tags, host_name=host_name)
     ib = {"kind": event.kind, "time_s": round(float(event.time_s), 9),
           "node_guid": _guid(event.node_guid), "node_desc": event.node_desc, "port": event.port,
           "peer_guid": _guid(event.peer_guid), "peer_desc": event.peer_desc,

@@ -11,6 +11,17 @@ the port (``node_guid``, ``node_desc``, ``peer_guid``, ``peer_port``);
 ``device`` is the node's unique path-safe name (its description, or its GUID
 where descriptions are shared).
 
+Traffic jobs (``snapshot.jobs``: scenario jobs, Slurm jobs) are served as
+``ibsim_job_xmit_bytes_total``, ``ibsim_job_rcv_bytes_total`` (bytes their
+hosts' CA ports sent and received since the job started),
+``ibsim_job_xmit_wait_total`` (XmitWait ticks on those ports) and the gauges
+``ibsim_job_share`` (the job's fraction, 0..1, of the bytes all CA ports sent
+meanwhile) and ``ibsim_job_hosts``, labelled ``job_id`` (the Slurm job id,
+else the job's name), ``job_name`` (its Slurm name, else its name) and
+``user`` (empty when not known). Jobs that ended stay, with their final
+values, until the exporter closes; a requeued job's series restart with the
+new run (a counter reset to Prometheus).
+
 The response is built at scrape time from the latest snapshot by
 :class:`FabricCollector`: :meth:`FabricCollector.render` lays out each metric
 for all ports at once as a byte matrix (no Python object per port, none held
@@ -46,7 +57,8 @@ from ibsim.export import (COUNTERS, CliFlag, Exporter, ExporterError, Option, as
                           host, node_names, parse_host_port, port, selected_ports, squeeze,
                           text_matrix)
 
-__all__ = ["LABELS", "METRICS", "FabricCollector", "PrometheusExporter", "CONTENT_TYPE"]
+__all__ = ["LABELS", "METRICS", "JOB_LABELS", "JOB_METRICS", "job_labels", "FabricCollector",
+           "PrometheusExporter", "CONTENT_TYPE"]
 
 #: text exposition format served
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -68,6 +80,30 @@ METRICS: tuple[tuple[str, str, str, str, int], ...] = tuple(
      ("node_infiniband_physical_state_id", "gauge", _PHYS_HELP, "phys_state", 1))
 
 _ROW = {c.name: i for i, c in enumerate(COUNTERS)}
+
+#: label names of every job series, in order
+JOB_LABELS = ("job_id", "job_name", "user")
+#: (metric name, type, help, JobStat field) of the job series
+JOB_METRICS: tuple[tuple[str, str, str, str], ...] = (
+    ("ibsim_job_xmit_bytes_total", "counter",
+     "Bytes the job's hosts' CA ports sent since the job started (PortXmitData times 4)", "xmit_bytes"),
+    ("ibsim_job_rcv_bytes_total", "counter",
+     "Bytes the job's hosts' CA ports received since the job started (PortRcvData times 4)", "rcv_bytes"),
+    ("ibsim_job_xmit_wait_total", "counter",
+     "XmitWait ticks the job's hosts' CA ports counted since the job started", "xmit_wait"),
+    ("ibsim_job_share", "gauge",
+     "Fraction (0..1) of the bytes all CA ports sent since the job started that the job's hosts sent", "share"),
+    ("ibsim_job_hosts", "gauge", "Hosts of the job", "hosts"),
+)
+
+
+def job_labels(job) -> tuple[str, str, str]:
+    """``(job_id, job_name, user)`` of a job stat: its key, its Slurm name or name, its user or ``""``."""
+    return str(job.key), job.labels.get("job_name") or job.name, job.labels.get("user", "")
+
+
+def _job_value(job, field: str):
+    return len(job.hosts) if field == "hosts" else getattr(job, field)
 
 
 def _escape_help(s: str) -> str:
@@ -136,10 +172,30 @@ class FabricCollector:
         self.ports_option = ports
         self.snapshot = None
         self._fabric = None
+        #: job labels -> the latest stat of that job (ended ones kept), replaced as a whole
+        self.jobs: dict[tuple, object] = {}
 
     def update(self, snapshot) -> None:
-        """Serve ``snapshot`` from now on."""
+        """Serve ``snapshot`` from now on (and its jobs, besides the ended ones served so far)."""
+        if snapshot.jobs:
+            jobs = dict(self.jobs)
+            for j in snapshot.jobs:                   # start order: a requeued job's latest run wins
+                jobs[job_labels(j)] = j
+            self.jobs = jobs
         self.snapshot = snapshot
+
+    def _job_lines(self, jobs: dict) -> list[bytes]:
+        """Exposition of the job series (nothing without jobs)."""
+        if not jobs:
+            return []
+        sel = ["{" + ",".join(f'{k}="{_escape_label(v)}"' for k, v in zip(JOB_LABELS, labels)) + "}"
+               for labels in jobs]                    # loops over jobs
+        out = []
+        for name, typ, help_, field in JOB_METRICS:
+            lines = [f"# HELP {name} {_escape_help(help_)}\n# TYPE {name} {typ}\n"]
+            lines += [f"{name}{s} {_job_value(j, field)!r}\n" for s, j in zip(sel, jobs.values())]
+            out.append("".join(lines).encode())
+        return out
 
     def _prepare(self, fabric):
         if fabric is not self._fabric:
@@ -168,6 +224,7 @@ class FabricCollector:
                 vals = self._values(snap, source, scale, ports)
                 out.append(squeeze(assemble([name.encode(), labels, b" ", ascii_uint(vals), b"\n"],
                                             ports.size)))
+        out += self._job_lines(self.jobs)
         out.append(b"# HELP ibsim_simulated_time_seconds Simulated time of the snapshot served\n"
                    b"# TYPE ibsim_simulated_time_seconds gauge\n"
                    + f"ibsim_simulated_time_seconds {float(snap.time_s)!r}\n".encode())
@@ -191,6 +248,14 @@ class FabricCollector:
             for labels, v in zip(rows, self._values(snap, source, scale, ports).tolist()):
                 fam.add_metric(labels, v)
             yield fam
+        jobs = self.jobs
+        if jobs:
+            for name, typ, help_, field in JOB_METRICS:
+                fam = (CounterMetricFamily if typ == "counter" else GaugeMetricFamily)(name, help_,
+                                                                                      labels=JOB_LABELS)
+                for labels, j in jobs.items():
+                    fam.add_metric(labels, _job_value(j, field))
+                yield fam
         yield GaugeMetricFamily("ibsim_simulated_time_seconds", "Simulated time of the snapshot served",
                                 value=float(snap.time_s))
 

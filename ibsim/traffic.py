@@ -11,7 +11,7 @@ hosts of the job (handled in aggregate by the engine, never as n^2 pairs).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -301,6 +301,14 @@ class Job:
     params : dict
         Pattern parameters (``k`` for shift, ``targets`` for incast, ``dims``
         for stencil, ``pairs`` for pairs, ``interval`` (s) for uniform).
+    labels : mapping of str to str
+        Who the job is, for metrics and reports (a Slurm job gives
+        ``job_id``, ``job_name``, ``user``, ``nodes``); copied into a new dict
+        of strings.
+    announce : bool
+        Whether the simulation emits ``job_start``/``job_stop`` events for
+        the job (False when the caller announces it itself, as the Slurm
+        layer does with ``job_start``/``job_end``/``job_requeue``).
     """
 
     name: str
@@ -311,9 +319,15 @@ class Job:
     start_s: float = 0.0
     stop_s: float | None = None
     params: dict = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    announce: bool = True
 
     def __post_init__(self):
         lookup(PATTERNS, self.pattern, "traffic pattern")
+        if not isinstance(self.labels, Mapping):
+            raise ScenarioError(f"job {self.name!r}: labels must be a mapping of names to strings, "
+                                f"got {describe(self.labels)}")
+        object.__setattr__(self, "labels", {str(k): str(v) for k, v in self.labels.items()})
         if (self.load is None) == (self.rate is None):
             raise ScenarioError(f"job {self.name!r}: give exactly one of 'load' (fraction of the host "
                                 f"link rate) or 'rate' (e.g. 40Gbps)")
@@ -330,6 +344,11 @@ class Job:
             raise ScenarioError(f"job {self.name!r}: pattern {self.pattern!r} takes no parameter "
                                 f"{sorted(extra)[0]!r}" + (f"; it takes: {', '.join(sorted(allowed))}"
                                                            if allowed else ""))
+
+    @property
+    def key(self) -> str:
+        """The job's key in metrics: its ``job_id`` label, else its name."""
+        return self.labels.get("job_id", self.name)
 
     def active(self, t: float) -> bool:
         """Whether the job runs at simulated time ``t`` (seconds)."""

@@ -78,10 +78,14 @@ def test_cluster_benchmark():
         docker_client()
     except HostError as exc:
         pytest.skip(f"no Docker daemon: {exc}")
-    out = run("cluster.py", "--sizes", "2", "--tries", "1", "--refreshes", "2")
+    out = run("cluster.py", "--sizes", "2", "--tries", "1", "--refreshes", "2", "--slurm-hosts", "3",
+              "--jobs", "2", "--burst", "3")
     assert {"hosts", "up_s", "down_s", "sysfs_refresh_ms", "stop_to_link_down_ms", "start_to_link_up_ms",
             "mem_per_host_mb"} <= set(out)
     assert out["coupling_missed"] == 0
+    assert out["slurm_hosts"] == 3 and out["slurm_up_s"] > 0
+    assert out["job_to_traffic_samples"] == 2 and out["job_to_traffic_ms"] is not None
+    assert out["burst_missed"] == 0 and out["jobs_per_min"] > 0
 
 
 def test_monitoring_benchmark():

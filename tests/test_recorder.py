@@ -52,7 +52,7 @@ def test_run_directory_is_complete(sim, tmp_path):
     series = "series.parquet" if "series.parquet" in files else "series.csv.gz"
     plot = {"overview.png"} if importlib.util.find_spec("matplotlib") else set()   # else skipped
     assert files == {"metadata.json", "events.jsonl", "counters.csv", series, "fabric_series.csv",
-                     "summary.txt"} | plot
+                     "summary.txt", "jobs.csv"} | plot                  # the scenario's jobs ran
     meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
     assert meta.get("overview") == (None if plot else "skipped: matplotlib is not installed")
     assert meta["seed"] == 5 and meta["ticks"] == 60 and meta["simulated_s"] == pytest.approx(6)

@@ -316,7 +316,7 @@ class Direct(Approach):
         live = ctx.live
         exp = build_exporter("graphite", {"host": "127.0.0.1", "port": ctx.carbon.ports["line"],
                                           "template": f"{PREFIX}.<guid>.<port>.<counter>",
-                                          "ports": "cabled"})
+                                          "ports": "cabled", "jobs": False})
         self.timed = _Timed(exp, ctx.stats_path, int(live.cabled.size))
         self.stage = attach(live.sim, [self.timed], every=ctx.interval, realtime=1.0)
         self._thread = next(iter(self.stage))._thread

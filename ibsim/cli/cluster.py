@@ -1,4 +1,4 @@
-"""``python -m ibsim cluster up|status|down``: compute hosts as containers on the live fabric.
+"""``python -m ibsim cluster up|status|exec|down``: compute hosts as containers on the live fabric.
 
 ``up SCENARIO`` runs the scenario in real time with its ``cluster:`` hosts as
 Docker containers and prints what runs where; Ctrl-C, SIGTERM or SIGHUP
@@ -7,11 +7,14 @@ Ctrl-C, 0 after SIGTERM, SIGHUP or ``--until``). The run directory is
 checked and created before anything starts (exit code 2 when it cannot be
 used or is not empty; ``--overwrite`` replaces a previous run in it). ``status`` lists the labelled containers;
 ``down [NAME]`` removes every container and network labelled for the
-cluster (all ibsim clusters without NAME), also after a crash.
+cluster (all ibsim clusters without NAME), also after a crash. ``exec NAME
+HOST CMD...`` runs a command in one of a cluster's containers (``ctl``: the
+Slurm controller, e.g. ``sbatch``) and exits with its exit code.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -21,7 +24,7 @@ import threading
 from ..errors import ScenarioError
 from ..units import parse_duration
 
-__all__ = ["add_parsers", "cmd_up", "cmd_status", "cmd_down"]
+__all__ = ["add_parsers", "cmd_up", "cmd_status", "cmd_exec", "cmd_down"]
 
 
 def add_parsers(sub) -> None:
@@ -45,6 +48,13 @@ def add_parsers(sub) -> None:
     st.add_argument("name", nargs="?", metavar="NAME", help="only this cluster")
     st.add_argument("--json", action="store_true", help="print JSON")
     st.set_defaults(func=cmd_status)
+    ex = csub.add_parser("exec", help="run a command in a container of a cluster (ctl: the Slurm controller)",
+                         description="Run a command in a cluster's container, e.g. "
+                                     "python -m ibsim cluster exec demo ctl sbatch -N 4 --wrap 'sleep 60'")
+    ex.add_argument("name", metavar="NAME", help="the cluster")
+    ex.add_argument("host", metavar="HOST", help="a host's hostname (node001), or ctl")
+    ex.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD", help="the command and its arguments")
+    ex.set_defaults(func=cmd_exec)
     dn = csub.add_parser("down", help="remove every container and network of a cluster")
     dn.add_argument("name", nargs="?", metavar="NAME", help="the cluster (default: every ibsim cluster)")
     dn.set_defaults(func=cmd_down)
@@ -58,9 +68,18 @@ def _print_status(st: dict) -> None:
     if st["prometheus_targets"]:
         print(f"  Prometheus      file_sd targets: {st['prometheus_targets']}")
     print(f"  sysfs trees     {st['sysfs']}")
+    sl = st.get("slurm")
+    if sl:
+        print(f"  Slurm           controller {sl['controller']} ({sl['address']}), partition {sl['partition']}, "
+              f"job hooks to {sl['hook']}")
     for h in st["hosts"]:
         print(f"  {h['container']:<24} {h['address']:<15} {h['node_desc']} ({h['node_guid']})")
     print(f"try: docker exec {st['hosts'][0]['container']} perfquery" if st["hosts"] else "")
+    if sl:
+        n = min(4, len(st["hosts"]))
+        print(f"submit: docker exec {sl['controller']} sbatch -N {n} --comment 'ibsim: pattern=all_to_all "
+              f"load=0.6' --wrap 'sleep 60'")
+        print(f"    or: python -m ibsim cluster exec {st['name']} ctl squeue")
 
 
 def cmd_up(args) -> int:
@@ -142,6 +161,28 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_exec(args) -> int:
+    """Run ``args.command`` in container ``<name>-<host>``; print its output; its exit code."""
+    from ..errors import HostError
+    from ..hosts import cluster_objects, docker_client
+    if not args.command:
+        raise ScenarioError("cluster exec: give a command, e.g. cluster exec demo ctl squeue")
+    cname = f"{args.name}-{args.host}"
+    cons = [c for c in cluster_objects(docker_client(), args.name)["containers"] if c.name == cname]
+    if not cons:
+        raise HostError(f"no container {cname} of an ibsim cluster {args.name!r} (python -m ibsim cluster status)")
+    if cons[0].status != "running":
+        raise HostError(f"container {cname} is {cons[0].status}, not running")
+    r = cons[0].exec_run(list(args.command), demux=True)
+    out, err = r.output if isinstance(r.output, tuple) else (r.output, None)
+    if out:
+        sys.stdout.write(out.decode(errors="replace"))
+        sys.stdout.flush()
+    if err:
+        sys.stderr.write(err.decode(errors="replace"))
+    return int(r.exit_code or 0)
+
+
 def cmd_down(args) -> int:
     """Remove every labelled container and network of a cluster (or of all ibsim clusters)."""
     import shutil
@@ -158,4 +199,6 @@ def cmd_down(args) -> int:
         n = remove_cluster(client, name)
         shutil.rmtree(state_dir(name), ignore_errors=True)
         print(f"cluster {name}: removed {n['containers']} containers, {n['networks']} networks")
+        for net, why in n["left"]:
+            print(f"cluster {name}: network {net} is left: {why} (restart the Docker daemon to free it)")
     return 0

@@ -4,9 +4,12 @@
 failure): the run directory, checked and created (when ``out`` is given);
 the simulation built from the scenario; the images (built when
 missing); the cluster network; every host's sysfs tree; the MAD server on
-UDP at the network's gateway; Graphite (optional); the host containers, in
-parallel; the exporters and the recorder; the Docker event coupling; and
-the clock, in a thread, at real time. :meth:`Cluster.down` stops the clock,
+UDP at the network's gateway; Graphite (optional); with Slurm, its
+``slurm.conf``, the bridge's hook socket on the gateway and the controller
+container; the host containers, in parallel; the exporters and the
+recorder; the Docker event coupling; the clock, in a thread, at real time;
+and with Slurm the bridge (jobs -> traffic), the log follower (Slurm's logs
+-> ``log`` events) and a wait until every node is idle. :meth:`Cluster.down` stops the clock,
 removes every labelled container and the network, deletes the sysfs trees
 and writes the run directory (as ``python -m ibsim run`` does).
 """
@@ -23,10 +26,13 @@ import time
 from pathlib import Path
 
 from .. import export
-from ..errors import ScenarioError
+from ..errors import HostError, ScenarioError
 from ..hosts import ContainerHosts, DockerCoupling, HostSpec, SysfsTrees, docker_client
 from ..hosts.containers import HOST_OFFSET, check_subnet, host_address, pick_subnet, remove_cluster
 from ..hosts.images import build_image
+from ..hosts.logs import LogFollower
+from ..hosts.slurm import SlurmBridge, parse_sinfo
+from ..hosts.slurmconf import CONTROLLER, slurm_conf
 from ..scenario import Scenario
 from ..scenario.cluster import resolve_hosts
 
@@ -95,6 +101,11 @@ class Cluster:
         self.client = self.containers = self.trees = self.server = None
         self.coupling = self.stage = self.recorder = None
         self.targets_file = None
+        self.slurm: SlurmBridge | None = None
+        self.logs: LogFollower | None = None
+        self.slurm_dir: Path | None = None
+        self.controller_address = None
+        self.slurm_up_s: float | None = None
         self._thread: threading.Thread | None = None
         self._wall0 = None
         self.result = None
@@ -122,7 +133,12 @@ class Cluster:
         sim = self.sim = scn.build()
         placed = resolve_hosts(scn, sim.fabric)
         client = self.client = docker_client()
-        remove_cluster(client, self.name)            # leftovers of a crashed run
+        stale = remove_cluster(client, self.name)["left"]     # leftovers of a crashed run
+        if stale:
+            net, why = stale[0]
+            raise HostError(f"network {net} of an earlier run of cluster {self.name!r} cannot be removed "
+                            f"({why}); restart the Docker daemon, or give the cluster another name "
+                            "(cluster.name)")
         try:
             self.subnet = check_subnet(client, spec.subnet, len(placed)) if spec.subnet else pick_subnet(client)
         except ScenarioError as exc:
@@ -147,9 +163,12 @@ class Cluster:
             specs += [export.ExporterSpec("graphite", {"host": self.graphite_address, "port": 2003}),
                       export.ExporterSpec("graphite_events",
                                           {"url": f"http://{self.graphite_address}:8080/events/"})]
+        if spec.slurm is not None:
+            self._prepare_slurm(d / "slurm")
         self.say(f"starting {len(self.hosts)} host containers on {self.subnet}")
         self.containers.start_hosts(self.hosts, image=self.images["host"], trees=self.trees,
-                                    mad_port=spec.mad_port, node_exporter=spec.node_exporter)
+                                    mad_port=spec.mad_port, node_exporter=spec.node_exporter,
+                                    slurm_dir=self.slurm_dir)
         if spec.node_exporter:
             self.targets_file = d / "prometheus-targets.json"
             groups = [{"targets": [f"{h.address}:9100"], "labels": {"ibsim_cluster": self.name,
@@ -169,6 +188,52 @@ class Cluster:
         self.coupling.start(since=since - 1)
         self._thread = threading.Thread(target=self._run, name=f"ibsim-cluster-{self.name}", daemon=True)
         self._thread.start()
+        if self.slurm is not None:
+            self._start_slurm(since)
+
+    def _prepare_slurm(self, conf_dir: Path) -> None:
+        """slurm.conf, the bridge's hook socket, and the controller container."""
+        sl = self.spec.slurm
+        names = [h.hostname for h in self.hosts]
+        if CONTROLLER in names:
+            raise self.scenario._error(("cluster", "hosts"), f"a host may not be called {CONTROLLER!r} with "
+                                       "slurm: it is the controller's hostname")
+        conf_dir.mkdir(parents=True, exist_ok=True)
+        self.slurm_dir = conf_dir
+        (conf_dir / "slurm.conf").write_text(slurm_conf(self.name, names, slurmd_timeout=sl.slurmd_timeout_s,
+                                                        health_check_s=sl.health_check_s,
+                                                        partition=sl.partition))
+        self.slurm = SlurmBridge(self.sim, {h.hostname: h.node_desc for h in self.hosts}, listen=self.gateway,
+                                 default_traffic=sl.default_traffic, poll_s=sl.poll_s)
+        port = self.slurm.bind()
+        (conf_dir / "ibsim-hook.conf").write_text(f"{self.gateway} {port}\n")
+        self.say(f"starting the Slurm controller {self.containers.container_name(CONTROLLER)}")
+        self.controller_address = self.containers.start_controller(self.images["host"], conf_dir)
+
+    def _start_slurm(self, since: float, timeout: float = 120.0) -> None:
+        """Follow the logs, start the bridge, and wait until every node is idle."""
+        follow = {CONTROLLER: (self.container(CONTROLLER), "slurmctld")}
+        follow.update({h.hostname: (self.container(h.hostname), "slurmd") for h in self.hosts})
+        self.logs = LogFollower(follow, self.sim.note, since=since - 1).start()
+        self.slurm.start(lambda argv: self.exec(CONTROLLER, *argv))
+        self.say(f"waiting for Slurm: {len(self.hosts)} nodes to be idle")
+        deadline = time.monotonic() + timeout
+        idle = 0
+        while time.monotonic() < deadline:
+            code, out = self.exec(CONTROLLER, "sinfo", "--json")
+            if code == 0:
+                try:
+                    nodes = parse_sinfo(out)
+                except ValueError:
+                    nodes = {}
+                idle = sum(1 for st in nodes.values() if st["state"] == "idle")
+                if idle == len(self.hosts):
+                    self.slurm_up_s = time.monotonic() - self._wall0
+                    self.say(f"Slurm is up: {idle} nodes idle after {self.slurm_up_s:.1f} s")
+                    return
+            time.sleep(0.25)
+        raise HostError(f"Slurm did not come up: {idle} of {len(self.hosts)} nodes idle after {timeout:g} s "
+                        f"(see: docker logs {self.containers.container_name(CONTROLLER)})")
 
     def _run(self) -> None:
         try:
@@ -218,6 +283,10 @@ class Cluster:
                 "graphite": f"http://{self.graphite_address}:8080/" if self.graphite_address else None,
                 "prometheus_targets": str(self.targets_file) if self.targets_file else None,
                 "sysfs": str(self.trees.root) if self.trees else None,
+                "slurm": ({"controller": self.containers.container_name(CONTROLLER),
+                           "address": self.controller_address, "hook": f"{self.gateway}:{self.slurm.port}/udp",
+                           "up_s": self.slurm_up_s, "partition": self.spec.slurm.partition}
+                          if self.slurm is not None else None),
                 "time_s": self.sim.time_s if self.sim else None,
                 "hosts": [{"hostname": h.hostname, "container": self.containers.container_name(h.hostname),
                            "address": h.address, "node_desc": h.node_desc,
@@ -245,6 +314,14 @@ class Cluster:
             self._thread.join(timeout=30)
         if self.coupling is not None:
             self.coupling.close()
+        slurm = None
+        if self.slurm is not None:
+            self.slurm.close()
+            slurm = self.slurm.summary()
+        if self.logs is not None:
+            self.logs.close()
+            if slurm is not None:
+                slurm["log_lines"] = self.logs.lines
         stats = {}
         if self.stage is not None:
             stats = self.stage.close()
@@ -259,12 +336,20 @@ class Cluster:
         d = state_dir(self.name)
         if self.targets_file is not None:
             self.targets_file.unlink(missing_ok=True)
+        if self.slurm_dir is not None:
+            for p in self.slurm_dir.glob("*"):
+                p.unlink(missing_ok=True)
+            try:
+                self.slurm_dir.rmdir()
+            except OSError:
+                pass
         try:
             d.rmdir()
         except OSError:
             pass
         if write and self.recorder is not None and self.result is None:
-            extra = {"cluster": self.status()} | ({"exporters": stats} if stats else {})
+            extra = {"cluster": self.status()} | ({"exporters": stats} if stats else {}) \
+                | ({"slurm": slurm} if slurm is not None else {})
             if out is not None and self.run_dir is not None and Path(out) != self.run_dir.path:
                 self.run_dir.discard()                # down(out) names another directory
                 self.run_dir = None

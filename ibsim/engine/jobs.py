@@ -4,11 +4,14 @@
 A job's hosts are resolved (with the seed) when it is added; at each tick
 boundary it starts, stops or redraws its pattern, which makes the flows
 stale; :meth:`Workload.demands` gives the running jobs' offered load per
-host, capped at each host's link rate.
+host, capped at each host's link rate. Jobs can also start and end at run
+time (:meth:`Workload.start`, :meth:`Workload.end`, called at a tick
+boundary by the simulation's posted commands).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import numpy as np
@@ -29,6 +32,9 @@ class Workload:
         ``spawn_rng()`` -> a new ``numpy.random.Generator`` from the simulation's seed.
     emit, clock, invalidate : callable
         As for :class:`~ibsim.engine.links.LinkState`.
+    on_start, on_stop : callable, optional
+        ``on_start(i, job, ports, t)`` when job ``i`` becomes active at ``t``
+        [s], ``on_stop(i, t)`` when it stops (job accounting).
 
     Attributes
     ----------
@@ -36,8 +42,10 @@ class Workload:
     """
 
     def __init__(self, fabric, *, spawn_rng: Callable, emit: Callable, clock: Callable,
-                 invalidate: Callable):
+                 invalidate: Callable, on_start: Callable | None = None, on_stop: Callable | None = None):
         self.fabric = fabric
+        self._on_start = on_start
+        self._on_stop = on_stop
         self._spawn_rng = spawn_rng
         self._emit = emit
         self._clock = clock
@@ -50,14 +58,47 @@ class Workload:
         ports, names = self._resolve_hosts(job)
         self.jobs.append(job)
         self._state.append({"ports": ports, "names": names, "rng": self._spawn_rng(), "running": False,
-                            "pattern": None, "drawn_at": None})
+                            "pattern": None, "drawn_at": None, "end_s": None})
         self._invalidate(flows=True)
+
+    def check(self, job: Job) -> None:
+        """Raise :class:`ScenarioError` if ``job``'s hosts cannot be resolved.
+
+        Reads only the frozen fabric index (no draw from the simulation's
+        seed), so any thread may call it: a count is checked against the
+        cabled CAs, names are looked up, the pattern is drawn once on a
+        throwaway generator (incast ``targets``, ``pairs`` names).
+        """
+        ports, names = self._resolve_hosts(job, pick=False)
+        resolve_pattern(job, ports.size, np.random.default_rng(0), names)   # incast targets, pairs
+
+    def start(self, job: Job) -> int:
+        """Add ``job`` starting now (``start_s`` = the current time); its index."""
+        self.add(dataclasses.replace(job, start_s=self._clock()))
+        return len(self.jobs) - 1
+
+    def end(self, name: str) -> bool:
+        """End the latest job named ``name`` that has not ended (``stop_s`` = now).
+
+        Returns whether one was found; it stops at this tick boundary's
+        :meth:`update`.
+        """
+        t = self._clock()
+        for i in range(len(self.jobs) - 1, -1, -1):
+            job, js = self.jobs[i], self._state[i]
+            if job.name != name or js["end_s"] is not None or (job.stop_s is not None and job.stop_s <= t):
+                continue
+            js["end_s"] = t
+            if t > job.start_s:                 # else it ends before it ever ran
+                self.jobs[i] = dataclasses.replace(job, stop_s=t)
+            return True
+        return False
 
     def ports(self, i: int) -> np.ndarray:
         """Port indices of job ``i``'s hosts, in host order."""
         return self._state[i]["ports"]
 
-    def _resolve_hosts(self, job: Job):
+    def _resolve_hosts(self, job: Job, pick: bool = True):
         f = self.fabric
         ca_nodes = np.flatnonzero(f.node_type == 1)
         first_cabled = {}
@@ -72,8 +113,11 @@ class Workload:
             if not 1 <= hosts <= len(pool):
                 raise ScenarioError(f"job {job.name!r}: hosts={hosts} but the fabric has {len(pool)} "
                                     f"cabled CAs")
-            pick = self._spawn_rng().choice(len(pool), hosts, replace=False)
-            nodes = [pool[i] for i in sorted(pick)]
+            if pick:
+                chosen = self._spawn_rng().choice(len(pool), hosts, replace=False)
+                nodes = [pool[i] for i in sorted(chosen)]
+            else:                               # a check only (no draw): any `hosts` of them will do
+                nodes = pool[:hosts]
         else:
             nodes = []
             for name in hosts:
@@ -97,14 +141,19 @@ class Workload:
     def update(self) -> None:
         """At a tick boundary: jobs start, stop, or redraw their pattern."""
         t = self._clock()
-        for job, js in zip(self.jobs, self._state):
-            run = job.active(t)
+        for i, (job, js) in enumerate(zip(self.jobs, self._state)):    # loops over jobs
+            run = job.active(t) and (js["end_s"] is None or t < js["end_s"])
             if run != js["running"]:
                 js["running"] = run
                 js["pattern"] = None
                 self._invalidate(flows=True)
-                self._emit("job_start" if run else "job_stop", None,
-                           {"job": job.name, "pattern": job.pattern, "hosts": int(js["ports"].size)})
+                if run and self._on_start is not None:
+                    self._on_start(i, job, js["ports"], t)
+                elif not run and self._on_stop is not None:
+                    self._on_stop(i, t)
+                if job.announce:
+                    self._emit("job_start" if run else "job_stop", None,
+                               {"job": job.name, "pattern": job.pattern, "hosts": int(js["ports"].size)})
             elif run and (interval := redraw_interval(job)) is not None:
                 if js["drawn_at"] is not None and t - js["drawn_at"] >= interval - 1e-9:
                     js["pattern"] = None

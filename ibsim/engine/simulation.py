@@ -10,6 +10,7 @@ attributes):
 :class:`~.sm.SubnetManager`          the embedded SM's sweeps and routing; an external SM's Sets
 :class:`~.jobs.Workload`             traffic jobs: hosts, start/stop, offered load
 :class:`~.rates.RateModel`           flows -> paths -> max-min rates -> per-tick increments
+:class:`~.accounting.JobAccounting`  per-job bytes, XmitWait and share, from job start to stop
 ===================================  ==============================================
 
 The simulation itself keeps the clock, the lock, the command inbox, the
@@ -31,11 +32,14 @@ counters only; never over ports or flows):
 Every step but the computation in 2 holds :attr:`Simulation.lock`. Adapters
 (the MAD server, exporters, the recorder) read :class:`Snapshot` copies and
 change the fabric only through the methods below (``sm_set_*``,
-``reset_counters``, ``count_mgmt``, ``inject``, ``post``).
+``reset_counters``, ``count_mgmt``, ``inject``, ``post``). Another thread
+starts and ends jobs and adds events with ``start_job``, ``end_job`` and
+``note`` (posted: they take effect at the next tick boundary).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -50,13 +54,14 @@ from ..fabric.state import FabricState
 from ..faults import Action, Fault, expand, fault_params
 from ..traffic import Job
 from ..units import parse_duration
+from .accounting import JobAccounting, JobStat
 from .jobs import Workload
 from .links import LinkState
 from .rates import TRAFFIC_ROWS, RateModel, xmit_wait_rate
 from .sm import EXTERNAL_SM, SWEEP_INTERVAL_S, SubnetManager, sweep_times
 from .snapshot import Event, Snapshot
 
-__all__ = ["Simulation", "TRAFFIC_ROWS", "xmit_wait_rate", "EXTERNAL_SM", "MAD_WORDS"]
+__all__ = ["Simulation", "JobStat", "TRAFFIC_ROWS", "xmit_wait_rate", "EXTERNAL_SM", "MAD_WORDS"]
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +177,10 @@ class Simulation:
                                 routing_options=routing_options or {},
                                 sweep_delay_s=delay_s, sweep_interval_s=interval_s, sm_settle_s=sm_settle_s,
                                 stats=self.stats)
+        self.accounting = JobAccounting(fabric, self.state)
         self.workload = Workload(fabric, spawn_rng=lambda: np.random.default_rng(self._seedseq.spawn(1)[0]),
-                                 emit=self._event, clock=clock, invalidate=self.rates.invalidate)
+                                 emit=self._event, clock=clock, invalidate=self.rates.invalidate,
+                                 on_start=self.accounting.started, on_stop=self.accounting.stopped)
         self.sm.reroute(reason="initial")
 
     # ------------------------------------------------------------ reading
@@ -226,6 +233,65 @@ class Simulation:
         """Add a traffic job (resolves its hosts now, with the seed)."""
         self.workload.add(job)
 
+    def start_job(self, job: Job) -> None:
+        """Start ``job`` at the next tick boundary, from any thread.
+
+        Its hosts are resolved now, in the calling thread (only the frozen
+        fabric index is read), so a job that cannot run fails here; then it
+        is posted: at the next tick boundary it is added with ``start_s`` =
+        that tick's time (its ``stop_s`` is kept; leave it None) and becomes
+        active, and its :class:`JobStat` baseline is taken.
+
+        Raises
+        ------
+        ScenarioError
+            The hosts cannot be resolved (fewer than 2, an unknown name, not
+            a cabled CA) or the pattern does not fit them.
+        """
+        self.workload.check(job)
+        self.post(lambda sim: sim.workload.start(job))
+
+    def end_job(self, name: str) -> None:
+        """End the running job named ``name`` at the next tick boundary, from any thread.
+
+        Its ``stop_s`` becomes that tick's time, its flows are removed and
+        its :class:`JobStat` is frozen. With several runs of one name (a
+        requeued job), the latest one that has not ended ends. An unknown or
+        already ended name is no error.
+        """
+        self.post(lambda sim: sim.workload.end(name))
+
+    def note(self, kind: str, details: dict | None = None, *, node_desc: str | None = None,
+             wall_time: float | None = None) -> None:
+        """Produce an :class:`Event` at the next tick boundary, from any thread.
+
+        The event goes the way of every event (listeners, observers'
+        snapshots, exporters, the recorder's ``events.jsonl``), in the order
+        the notes were made. Slurm job events (``job_start``, ``job_end``,
+        ``job_requeue``) and log lines (``log``, with ``host``, ``program``,
+        ``message``) come this way.
+
+        Parameters
+        ----------
+        kind : str
+            The event kind.
+        details : dict, optional
+            Kind-specific data (JSON-ready).
+        node_desc : str, optional
+            The node the event is about.
+        wall_time : float, optional
+            Epoch seconds of the event (a log line's own time); default: the
+            simulation's wall time of the tick. Exporters keep it as is.
+        """
+        details = dict(details or {})
+        self.post(lambda sim: sim._event(kind, None, details, node_desc=node_desc, wall_time=wall_time))
+
+    def job_stats(self) -> list[JobStat]:
+        """A :class:`JobStat` per job run that has started (running or ended), in start order."""
+        with self.lock:
+            self.flush_mgmt()
+            return self.accounting.stats(self.workload.jobs)
+
     def schedule(self, fault: Fault) -> None:
         """Schedule a fault (its actions apply at the first tick boundary at or after their time)."""
         with self.lock:
@@ -253,9 +319,10 @@ class Simulation:
 
     # ------------------------------------------------------------ events
     def _event(self, kind: str, port: int | None = None, details: dict | None = None,
-               trap: int | None = None) -> Event:
+               trap: int | None = None, *, node_desc: str | None = None,
+               wall_time: float | None = None) -> Event:
         f = self.fabric
-        kw = {}
+        kw = {"node_desc": node_desc} if node_desc is not None else {}
         if port is not None:
             n = int(f.node_of_port[port])
             kw = {"node_guid": int(f.node_guid[n]), "node_desc": f.node_desc[n], "port": int(f.port_num[port])}
@@ -263,8 +330,11 @@ class Simulation:
             if q >= 0:
                 m = int(f.node_of_port[q])
                 kw.update(peer_guid=int(f.node_guid[m]), peer_desc=f.node_desc[m], peer_port=int(f.port_num[q]))
-        ev = Event(self.time_s, kind, trap=trap, details=details or {},
-                   wall_time=self._t0_wall + self.time_s, **kw)
+        if wall_time is not None:
+            kw.update(wall_time=float(wall_time), own_wall_time=True)
+        else:
+            kw.update(wall_time=self._t0_wall + self.time_s)
+        ev = Event(self.time_s, kind, trap=trap, details=details or {}, **kw)
         self.events.append(ev)
         for fn in self._listeners:
             try:
@@ -448,7 +518,8 @@ class Simulation:
         return Snapshot(self.time_s, self.ticks, self._t0_wall + self.time_s, self.fabric,
                         st.counters.copy(), st.port_state.copy(), st.phys_state.copy(),
                         st.width.copy(), st.speed.copy(), st.lid.copy(), self.rates.xmit_rate.copy(),
-                        self.rates.rcv_rate.copy(), tuple(events), st.sma.copy())
+                        self.rates.rcv_rate.copy(), tuple(events), st.sma.copy(),
+                        tuple(self.accounting.stats(self.workload.jobs)))
 
     def _notify(self, final: bool = False) -> None:
         if not self._observers:

@@ -51,7 +51,11 @@ class Event:
     details : dict
         Kind-specific data (counter deltas, reason, job name, ...).
     wall_time : float
-        Wall-clock epoch seconds when the event was produced.
+        Wall-clock epoch seconds when the event was produced (or the event's
+        own time, e.g. a log line's, when ``own_wall_time``).
+    own_wall_time : bool
+        ``wall_time`` was given with the event (``Simulation.note``):
+        exporters' time mapping keeps it instead of mapping ``time_s``.
     """
 
     time_s: float
@@ -65,6 +69,7 @@ class Event:
     trap: int | None = None
     details: dict = field(default_factory=dict)
     wall_time: float = 0.0
+    own_wall_time: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (GUIDs as ``0x`` hex strings, wall time ISO 8601 UTC)."""
@@ -122,6 +127,9 @@ class Snapshot:
         Events since the previous snapshot given to the same observer.
     sma : SmaTables or None
         Attribute blocks a subnet manager set (P_Key, SL2VL, VLArb, ...).
+    jobs : tuple of JobStat
+        Every job run that has started (running or ended), with its bytes,
+        XmitWait and share so far (:class:`~ibsim.engine.accounting.JobStat`).
     """
 
     time_s: float
@@ -138,6 +146,7 @@ class Snapshot:
     rcv_rate: np.ndarray
     events: tuple = ()
     sma: "SmaTables | None" = field(default=None, repr=False, compare=False)
+    jobs: tuple = ()
 
     def counter(self, name: str) -> np.ndarray:
         """One counter row (n_ports,) by sysfs name."""

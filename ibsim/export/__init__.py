@@ -54,6 +54,12 @@ before an exporter sees them; exporters use those fields as the timestamp:
 * fast mode with no planned end: ``epoch(t) = start_wall + t`` (points may
   lie in the future; a warning says so).
 
+An event that carries its own wall time (``Event.own_wall_time``: a log line
+noted with ``Simulation.note(..., wall_time=...)``) keeps it unmapped.
+
+``snapshot.jobs`` holds a :class:`JobStat` per job run that has started
+(bytes, XmitWait and share of the fabric's CA traffic since its start).
+
 :meth:`TimeMap.for_run` computes it from (start wall time, planned end,
 real-time factor).
 
@@ -81,6 +87,7 @@ Wiring, from the CLI or a scenario::
 """
 
 
+from ..engine.accounting import JobStat
 from ..engine.snapshot import Event, Snapshot
 from ..errors import ExporterError
 from ..fabric.counters import COUNTER_NAMES, COUNTER_ROW, COUNTERS, Counter
@@ -90,7 +97,7 @@ from .protocol import (GROUP, STAGE_OPTIONS, CliFlag, Exporter, ExporterProtocol
                        add_cli_arguments, build_exporter, exporter_class, exporter_names,
                        host_port_flag, parse_host_port, parse_spec, specs_from_cli, specs_from_scenario)
 from .stage import ExportHandle, ExportStage, TimeMap, attach, summary_line
-from .textcols import (ascii_decimal, ascii_uint, assemble, iso_utc, node_names, port_labels,
+from .textcols import (ascii_decimal, ascii_uint, assemble, iso_utc, node_names, path_segment, port_labels,
                        selected_ports, squeeze, squeeze_chunks, text_matrix)
 from .tcp import DELIVERY_OPTIONS, TcpSender, tcp_sender
 from .transports import Backoff, ErrorLog, HttpPoster, StallBudget, UdpSender, failure_kind
@@ -107,9 +114,9 @@ __all__ = [
     "parse_host_port", "host_port_flag", "STAGE_OPTIONS", "TimeMap", "attach", "ExportStage",
     "ExportHandle", "summary_line",
     # for exporter implementations
-    "COUNTERS", "COUNTER_NAMES", "COUNTER_ROW", "Counter", "Snapshot", "Event", "ExporterError",
+    "COUNTERS", "COUNTER_NAMES", "COUNTER_ROW", "Counter", "Snapshot", "Event", "JobStat", "ExporterError",
     "ErrorLog", "Backoff", "StallBudget", "TcpSender", "UdpSender", "HttpPoster", "failure_kind",
     "DELIVERY_OPTIONS", "tcp_sender",
     "ascii_uint", "ascii_decimal", "text_matrix", "assemble", "squeeze", "squeeze_chunks",
-    "node_names", "port_labels", "selected_ports", "iso_utc",
+    "node_names", "path_segment", "port_labels", "selected_ports", "iso_utc",
 ]

@@ -113,7 +113,8 @@ class ExportHandle:
 
     def _remap(self, snap: Snapshot) -> Snapshot:
         tm = self.timemap
-        evs = tuple(dataclasses.replace(e, wall_time=tm(e.time_s)) for e in snap.events)
+        evs = tuple(e if e.own_wall_time else dataclasses.replace(e, wall_time=tm(e.time_s))
+                    for e in snap.events)
         return dataclasses.replace(snap, wall_time=tm(snap.time_s), events=evs)
 
     def __call__(self, snapshot: Snapshot) -> None:

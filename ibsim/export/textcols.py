@@ -15,8 +15,9 @@ from typing import Sequence
 import numpy as np
 
 from ..fabric.names import node_names as _node_names
+from ..fabric.names import path_segment
 
-__all__ = ["node_names", "port_labels", "selected_ports", "iso_utc", "ndigits", "ascii_uint",
+__all__ = ["node_names", "path_segment", "port_labels", "selected_ports", "iso_utc", "ndigits", "ascii_uint",
            "ascii_decimal", "text_matrix", "assemble", "squeeze", "squeeze_chunks"]
 
 _ZERO = 48   # ord("0")

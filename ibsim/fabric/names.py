@@ -26,7 +26,7 @@ from collections import Counter
 
 import numpy as np
 
-__all__ = ["node_names"]
+__all__ = ["node_names", "path_segment"]
 
 _MLNX_DESC = re.compile(r"^MF0;([^:]+):")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -38,8 +38,12 @@ def _display(desc: str) -> str:
     return m.group(1) if m else desc.strip()
 
 
-def _path_safe(desc: str) -> str:
-    return _UNSAFE.sub("_", desc).strip("_")
+def path_segment(text: str) -> str:
+    """``text`` as one metric path segment: every run of characters other than letters,
+    digits, ``_`` and ``-`` becomes ``_``, leading and trailing ``_`` dropped
+    (``"node01 HCA-1"`` -> ``node01_HCA-1``; may be empty)."""
+    return _UNSAFE.sub("_", text).strip("_")
+
 
 
 def node_names(fabric, *, path_safe: bool = False) -> np.ndarray:
@@ -67,7 +71,7 @@ def node_names(fabric, *, path_safe: bool = False) -> np.ndarray:
         per = None
     if per is not None and path_safe in per:
         return per[path_safe]
-    clean = _path_safe if path_safe else _display
+    clean = path_segment if path_safe else _display
     base = [clean(d) for d in fabric.node_desc]          # once per node, not per port
     counts = Counter(base)
     names = np.array([b if b and counts[b] == 1 else f"0x{int(g):016x}"

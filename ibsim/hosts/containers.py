@@ -6,8 +6,12 @@ objects with both, so an engine shared with other work is safe.
 
 The network ``<cluster>-net`` is a user-defined, **internal** bridge with an
 explicit subnet: containers reach each other and the gateway (where the MAD
-server listens) and nothing else. Addresses: the gateway ``.1``, Graphite
-``.2``, hosts from ``.10`` on.
+server and the Slurm bridge listen) and nothing else. Addresses: the gateway
+``.1``, Graphite ``.2``, the Slurm controller ``.3`` (hostname ``ctl``), hosts
+from ``.10`` on. With Slurm, every container of the cluster mounts the
+cluster's ``slurm.conf`` directory read-only at ``/etc/slurm`` and runs one
+daemon in the foreground (``IBSIM_SLURM=controller``: slurmctld;
+``host``: slurmd), whose log is the container's log.
 
 Each host container runs image ``ibsim-host`` unprivileged (no capabilities
 added, ``no-new-privileges``) with ``init`` (docker-init/tini as PID 1), its
@@ -29,11 +33,12 @@ from ..errors import HostError, ScenarioError
 from .engine import LABEL, ROLE_LABEL, docker_errors
 
 __all__ = ["HostSpec", "ContainerHosts", "pick_subnet", "check_subnet", "cluster_objects",
-           "remove_cluster", "host_address", "GRAPHITE_OFFSET", "HOST_OFFSET"]
+           "remove_cluster", "host_address", "GRAPHITE_OFFSET", "CONTROLLER_OFFSET", "HOST_OFFSET"]
 
 log = logging.getLogger(__name__)
 
 GRAPHITE_OFFSET = 2
+CONTROLLER_OFFSET = 3
 HOST_OFFSET = 10
 _DEFAULT_POOL = [f"172.31.{i}.0/24" for i in range(240, 256)] + [f"10.213.{i}.0/24" for i in range(256)]
 
@@ -139,8 +144,22 @@ def cluster_objects(client, cluster: str | None = None) -> dict:
     return {"containers": cons, "networks": nets}
 
 
-def remove_cluster(client, cluster: str, *, threads: int = 8) -> dict:
-    """Force-remove every container, then every network, of ``cluster``; returns the counts."""
+def remove_cluster(client, cluster: str, *, threads: int = 8, retries: int = 5) -> dict:
+    """Force-remove every container, then every network, of ``cluster``; returns what happened.
+
+    A network Docker refuses to remove (``has active endpoints``: the engine
+    may release a removed container's endpoint a moment later, or, after a
+    race in the engine, never) is tried ``retries`` times, 0.3 s apart, and
+    then left, named in ``"left"`` with the engine's reason; nothing is
+    raised, so a teardown always finishes.
+
+    Returns
+    -------
+    dict
+        ``{"containers": n removed, "networks": n removed, "left": [(network, reason), ...]}``.
+    """
+    import time
+
     errors = docker_errors()
     objs = cluster_objects(client, cluster)
 
@@ -152,12 +171,23 @@ def remove_cluster(client, cluster: str, *, threads: int = 8) -> dict:
 
     with ThreadPoolExecutor(max(1, threads)) as pool:
         list(pool.map(rm, objs["containers"]))
+    removed, left = 0, []
     for n in objs["networks"]:
-        try:
-            n.remove()
-        except errors.NotFound:
-            pass
-    return {"containers": len(objs["containers"]), "networks": len(objs["networks"])}
+        for attempt in range(retries + 1):
+            try:
+                n.remove()
+                removed += 1
+                break
+            except errors.NotFound:
+                break
+            except errors.APIError as exc:
+                if attempt == retries:
+                    reason = str(exc.explanation or exc).splitlines()[0][:200]
+                    left.append((n.name, reason))
+                    log.warning("network %s could not be removed: %s", n.name, reason)
+                else:
+                    time.sleep(0.3)
+    return {"containers": len(objs["containers"]), "networks": removed, "left": left}
 
 
 class ContainerHosts:
@@ -225,7 +255,7 @@ class ContainerHosts:
         return self.containers[hostname]
 
     def start_hosts(self, hosts, *, image: str, trees, mad_port: int, node_exporter: bool,
-                    threads: int = 8) -> None:
+                    slurm_dir=None, threads: int = 8) -> None:
         """Create and start the host containers, ``threads`` at a time.
 
         Parameters
@@ -239,16 +269,21 @@ class ContainerHosts:
             UDP port of the MAD server on the gateway.
         node_exporter : bool
             Run node_exporter's infiniband collector on port 9100.
+        slurm_dir : Path, optional
+            The directory of ``slurm.conf``: the hosts run slurmd (and munged).
         """
         def one(h: HostSpec):
             env = {"IBSIM_SERVER_NAME": self.gateway, "IBSIM_SERVER_PORT": str(mad_port),
                    "SIM_HOST": h.node_desc, "IBSIM_ADDRESS": h.address,
                    "IBSIM_NODE_EXPORTER": "1" if node_exporter else "0"}
+            mounts = [(str(trees.host_dir(h.hostname)), "/sys/class/infiniband")]
+            if slurm_dir is not None:
+                env["IBSIM_SLURM"] = "host"
+                mounts.append((str(slurm_dir), "/etc/slurm"))
             return self._create(image=image, hostname=h.hostname, address=h.address, env=env,
                                 labels=self.labels("host", node_guid=f"0x{h.node_guid:016x}",
                                                    node_desc=h.node_desc),
-                                tmpfs={"/sys/class": "size=64k,mode=0755"},
-                                mounts=[(str(trees.host_dir(h.hostname)), "/sys/class/infiniband")])
+                                tmpfs={"/sys/class": "size=64k,mode=0755"}, mounts=mounts)
 
         with ThreadPoolExecutor(max(1, threads)) as pool:
             futures = [pool.submit(one, h) for h in hosts]
@@ -261,6 +296,14 @@ class ContainerHosts:
         addr = host_address(self.subnet, GRAPHITE_OFFSET)
         self._create(image=image, hostname="graphite", address=addr, env={"IBSIM_ADDRESS": addr},
                      labels=self.labels("graphite"))
+        return addr
+
+    def start_controller(self, image: str, slurm_dir) -> str:
+        """Start the Slurm controller ``<cluster>-ctl`` (hostname ``ctl``) at ``.3``; returns its address."""
+        addr = host_address(self.subnet, CONTROLLER_OFFSET)
+        self._create(image=image, hostname="ctl", address=addr,
+                     env={"IBSIM_ADDRESS": addr, "IBSIM_SLURM": "controller"},
+                     labels=self.labels("controller"), mounts=[(str(slurm_dir), "/etc/slurm")])
         return addr
 
     def remove(self, threads: int = 8) -> dict:

@@ -14,14 +14,18 @@ writes the rest and replaces ``metadata.json`` last (see
                            seed, versions, topology summary, ticks, simulated
                            and wall seconds, engine stats, counter totals, files
       counters.csv         final state of every cabled port (ibsim.engine.table)
-      events.jsonl         one Event.to_dict() per line
+      events.jsonl         one Event.to_dict() per line (log lines and job events
+                           noted by a Slurm layer included)
+      jobs.csv             one row per job run: key, name, user, nodes, hosts, pattern,
+                           start_s, end_s, bytes sent and received, XmitWait, share of
+                           all CA traffic (when there were jobs; ibsim.run.jobs)
       summary.txt          top talkers, hottest links, nonzero error counters,
-                           degraded links, event counts
+                           degraded links, jobs, event counts
       fabric_series.csv    fabric-wide totals per sample (throughput in Gb/s, ...)
       series.parquet       long format: time_s, node_guid, port, port_state and
         or series.csv.gz   the SERIES_COUNTERS (Parquet when pyarrow imports)
-      overview.png         throughput, busiest (bytes) and hottest (% of capacity)
-                           links, with event overlays
+      overview.png         jobs and incidents on a timeline, throughput, busiest
+                           (bytes) and hottest (% of capacity) links, event overlays
 
 The series is sampled adaptively within a fixed memory budget: every sample
 is kept at the wished interval until samples x cabled ports would pass
@@ -48,6 +52,7 @@ from ..engine.table import write_counters_csv
 from ..errors import OutputError
 from ..fabric.counters import COUNTER_NAMES, COUNTER_ROW
 from .degraded import DegradedLinks
+from .jobs import job_rows, write_jobs_csv
 from .rundir import RESERVE_MIN_BYTES, RunDir, RunResult, json_default, load_run, os_reason, run_dir_name
 from .series import (FABRIC_SERIES_COLUMNS, SERIES_COUNTERS, SeriesData, fabric_series,
                      write_columns_csv, write_series)
@@ -278,7 +283,8 @@ class Recorder:
             meta = self._metadata(snap, data, wall, series_file, status=status, reason=reason)
             meta.update(extra or {})
             table = _table(snap)
-            summary = report.summary_text(meta, data, events, table)
+            jobs = job_rows(snap.jobs)
+            summary = report.summary_text(meta, data, events, table, jobs=jobs)
             current = "counters.csv"
             with open(out / current, "w", encoding="utf-8", newline="") as fh:
                 write_counters_csv(snap, fh)
@@ -288,6 +294,10 @@ class Recorder:
                 for ev in events:
                     fh.write(json.dumps(ev, default=str) + "\n")
             files.append(current)
+            if jobs:
+                current = "jobs.csv"
+                write_jobs_csv(out / current, jobs)
+                files.append(current)
             current = "summary.txt"
             (out / current).write_text(summary, encoding="utf-8")
             files.append(current)
@@ -299,7 +309,7 @@ class Recorder:
             if plot:
                 current = "overview.png"
                 try:
-                    report.plot_overview(out / current, meta, data, fseries, events)
+                    report.plot_overview(out / current, meta, data, fseries, events, jobs=jobs)
                     files.append(current)
                 except ImportError:
                     meta["overview"] = "skipped: matplotlib is not installed"
@@ -314,7 +324,7 @@ class Recorder:
                 raise OutputError(out, f"writing {current} failed: {os_reason(exc)}; metadata.json "
                                        f"says the run is not complete", exit_code=1) from None
             raise
-        return RunResult(out, meta, events, _frame(table), _frame(fseries), None, summary)
+        return RunResult(out, meta, events, _frame(table), _frame(fseries), None, summary, jobs)
 
     def _failed_write(self, meta: dict | None, files: list, current: str | None, exc: BaseException) -> None:
         """Remove the partial file and mark ``metadata.json`` failed (best effort)."""

@@ -20,6 +20,7 @@ from ..fabric.counters import COUNTER_NAMES, COUNTER_ROW
 from ..fabric.state import ACTIVE
 from ..fabric.names import node_names
 from .degraded import summary_lines as _degraded_lines
+from .jobs import job_label, job_table, node_spans
 
 __all__ = ["summary_text", "plot_overview", "incidents", "busiest_ports", "hottest_ports",
            "link_utilisation", "node_names", "ERROR_COUNTERS"]
@@ -122,7 +123,7 @@ def _delta(data, name: str, idx) -> np.ndarray:
 
 
 def summary_text(meta: dict, data, events: list[dict], table: dict, *, top: int = 10,
-                 max_error_rows: int = 15) -> str:
+                 max_error_rows: int = 15, jobs: list[dict] | None = None) -> str:
     """The run summary (``summary.txt``, also printed by ``python -m ibsim run``).
 
     Parameters
@@ -139,6 +140,8 @@ def summary_text(meta: dict, data, events: list[dict], table: dict, *, top: int 
         Rows of the top-talkers table.
     max_error_rows : int
         Rows of the error table (the rest is counted).
+    jobs : list of dict, optional
+        ``jobs.csv`` rows (:func:`ibsim.run.jobs.job_rows`): the Jobs table.
     """
     scn = meta["scenario"]
     topo = meta["topology"]
@@ -214,6 +217,11 @@ def summary_text(meta: dict, data, events: list[dict], table: dict, *, top: int 
         lines.append("  (none)")
 
     lines += _degraded_lines(meta)
+
+    if jobs:
+        head, rows, right = job_table(jobs, meta["simulated_s"], _bytes)
+        lines += ["", f"Jobs ({len(jobs)} runs: bytes their hosts sent, share of all CA traffic meanwhile)"]
+        lines += _table_lines(head, rows, right)
 
     # events
     counts = Counter(e["kind"] for e in events)
@@ -315,8 +323,13 @@ _PURPLE = "#8e44ad"
 
 
 def _timeline_items(meta: dict, events: list[dict], t_end: float, gap: float, names: dict,
-                    cas: set) -> list[dict]:
-    """Bars of the timeline strip: jobs, link outages (grouped), bit-error faults."""
+                    cas: set, jobs: list[dict] | None = None) -> list[dict]:
+    """Bars of the timeline strip: jobs, link outages (grouped), bit-error faults.
+
+    Jobs come from ``jobs`` (``jobs.csv`` rows, a bar per run from its start to
+    its end, labelled ``<key> <job name>``) when given, else from the
+    scenario's jobs in ``meta``.
+    """
     cmap = None
     try:
         import matplotlib
@@ -324,7 +337,17 @@ def _timeline_items(meta: dict, events: list[dict], t_end: float, gap: float, na
     except ImportError:  # pragma: no cover - plot_overview needs matplotlib anyway
         pass
     items = []
-    for i, j in enumerate(meta.get("jobs", [])):
+    colour: dict[str, int] = {}                  # by key: the runs of a requeued job look alike
+    for j in jobs or []:
+        if j["start_s"] >= t_end:
+            continue
+        stop = min(j["end_s"] if j.get("end_s") is not None else t_end, t_end)
+        n = len(j["hosts"].split(";")) if j.get("hosts") else 0
+        c = colour.setdefault(j["key"], len(colour))
+        items.append({"kind": "job", "start": j["start_s"], "end": stop, "alpha": 0.3,
+                      "color": cmap(c % 10) if cmap else _BLUE,
+                      "label": f"{job_label(j)} ({j['pattern']}, {j.get('nodes') or f'{n} hosts'})"})
+    for i, j in enumerate(meta.get("jobs", []) if jobs is None else []):
         if j["start_s"] >= t_end:
             continue
         stop = min(j["stop_s"] if j.get("stop_s") is not None else t_end, t_end)
@@ -333,6 +356,11 @@ def _timeline_items(meta: dict, events: list[dict], t_end: float, gap: float, na
         items.append({"kind": "job", "start": j["start_s"], "end": stop, "alpha": 0.3,
                       "color": cmap(i % 10) if cmap else _BLUE,
                       "label": f"{j['name']}: {j['pattern']}, {j['hosts']} hosts, {load}"})
+    for sp in node_spans(events, t_end):             # Slurm nodes down or drained
+        why = f": {sp['reason']}" if sp["reason"] and sp["reason"] != "Not responding" else ""
+        items.append({"kind": "node", "start": sp["start"], "end": sp["end"] if sp["end"] is not None else t_end,
+                      "closed": sp["end"] is not None, "color": _GREY, "alpha": 0.3, "text": "#2e3b3c",
+                      "label": f"{sp['node']} {sp['state'].replace('_', ' ')}{why}"[:60]})
     for inc in incidents(events, t_end, gap, names=names, cas=cas):
         closed = inc["end"] is not None
         items.append({"kind": "outage", "start": inc["start"], "end": inc["end"] if closed else t_end,
@@ -369,19 +397,11 @@ def _timeline_items(meta: dict, events: list[dict], t_end: float, gap: float, na
     return items
 
 
-def _pack_lanes(items: list[dict], t_end: float, char_frac: float = 0.0063) -> list[int]:
-    """Lane of each timeline item: one lane per job, then the others packed greedily.
-
-    An item's extent includes its label (about ``char_frac`` of the axis
-    width per character), so labels never overlap.
-    """
-    jobs = [i for i, it in enumerate(items) if it["kind"] == "job"]
-    lanes = [0] * len(items)
-    for k, i in enumerate(jobs):
-        lanes[i] = k
-    ends: list[float] = []          # visible end of the last item of each shared lane
-    for i in sorted((i for i, it in enumerate(items) if it["kind"] != "job"),
-                    key=lambda i: items[i]["start"]):
+def _greedy_lanes(items: list[dict], which: list[int], t_end: float, char_frac: float) -> dict[int, int]:
+    """Lanes (from 0) of the items ``which``: each in the first lane free at its start."""
+    out: dict[int, int] = {}
+    ends: list[float] = []          # visible end of the last item of each lane
+    for i in sorted(which, key=lambda i: items[i]["start"]):
         it = items[i]
         vis_end = max(it["end"], it["start"] + (len(it["label"]) + 2) * char_frac * t_end)
         k = next((k for k, e in enumerate(ends) if e <= it["start"]), None)
@@ -390,8 +410,20 @@ def _pack_lanes(items: list[dict], t_end: float, char_frac: float = 0.0063) -> l
             ends.append(vis_end)
         else:
             ends[k] = vis_end
-        lanes[i] = len(jobs) + k
-    return lanes
+        out[i] = k
+    return out
+
+
+def _pack_lanes(items: list[dict], t_end: float, char_frac: float = 0.0063) -> list[int]:
+    """Lane of each timeline item: jobs first (a lane per job running at once), then the others.
+
+    Both are packed greedily; an item's extent includes its label (about
+    ``char_frac`` of the axis width per character), so labels never overlap.
+    """
+    job_lanes = _greedy_lanes(items, [i for i, it in enumerate(items) if it["kind"] == "job"], t_end, char_frac)
+    other = _greedy_lanes(items, [i for i, it in enumerate(items) if it["kind"] != "job"], t_end, char_frac)
+    n_jobs = max(job_lanes.values(), default=-1) + 1
+    return [job_lanes[i] if i in job_lanes else n_jobs + other[i] for i in range(len(items))]
 
 
 def _link_panel(ax, data, idx, values, ylabel: str, *, ymax: float | None = None,
@@ -422,7 +454,8 @@ def _link_panel(ax, data, idx, values, ylabel: str, *, ymax: float | None = None
         ax.text(0.5, 0.5, "no traffic", transform=ax.transAxes, ha="center", color=_GREY)
 
 
-def plot_overview(path, meta: dict, data, fseries: dict, events: list[dict], *, top: int = 5) -> None:
+def plot_overview(path, meta: dict, data, fseries: dict, events: list[dict], *, top: int = 5,
+                  jobs: list[dict] | None = None) -> None:
     """Draw ``overview.png``: jobs, throughput, busiest and hottest links, health, event overlays.
 
     Parameters
@@ -439,6 +472,9 @@ def plot_overview(path, meta: dict, data, fseries: dict, events: list[dict], *, 
         ``Event.to_dict()`` of every event.
     top : int
         Busiest links (bytes) and hottest links (utilisation) drawn.
+    jobs : list of dict, optional
+        ``jobs.csv`` rows: each job run is a bar on the timeline (default: the
+        scenario's jobs from ``meta``). ``log`` events are not drawn.
 
     Raises
     ------
@@ -454,7 +490,8 @@ def plot_overview(path, meta: dict, data, fseries: dict, events: list[dict], *, 
     names = _guid_names(f)
     cas = set(data.names[~f.node_is_switch])
     gap = max(0.03 * t_end, 3 * float(meta.get("tick_s", 0.1)))
-    items = _timeline_items(meta, events, t_end, gap, names, cas)
+    events = [e for e in events if e["kind"] != "log"]           # log lines would only clutter
+    items = _timeline_items(meta, events, t_end, gap, names, cas, jobs)
     lanes = _pack_lanes(items, t_end)
     n_lanes = max(lanes, default=-1) + 1
     strip_h = 0.3 + 0.27 * max(n_lanes, 1)

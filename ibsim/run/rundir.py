@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import OutputError
+from .jobs import read_jobs_csv
 from .series import read_csv, read_series
 
 __all__ = ["RunDir", "RunResult", "load_run", "run_dir_name", "write_json_atomic", "json_default",
@@ -40,7 +41,7 @@ __all__ = ["RunDir", "RunResult", "load_run", "run_dir_name", "write_json_atomic
 
 #: the files a run writes into its directory
 RUN_FILES = ("metadata.json", "events.jsonl", "counters.csv", "series.parquet", "series.csv.gz",
-             "fabric_series.csv", "overview.png", "summary.txt")
+             "fabric_series.csv", "overview.png", "summary.txt", "jobs.csv")
 #: values of ``metadata.json``'s ``status``
 RUN_STATUSES = ("running", "complete", "interrupted", "failed")
 #: kernel interfaces, not storage: a run directory there is refused up front
@@ -346,6 +347,8 @@ class RunResult:
         The long series (read on first access when loaded from disk).
     summary : str
         ``summary.txt``.
+    jobs : list of dict
+        ``jobs.csv`` rows (see :mod:`ibsim.run.jobs`); empty without jobs.
     """
 
     path: Path
@@ -355,6 +358,7 @@ class RunResult:
     fabric_series: object
     _series: object = field(default=None, repr=False)
     summary: str = ""
+    jobs: list = field(default_factory=list)
 
     @property
     def series(self):
@@ -388,8 +392,9 @@ def load_run(path) -> RunResult:
     RunResult
         ``metadata`` (dict; ``status`` says whether the run is complete),
         ``events`` (list of dict), ``counters`` and ``fabric_series`` (pandas
-        DataFrames when pandas imports, else dicts of columns) and ``series``
-        (loaded on first access). Files a failed run did not write are None.
+        DataFrames when pandas imports, else dicts of columns), ``jobs``
+        (``jobs.csv`` rows, empty without it) and ``series`` (loaded on first
+        access). Files a failed run did not write are None.
 
     Raises
     ------
@@ -408,4 +413,5 @@ def load_run(path) -> RunResult:
     counters = read_csv(p / "counters.csv") if (p / "counters.csv").exists() else None
     fser = read_csv(p / "fabric_series.csv") if (p / "fabric_series.csv").exists() else None
     summary = (p / "summary.txt").read_text(encoding="utf-8") if (p / "summary.txt").exists() else ""
-    return RunResult(p, meta, events, counters, fser, None, summary)
+    jobs = read_jobs_csv(p / "jobs.csv") if (p / "jobs.csv").exists() else []
+    return RunResult(p, meta, events, counters, fser, None, summary, jobs)

@@ -10,6 +10,14 @@
       graphite: true              # run the Graphite image and point the Graphite exporters at it
       sysfs_every: 1s             # refresh interval of the hosts' /sys/class/infiniband
       mad_port: 47100             # UDP port of the MAD server on the network's gateway
+      slurm: true                 # a controller container (slurmctld) and slurmd in every host;
+                                  # or a mapping:
+      # slurm:
+      #   default_traffic: {pattern: all_to_all, load: 0.5}   # jobs without an "ibsim:" comment
+      #   poll: 2s                # squeue --json reconciliation interval
+      #   slurmd_timeout: 10s     # SlurmdTimeout: a silent node is DOWN after this
+      #   health_check: 5s        # HealthCheckInterval of the IB port check (off: none)
+      #   partition: compute
 
 Syntax is checked when the scenario is read; the hosts against the fabric
 when it is built (:func:`resolve_hosts`), each error naming the file, the
@@ -22,9 +30,75 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-__all__ = ["ClusterSpec", "parse_cluster", "resolve_hosts", "hostname_of", "CLUSTER_KEYS"]
+from ..errors import ScenarioError
 
-CLUSTER_KEYS = ("name", "hosts", "network", "node_exporter", "graphite", "sysfs_every", "mad_port")
+__all__ = ["ClusterSpec", "SlurmSpec", "parse_cluster", "resolve_hosts", "hostname_of", "CLUSTER_KEYS",
+           "SLURM_KEYS"]
+
+CLUSTER_KEYS = ("name", "hosts", "network", "node_exporter", "graphite", "sysfs_every", "mad_port", "slurm")
+SLURM_KEYS = ("default_traffic", "poll", "slurmd_timeout", "health_check", "partition")
+
+
+@dataclass(frozen=True)
+class SlurmSpec:
+    """A validated ``cluster.slurm`` section.
+
+    Attributes
+    ----------
+    default_traffic : dict or None
+        Traffic of jobs without an ``ibsim:`` comment (``pattern``, ``load``
+        or ``rate``, the pattern's parameters); None: such jobs send nothing.
+    poll_s : float
+        Seconds between two ``squeue --json`` reconciliations [s].
+    slurmd_timeout_s : int
+        Slurm's ``SlurmdTimeout`` [s].
+    health_check_s : int
+        ``HealthCheckInterval`` of the IB port health check [s]; 0: none.
+    partition : str
+    """
+
+    default_traffic: dict | None = None
+    poll_s: float = 2.0
+    slurmd_timeout_s: int = 10
+    health_check_s: int = 5
+    partition: str = "compute"
+
+
+def parse_slurm(ck, value, path: tuple) -> SlurmSpec | None:
+    """Validate ``cluster.slurm`` (true, false or a mapping)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return SlurmSpec()
+    d = ck.mapping(value, path, SLURM_KEYS, what=" or true/false")
+    traffic = None
+    if d.get("default_traffic") is not None:
+        from ..hosts.slurmconf import traffic_keys
+        tp = path + ("default_traffic",)
+        raw = d["default_traffic"]
+        if not isinstance(raw, dict):
+            raise ck.error(tp, "expected a mapping like {pattern: all_to_all, load: 0.5}")
+        try:
+            traffic = traffic_keys(dict(raw), where="default_traffic")
+        except ScenarioError as exc:
+            raise ck.error(tp, exc.message.removeprefix("default_traffic").lstrip(" :")) from None
+    poll = ck.duration(d["poll"], path + ("poll",), positive=True) if "poll" in d else 2.0
+    timeout = 10
+    if "slurmd_timeout" in d:
+        timeout = ck.duration(d["slurmd_timeout"], path + ("slurmd_timeout",), positive=True)
+        if timeout != int(timeout) or timeout < 2:
+            raise ck.error(path + ("slurmd_timeout",), f"SlurmdTimeout is whole seconds >= 2, got {timeout:g} s")
+    health = 5
+    if "health_check" in d:
+        hv = d["health_check"]
+        health = 0 if hv in (False, "off", 0) else ck.duration(hv, path + ("health_check",), positive=True)
+        if health != int(health):
+            raise ck.error(path + ("health_check",), f"HealthCheckInterval is whole seconds, got {health:g} s")
+    part = ck.string(d.get("partition", "compute"), path + ("partition",))
+    if not re.match(r"^[A-Za-z0-9_-]{1,40}$", part):
+        raise ck.error(path + ("partition",), f"partition name {part!r} must be 1-40 of A-Z, a-z, 0-9, '_', '-'")
+    return SlurmSpec(default_traffic=traffic, poll_s=poll, slurmd_timeout_s=int(timeout),
+                     health_check_s=int(health), partition=part)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
 
 
@@ -46,6 +120,8 @@ class ClusterSpec:
         Seconds between two refreshes of the hosts' sysfs trees [s].
     mad_port : int
         UDP base port of the MAD server on the gateway.
+    slurm : SlurmSpec or None
+        Slurm (a controller container, slurmd in every host), or none.
     """
 
     name: str
@@ -55,6 +131,7 @@ class ClusterSpec:
     graphite: bool = False
     sysfs_every_s: float = 1.0
     mad_port: int = 47100
+    slurm: SlurmSpec | None = None
 
 
 def _flag(ck, d: dict, key: str, default: bool) -> bool:
@@ -109,7 +186,8 @@ def parse_cluster(ck, value, *, default_name: str = "ibsim") -> ClusterSpec | No
             raise ck.error(path + ("mad_port",), f"must leave room for the client slots (<= 65235), got {port}")
     return ClusterSpec(name=name, hosts=hosts, subnet=subnet,
                        node_exporter=_flag(ck, d, "node_exporter", True),
-                       graphite=_flag(ck, d, "graphite", False), sysfs_every_s=every, mad_port=port)
+                       graphite=_flag(ck, d, "graphite", False), sysfs_every_s=every, mad_port=port,
+                       slurm=parse_slurm(ck, d.get("slurm"), path + ("slurm",)))
 
 
 def hostname_of(desc: str) -> str:

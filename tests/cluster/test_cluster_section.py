@@ -63,3 +63,35 @@ def test_bad_hosts(hosts, what):
 def test_hostname_of():
     assert hostname_of("node042 HCA-1") == "node042"
     assert hostname_of("Big_Node.7 mlx5_0") == "big-node-7"
+
+
+def test_slurm_true_and_its_mapping():
+    assert scn("  hosts: 4\n").cluster.slurm is None
+    assert scn("  hosts: 4\n  slurm: false\n").cluster.slurm is None
+    s = scn("  hosts: 4\n  slurm: true\n").cluster.slurm
+    assert (s.default_traffic, s.poll_s, s.slurmd_timeout_s, s.health_check_s, s.partition) == \
+        (None, 2.0, 10, 5, "compute")
+    s = scn("  hosts: 4\n  slurm:\n    default_traffic: {pattern: incast, targets: 2, rate: 10Gbps}\n"
+            "    poll: 500ms\n    slurmd_timeout: 20s\n    health_check: off\n    partition: batch\n").cluster.slurm
+    assert s.default_traffic == {"pattern": "incast", "load": None, "rate": 1.25e9, "params": {"targets": 2}}
+    assert (s.poll_s, s.slurmd_timeout_s, s.health_check_s, s.partition) == (0.5, 20, 0, "batch")
+
+
+@pytest.mark.parametrize("body, where, what", [
+    ("  slurm: 1\n", "c.yml:4: cluster.slurm", "expected a mapping or true/false"),
+    ("  slurm: {pol: 1s}\n", "cluster.slurm.pol", "did you mean 'poll'"),
+    ("  slurm: {default_traffic: {pattern: nope, load: 0.5}}\n", "cluster.slurm.default_traffic",
+     "unknown traffic pattern 'nope'"),
+    ("  slurm: {default_traffic: {pattern: all_to_all}}\n", "cluster.slurm.default_traffic", "give load"),
+    ("  slurm: {default_traffic: {pattern: all_to_all, load: 0.5, hosts: 4}}\n",
+     "cluster.slurm.default_traffic", "set by Slurm"),
+    ("  slurm: {default_traffic: all_to_all}\n", "cluster.slurm.default_traffic", "expected a mapping"),
+    ("  slurm: {slurmd_timeout: 1s}\n", "cluster.slurm.slurmd_timeout", "whole seconds >= 2"),
+    ("  slurm: {health_check: 2.5s}\n", "cluster.slurm.health_check", "whole seconds"),
+    ("  slurm: {poll: 0s}\n", "cluster.slurm.poll", ""),
+    ("  slurm: {partition: 'a b'}\n", "cluster.slurm.partition", "partition name"),
+])
+def test_bad_slurm_sections_name_the_key(body, where, what):
+    with pytest.raises(ScenarioError) as e:
+        scn("  hosts: 4\n" + body)
+    assert where in str(e.value) and what in str(e.value) and "\n" not in str(e.value)

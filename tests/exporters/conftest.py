@@ -131,12 +131,10 @@ DATABASES = {{"default": {{"NAME": "{d}/graphite.db", "ENGINE": "django.db.backe
 """
 
 
-@pytest.fixture
-def graphite_web(tmp_path):
-    """Debian's graphite-web (runs under /usr/bin/python3) with a private sqlite database."""
+def start_graphite_web(d: Path) -> Server:
+    """Debian's graphite-web (runs under /usr/bin/python3) with a private sqlite database in ``d``."""
     manage = need("/usr/bin/graphite-manage", "graphite-web")
     py = need("/usr/bin/python3", "python3")
-    d = tmp_path / "graphite-web"
     for sub in ("storage/whisper", "log"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     (d / "ibsim_gw_settings.py").write_text(GRAPHITE_WEB_SETTINGS.format(d=d))
@@ -149,6 +147,13 @@ def graphite_web(tmp_path):
     srv = start([py, manage, "runserver", f"127.0.0.1:{port}", "--noreload"], d, "graphite-web", env=env)
     srv.ports = {"http": port}
     wait_until(lambda: port_open(port), 60, "graphite-web to listen", proc=srv.proc, log=srv.log)
+    return srv
+
+
+@pytest.fixture
+def graphite_web(tmp_path):
+    """Debian's graphite-web (runs under /usr/bin/python3) with a private sqlite database."""
+    srv = start_graphite_web(tmp_path / "graphite-web")
     yield srv
     srv.stop()
 

@@ -11,8 +11,9 @@ import urllib.request
 import numpy as np
 import pytest
 
-from exporters.graphite import (build_paths, counter_rates, counter_values, format_pickle,
-                                format_plaintext, graphite_event, parse_template, pickle_heads)
+from exporters.graphite import (build_paths, counter_rates, counter_values, format_job_pickle,
+                                format_job_plaintext, format_pickle, format_plaintext, graphite_event,
+                                job_paths, jobs_to_send, parse_template, pickle_heads, template_prefix)
 from ibsim.engine import Event
 from ibsim.errors import ScenarioError
 from ibsim.export import COUNTER_NAMES, ExporterSpec, attach, build_exporter, node_names, selected_ports
@@ -160,14 +161,23 @@ def test_carbon_holds_the_simulated_counters_plaintext_and_pickle(carbon, helper
              ExporterSpec("graphite_pickle", {"port": carbon.ports["pickle"],
                                               "template": "ibp.<node>.<port>.<counter>"}, every=2.0)]
     stage = attach(sim, specs, every=1.0, until=8.0)
-    sim.observe(1.0, lambda s: recorded.setdefault(int(stage.timemap(s.time_s)), s.counters.copy()))
+    jobs = []                                          # the job stats of each snapshot
+
+    def record(s):
+        recorded.setdefault(int(stage.timemap(s.time_s)), s.counters.copy())
+        jobs.append(s.jobs)
+    sim.observe(1.0, record)
     sim.run(until=8.0)
     stats = stage.close()
     f = sim.fabric
     ports = selected_ports(f, "cabled")
     n_points = len(ports) * len(COUNTER_NAMES)
-    assert stats["graphite"]["sent"] == 8 * n_points and stats["graphite"]["dropped"] == 0
-    assert stats["graphite_pickle"]["sent"] == 4 * n_points and stats["graphite_pickle"]["errors"] == 0
+    # and 5 points per job running, or ended since the previous write
+    n_jobs = [len(jobs_to_send(js, t - step if t > step else None))
+              for step in (1, 2) for t, js in enumerate(jobs[:8], 1) if t % step == 0]
+    assert stats["graphite"]["sent"] == 8 * n_points + 5 * sum(n_jobs[:8]) and stats["graphite"]["dropped"] == 0
+    assert stats["graphite_pickle"]["sent"] == 4 * n_points + 5 * sum(n_jobs[8:])
+    assert stats["graphite_pickle"]["errors"] == 0
     end = int(stage.timemap(8.0))
     assert sorted(recorded) == list(range(end - 7, end + 1))
 
@@ -227,3 +237,110 @@ def test_graphite_web_receives_the_events(graphite_web):
     with urllib.request.urlopen(render, timeout=30) as r:
         series = json.loads(r.read())
     assert sum(v for v, _ in series[0]["datapoints"] if v) == len(sim.events)
+
+
+# ---------------------------------------------------------------------- jobs
+def job_stats():
+    from ibsim.engine import JobStat
+    return [JobStat("cfd", "12", {"job_id": "12", "job_name": "cfd", "user": "alice"}, "shift",
+                    ("node001 HCA-1", "node002 HCA-1"), 1.0, None, True, 4096, 2048, 7, 0.5),
+            JobStat("x y", "x y.z", {}, "shift", ("a", "b", "c"), 0.0, 3.0, False, 0, 0, 0, 0.0),
+            JobStat("big", "big", {}, "all_to_all", ("a", "b"), 0.0, None, True, 2**63, 1, 0, 1 / 3)]
+
+
+def test_job_points_match_golden_files_in_both_formats(helpers):
+    jobs = job_stats()
+    plain = b"".join(bytes(c) for c, _ in format_job_plaintext(jobs, "ib", TS))
+    assert plain == golden(helpers, "graphite-jobs-plaintext.golden", plain)
+    lines = plain.decode().splitlines()
+    assert len(lines) == 15
+    assert f"ib.jobs.12.xmit_bytes 4096 {TS}" in lines and f"ib.jobs.12.share 0.5 {TS}" in lines
+    assert f"ib.jobs.x_y_z.hosts 3 {TS}" in lines           # the key made path-safe like node names
+    assert f"ib.jobs.big.share 0.333333 {TS}" in lines
+    msgs = format_job_pickle(jobs, "ib", TS)
+    pick = b"".join(m for m, _ in msgs)
+    assert pick == golden(helpers, "graphite-jobs-pickle.golden", pick)
+    points = [pt for b in _unframe(pick) for pt in pickle.loads(b)]
+    assert [(p, (int(ts), float(v))) for p, v, ts in (ln.split() for ln in lines)
+            if not p.endswith("share")] == [pt for pt in points if not pt[0].endswith("share")]
+    assert ("ib.jobs.big.share", (TS, 1 / 3)) in points
+    assert format_job_plaintext([], "ib", TS) == [] and format_job_pickle([], "ib", TS) == []
+
+
+def test_job_prefix_and_which_jobs_are_sent():
+    assert template_prefix("ib.<node>.<port>.<counter>") == "ib"
+    assert template_prefix("site.ib.<guid>.<port_num>.<counter>") == "site.ib"
+    assert template_prefix("<node>.<port>.<counter>") == ""
+    assert job_paths("", job_stats()[:1])[0][0] == b"jobs.12.xmit_bytes"
+    jobs = job_stats()
+    assert [j.name for j in jobs_to_send(jobs, None)] == ["cfd", "x y", "big"]
+    assert [j.name for j in jobs_to_send(jobs, 3.0)] == ["cfd", "x y", "big"]   # ended at the last write
+    assert [j.name for j in jobs_to_send(jobs, 3.5)] == ["cfd", "big"]
+
+
+@pytest.mark.requires_entry_points
+@pytest.mark.slow
+def test_carbon_holds_the_job_metrics(carbon, helpers):
+    whisper = pytest.importorskip("whisper", reason="pip install whisper (reads carbon's files back)")
+    from ibsim.engine import Simulation
+    from ibsim.topology import single_switch
+    from ibsim.traffic import Job
+    sim = Simulation(compile_fabric(single_switch(8)), seed=5)
+    sim.add_job(Job("bg", "shift", hosts=["node003 HCA-1", "node004 HCA-1"], load=0.5))
+    specs = [ExporterSpec("graphite", {"port": carbon.ports["line"]}),
+             ExporterSpec("graphite_pickle", {"port": carbon.ports["pickle"],
+                                              "template": "ibp.<node>.<port>.<counter>"}),
+             ExporterSpec("graphite", {"port": carbon.ports["line"], "template": "ibn.<node>.<port>.<counter>",
+                                       "jobs": False})]
+    stage = attach(sim, specs, every=1.0, until=6.0)
+    sim.run(until=1.0)
+    sim.start_job(Job("cfd", "shift", hosts=["node001 HCA-1", "node002 HCA-1"], load=1.0,
+                      labels={"job_id": "12", "job_name": "cfd"}))
+    sim.run(until=4.0)
+    sim.end_job("cfd")
+    sim.run(until=6.0)
+    stats = stage.close()
+    assert stats["graphite"]["errors"] == 0 and stats["graphite_pickle"]["errors"] == 0
+    bg, cfd = sim.job_stats()
+    end, stopped = int(stage.timemap(6.0)), int(stage.timemap(5.0))
+    root = carbon.dir / "storage" / "whisper"
+    want = {("12", "xmit_bytes", stopped): cfd.xmit_bytes, ("12", "rcv_bytes", stopped): cfd.rcv_bytes,
+            ("12", "share", stopped): cfd.share, ("12", "hosts", stopped): 2.0,
+            ("12", "xmit_bytes", end): None,                  # ended: no more points after it was sent ended
+            ("bg", "xmit_bytes", end): bg.xmit_bytes, ("bg", "share", end): bg.share}
+    files = {k: root / prefix / "jobs" / k[0] / f"{k[1]}.wsp" for k in want for prefix in ("ib",)}
+    helpers.wait_until(lambda: all(files[k].exists() for k in want) and all(
+        _whisper_value(whisper, root / p / "jobs" / "bg" / "xmit_bytes.wsp", end) is not None
+        for p in ("ib", "ibp")), 120, "carbon to write the job series", interval=0.5, proc=carbon.proc,
+        log=carbon.log)
+    for (key, metric, ts), value in want.items():
+        for prefix in ("ib", "ibp"):
+            got = _whisper_value(whisper, root / prefix / "jobs" / key / f"{metric}.wsp", ts)
+            assert got == (pytest.approx(value, rel=1e-6) if value is not None else None), (prefix, key, metric)
+    assert cfd.xmit_bytes > 0 and not cfd.running
+    assert (root / "ibn").is_dir() and not (root / "ibn" / "jobs").exists()      # jobs: false
+
+
+@pytest.mark.requires_entry_points
+@pytest.mark.slow
+def test_graphite_events_posts_log_lines_only_when_listed(graphite_web):
+    from ibsim.engine import Simulation
+    from ibsim.topology import single_switch
+    sim = Simulation(compile_fabric(single_switch(4)), seed=1)
+    base = f"http://127.0.0.1:{graphite_web.ports['http']}"
+    specs = [ExporterSpec("graphite_events", {"url": base + "/events/", "tags": ["dflt"]}),
+             ExporterSpec("graphite_events", {"url": base + "/events/", "tags": ["logs"], "kinds": ["log"]})]
+    stage = attach(sim, specs, every=0.5, until=2.0)
+    sim.run(until=0.5)
+    sim.note("job_start", {"job_id": "12"})
+    sim.note("log", {"host": "node001", "program": "slurmd", "message": "launched"}, node_desc="node001")
+    sim.note("job_end", {"job_id": "12"})
+    sim.run(until=2.0)
+    stats = stage.close()
+    assert stats["graphite_events"]["sent"] == 2 and stats["graphite_events#2"]["sent"] == 1
+
+    def kinds(tag):
+        with urllib.request.urlopen(base + f"/events/get_data?from=-1d&until=now&tags={tag}", timeout=10) as r:
+            return sorted(g["what"].split()[0] for g in json.loads(r.read()))
+    assert kinds("dflt") == ["job_end", "job_start"]
+    assert kinds("logs") == ["log"]

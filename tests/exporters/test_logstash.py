@@ -153,3 +153,48 @@ def test_udp_to_nobody_is_fire_and_forget(helpers):
     st = stage.close()["logstash"]
     assert st["sent"] == 0 and st["unconfirmed"] + st["dropped"] == len(sim.events)
     assert np.isfinite(sim.time_s)
+
+
+def test_log_event_document_is_the_line_from_its_host():
+    ev = Event(12.1, "log", node_desc="node001 HCA-1", details={
+        "host": "node001", "program": "slurmstepd", "message": "step 3 converged", "level": "info",
+        "job_id": "12"}, wall_time=1_700_000_012.041, own_wall_time=True)
+    d = event_document(ev, host_name="simhost")
+    assert d == {"@timestamp": "2023-11-14T22:13:32.041Z", "@version": "1", "message": "step 3 converged",
+                 "type": "ibsim", "tags": ["ibsim", "log"], "host": {"name": "node001"},
+                 "log": {"program": "slurmstepd", "level": "info"},
+                 "ib": {"kind": "log", "time_s": 12.1, "node_desc": "node001 HCA-1",
+                        "details": {"job_id": "12"}}}
+    bare = event_document(Event(1.0, "log", details={"message": "hello"}, wall_time=0.0), host_name="simhost")
+    assert bare["host"] == {"name": "simhost"} and "log" not in bare and set(bare["ib"]) == {"kind", "time_s"}
+    job = event_document(Event(2.0, "job_end", details={"job_id": "12", "state": "COMPLETED"}, wall_time=0.0),
+                         host_name="simhost")
+    assert job["message"].startswith("t=2.000s job_end") and job["ib"]["details"]["state"] == "COMPLETED"
+
+
+@pytest.mark.requires_entry_points
+@pytest.mark.slow
+def test_rsyslog_receives_log_lines_and_job_events(rsyslog, helpers):
+    from ibsim.engine import Simulation
+    from ibsim.topology import single_switch
+    sim = Simulation(compile_fabric(single_switch(4)), seed=1)
+    stage = attach(sim, [ExporterSpec("logstash", {"port": rsyslog.tcp, "host_name": "simhost"})],
+                   every=0.5, until=2.0)
+    sim.run(until=0.5)
+    sim.note("job_start", {"job_id": "12", "job_name": "cfd", "nodes": "node[001-002]"})
+    sim.note("log", {"host": "node001", "program": "slurmd", "message": "launched 12.0"},
+             node_desc="node001 HCA-1", wall_time=1_700_000_000.25)
+    sim.note("job_end", {"job_id": "12", "state": "COMPLETED"})
+    sim.run(until=2.0)
+    stats = stage.close()
+    assert stats["logstash"]["sent"] == 3 and stats["logstash"]["errors"] == 0
+    helpers.wait_until(lambda: len(rsyslog.documents()) >= 3, 30, "rsyslog to write the documents")
+    docs = rsyslog.documents()
+    assert [d["ib"]["kind"] for d in docs] == ["job_start", "log", "job_end"]
+    start, line, end = docs
+    assert line["message"] == "launched 12.0" and line["host"] == {"name": "node001"}
+    assert line["log"] == {"program": "slurmd"}
+    assert line["@timestamp"] == "2023-11-14T22:13:20.250Z"        # the line's own time, not mapped
+    assert start["host"] == {"name": "simhost"} and start["ib"]["details"]["nodes"] == "node[001-002]"
+    assert start["@timestamp"] == iso_utc(stage.timemap(start["ib"]["time_s"]))
+    assert end["ib"]["details"] == {"job_id": "12", "state": "COMPLETED"}

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from exporters.prometheus import LABELS, METRICS, FabricCollector
+from exporters.prometheus import JOB_METRICS, LABELS, METRICS, FabricCollector
 from ibsim.export import COUNTERS, ExporterSpec, attach, build_exporter, node_names, selected_ports
 from ibsim.fabric import compile_fabric
 
@@ -146,7 +146,70 @@ def test_real_prometheus_scrapes_the_final_counters(prometheus_server_binary, he
         assert int(n[0]["value"][1]) == selected_ports(f, "cabled").size
         downs = _query(base, 'node_infiniband_link_downed_total{node_desc="leaf1",port="3"}')
         assert float(downs[0]["value"][1]) == float(sim.state.counters[2, p]) >= 1
+        a2a, perm = sim.job_stats()
+        got = _query(base, 'ibsim_job_xmit_bytes_total{job_id="a2a"}')
+        assert got[0]["metric"]["job_name"] == "a2a" and float(got[0]["value"][1]) == float(a2a.xmit_bytes) > 0
+        got = _query(base, 'ibsim_job_share{job_id="perm"}')       # ended at 5 s: still served
+        assert float(got[0]["value"][1]) == pytest.approx(perm.share) and not perm.running
     finally:
         srv.stop()
         stats = stage.close()
     assert stats["prometheus"]["sent"] >= 1 and stats["prometheus"]["errors"] == 0
+
+
+def _jobs():
+    from ibsim.engine import JobStat
+    return (JobStat("cfd", "12", {"job_id": "12", "job_name": "cfd", "user": "alice"}, "shift",
+                    ("node01 HCA-1", "node02 HCA-1"), 1.0, None, True, 4096, 2048, 7, 0.25),
+            JobStat("bg", "bg", {}, "all_to_all", ("a", "b", "c"), 0.0, 3.0, False, 800, 800, 0, 0.75))
+
+
+def test_job_series_are_labelled_and_ended_jobs_stay(tiny):
+    import dataclasses
+    f, snap = tiny
+    col = FabricCollector()
+    col.update(dataclasses.replace(snap, jobs=_jobs()))
+    col.update(snap)                                   # a later snapshot without them: still served
+    got = _samples(col.render().decode())
+    cfd = (("job_id", "12"), ("job_name", "cfd"), ("user", "alice"))
+    bg = (("job_id", "bg"), ("job_name", "bg"), ("user", ""))
+    assert got[("ibsim_job_xmit_bytes_total", cfd)] == ("counter", 4096.0)
+    assert got[("ibsim_job_rcv_bytes_total", cfd)] == ("counter", 2048.0)
+    assert got[("ibsim_job_xmit_wait_total", cfd)] == ("counter", 7.0)
+    assert got[("ibsim_job_share", cfd)] == ("gauge", 0.25)
+    assert got[("ibsim_job_hosts", bg)] == ("gauge", 3.0)
+    assert got[("ibsim_job_share", bg)] == ("gauge", 0.75)
+    assert len([k for k in got if k[0].startswith("ibsim_job_")]) == 2 * len(JOB_METRICS)
+    # a requeued job (same labels) is served once, with its latest run
+    rerun = dataclasses.replace(_jobs()[0], start_s=5.0, xmit_bytes=8)
+    col.update(dataclasses.replace(snap, jobs=(_jobs()[0], rerun)))
+    assert _samples(col.render().decode())[("ibsim_job_xmit_bytes_total", cfd)] == ("counter", 8.0)
+    from prometheus_client import CollectorRegistry, generate_latest
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(col)
+    snap.counters[12, -1] = 123456789                  # floats in the client path: stay below 2**53
+    assert _samples(generate_latest(reg).decode()) == _samples(col.render().decode())
+
+
+@pytest.mark.requires_entry_points
+def test_endpoint_serves_the_jobs_of_a_simulation():
+    from ibsim.engine import Simulation
+    from ibsim.topology import single_switch
+    from ibsim.traffic import Job
+    sim = Simulation(compile_fabric(single_switch(8)), seed=5)
+    stage = attach(sim, [ExporterSpec("prometheus", {"port": 0})], every=0.5, until=2.0)
+    exp = stage.handles[0].exporter
+    try:
+        sim.run(until=0.5)
+        sim.start_job(Job("cfd", "shift", hosts=["node001 HCA-1", "node002 HCA-1"], load=0.5,
+                          labels={"job_id": "12", "job_name": "cfd", "user": "alice"}))
+        sim.run(until=2.0)
+        with urllib.request.urlopen(exp.url, timeout=10) as r:
+            got = _samples(r.read().decode())
+    finally:
+        stage.close()
+    st, = sim.job_stats()
+    labels = (("job_id", "12"), ("job_name", "cfd"), ("user", "alice"))
+    assert got[("ibsim_job_xmit_bytes_total", labels)] == ("counter", float(st.xmit_bytes)) and st.xmit_bytes > 0
+    assert got[("ibsim_job_share", labels)] == ("gauge", 1.0)
+    assert got[("ibsim_job_hosts", labels)] == ("gauge", 2.0)
