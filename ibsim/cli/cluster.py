@@ -7,7 +7,8 @@ Ctrl-C, 0 after SIGTERM, SIGHUP or ``--until``). The run directory is
 checked and created before anything starts (exit code 2 when it cannot be
 used or is not empty; ``--overwrite`` replaces a previous run in it). ``status`` lists the labelled containers;
 ``down [NAME]`` removes every container and network labelled for the
-cluster (all ibsim clusters without NAME), also after a crash. ``exec NAME
+cluster (all ibsim clusters without NAME), also after a crash (exit code 1
+when Docker refuses to remove a network, which it names). ``exec NAME
 HOST CMD...`` runs a command in one of a cluster's containers (``ctl``: the
 Slurm controller, e.g. ``sbatch``) and exits with its exit code.
 """
@@ -195,10 +196,12 @@ def cmd_down(args) -> int:
         | {(n.attrs.get("Labels") or {}).get(LABEL) for n in cluster_objects(client)["networks"]})
     if not names:
         print("no ibsim cluster to remove")
+    left = 0
     for name in names:
         n = remove_cluster(client, name)
         shutil.rmtree(state_dir(name), ignore_errors=True)
         print(f"cluster {name}: removed {n['containers']} containers, {n['networks']} networks")
         for net, why in n["left"]:
             print(f"cluster {name}: network {net} is left: {why} (restart the Docker daemon to free it)")
-    return 0
+        left += len(n["left"])
+    return 1 if left else 0

@@ -330,7 +330,8 @@ class Cluster:
             self.server.close()
             self.server = None
         if self.client is not None:
-            remove_cluster(self.client, self.name)
+            for net, why in remove_cluster(self.client, self.name)["left"]:
+                log.warning("network %s is left: %s (restart the Docker daemon to free it)", net, why)
         if self.trees is not None:
             self.trees.remove()
         d = state_dir(self.name)

@@ -184,7 +184,7 @@ def remove_cluster(client, cluster: str, *, threads: int = 8, retries: int = 5) 
                 if attempt == retries:
                     reason = str(exc.explanation or exc).splitlines()[0][:200]
                     left.append((n.name, reason))
-                    log.warning("network %s could not be removed: %s", n.name, reason)
+                    log.debug("network %s could not be removed: %s", n.name, reason)
                 else:
                     time.sleep(0.3)
     return {"containers": len(objs["containers"]), "networks": removed, "left": left}

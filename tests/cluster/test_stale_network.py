@@ -32,6 +32,15 @@ def test_a_network_that_cannot_go_is_reported_not_raised(docker_client, held_net
     assert "active endpoints" in res["left"][0][1]
 
 
+def test_cli_down_says_what_is_left_and_exits_1(held_network):
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "ibsim", "cluster", "down", STALE], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 1
+    assert f"cluster {STALE}: network {STALE}-net is left:" in r.stdout and "restart the Docker daemon" in r.stdout
+
+
 def test_up_names_the_stale_network_and_what_to_do(docker_client, held_network, tmp_path):
     p = tmp_path / "s.yml"
     p.write_text("topology: {generate: fat-tree, radix: 4, levels: 2}\n"
