@@ -31,7 +31,7 @@ from ..hosts import ContainerHosts, DockerCoupling, HostSpec, SysfsTrees, docker
 from ..hosts.containers import HOST_OFFSET, check_subnet, host_address, pick_subnet, remove_cluster
 from ..hosts.images import build_image
 from ..hosts.logs import LogFollower
-from ..hosts.slurm import SlurmBridge, parse_sinfo
+from ..hosts.slurm import SlurmBridge
 from ..hosts.slurmconf import CONTROLLER, slurm_conf
 from ..scenario import Scenario
 from ..scenario.cluster import resolve_hosts
@@ -220,13 +220,8 @@ class Cluster:
         deadline = time.monotonic() + timeout
         idle = 0
         while time.monotonic() < deadline:
-            code, out = self.exec(CONTROLLER, "sinfo", "--json")
-            if code == 0:
-                try:
-                    nodes = parse_sinfo(out)
-                except ValueError:
-                    nodes = {}
-                idle = sum(1 for st in nodes.values() if st["state"] == "idle")
+            if self.slurm.poll():                       # the bridge's own squeue/sinfo reading
+                idle = sum(1 for st in self.slurm.nodes.values() if st["state"] == "idle")
                 if idle == len(self.hosts):
                     self.slurm_up_s = time.monotonic() - self._wall0
                     self.say(f"Slurm is up: {idle} nodes idle after {self.slurm_up_s:.1f} s")

@@ -123,6 +123,7 @@ class JobAccounting:
         run["final"] = self._totals(run["ports"])
         run["ca_final"] = self._ca_xmit()
         run["end_s"] = float(t)
+        run["stat"] = None                          # made once, at the first stats() after the stop
 
     def stats(self, jobs) -> list[JobStat]:
         """A :class:`JobStat` per job run that has started, in the order the jobs were added.
@@ -137,6 +138,9 @@ class JobAccounting:
         f = self.fabric
         for i in sorted(self._runs):                   # loops over jobs, never ports
             run = self._runs[i]
+            if run.get("stat") is not None:             # an ended run's values are frozen
+                out.append(run["stat"])
+                continue
             job = jobs[i] if i < len(jobs) else run["job"]
             if run["end_s"] is None:
                 cur = self._totals(run["ports"])
@@ -148,7 +152,10 @@ class JobAccounting:
             words, rcv, wait = (int(x) for x in cur - run["base"])
             ca_words = ca - run["ca_base"]
             hosts = tuple(f.node_desc[int(n)] for n in f.node_of_port[run["ports"]])
-            out.append(JobStat(job.name, job.key, dict(job.labels), job.pattern, hosts, run["start_s"],
-                               run["end_s"], run["end_s"] is None, 4 * words, 4 * rcv, wait,
-                               min(words / ca_words, 1.0) if ca_words > 0 else 0.0))
+            stat = JobStat(job.name, job.key, dict(job.labels), job.pattern, hosts, run["start_s"],
+                           run["end_s"], run["end_s"] is None, 4 * words, 4 * rcv, wait,
+                           min(words / ca_words, 1.0) if ca_words > 0 else 0.0)
+            if run["end_s"] is not None:
+                run["stat"] = stat
+            out.append(stat)
         return out

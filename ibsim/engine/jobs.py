@@ -52,6 +52,10 @@ class Workload:
         self._invalidate = invalidate
         self.jobs: list[Job] = []
         self._state: list[dict] = []
+        #: indices of the jobs that may still start, run or stop (the ones that ended for good
+        #: leave it), so a tick's loops stay as short as the jobs that matter
+        self._live: list[int] = []
+        self._cabled: dict[int, int] | None = None
 
     def add(self, job: Job) -> None:
         """Add a traffic job (resolves its hosts now, with the seed)."""
@@ -59,6 +63,7 @@ class Workload:
         self.jobs.append(job)
         self._state.append({"ports": ports, "names": names, "rng": self._spawn_rng(), "running": False,
                             "pattern": None, "drawn_at": None, "end_s": None})
+        self._live.append(len(self.jobs) - 1)
         self._invalidate(flows=True)
 
     def check(self, job: Job) -> None:
@@ -84,7 +89,7 @@ class Workload:
         :meth:`update`.
         """
         t = self._clock()
-        for i in range(len(self.jobs) - 1, -1, -1):
+        for i in reversed(self._live):
             job, js = self.jobs[i], self._state[i]
             if job.name != name or js["end_s"] is not None or (job.stop_s is not None and job.stop_s <= t):
                 continue
@@ -98,13 +103,20 @@ class Workload:
         """Port indices of job ``i``'s hosts, in host order."""
         return self._state[i]["ports"]
 
+    def _first_cabled(self) -> dict[int, int]:
+        """CA node -> its first cabled port (computed once: the fabric index is frozen)."""
+        if self._cabled is None:
+            f = self.fabric
+            cabled = np.flatnonzero((~f.is_switch) & (f.peer_of_port >= 0))
+            nodes = f.node_of_port[cabled]
+            first = np.unique(nodes, return_index=True)[1]           # the lowest port of each node
+            self._cabled = {int(nodes[k]): int(cabled[k]) for k in first}
+        return self._cabled
+
     def _resolve_hosts(self, job: Job, pick: bool = True):
         f = self.fabric
         ca_nodes = np.flatnonzero(f.node_type == 1)
-        first_cabled = {}
-        cabled = np.flatnonzero((~f.is_switch) & (f.peer_of_port >= 0))
-        for p in cabled[::-1]:
-            first_cabled[int(f.node_of_port[p])] = int(p)
+        first_cabled = self._first_cabled()
         hosts = job.hosts
         if hosts == "all" or hosts is None:
             nodes = [int(x) for x in ca_nodes if int(x) in first_cabled]
@@ -141,8 +153,13 @@ class Workload:
     def update(self) -> None:
         """At a tick boundary: jobs start, stop, or redraw their pattern."""
         t = self._clock()
-        for i, (job, js) in enumerate(zip(self.jobs, self._state)):    # loops over jobs
+        live = []
+        for i in self._live:                                   # loops over live jobs
+            job, js = self.jobs[i], self._state[i]
             run = job.active(t) and (js["end_s"] is None or t < js["end_s"])
+            over = (js["end_s"] is not None and t >= js["end_s"]) or (job.stop_s is not None and t >= job.stop_s)
+            if not (over and not run and not js["running"]):
+                live.append(i)
             if run != js["running"]:
                 js["running"] = run
                 js["pattern"] = None
@@ -158,12 +175,14 @@ class Workload:
                 if js["drawn_at"] is not None and t - js["drawn_at"] >= interval - 1e-9:
                     js["pattern"] = None
                     self._invalidate(flows=True)
+        self._live = live
 
     def demands(self) -> list[tuple]:
         """(ports, demand bytes/s, pattern) of each running job, host links capped."""
         f = self.fabric
         active = []
-        for job, js in zip(self.jobs, self._state):
+        for i in self._live:
+            job, js = self.jobs[i], self._state[i]
             if not js["running"]:
                 continue
             ports = js["ports"]

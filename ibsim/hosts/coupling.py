@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 
-from .engine import LABEL, docker_errors
+from .engine import LABEL, close_streams, docker_errors
 
 __all__ = ["DockerCoupling", "HostFacts"]
 
@@ -153,12 +153,6 @@ class DockerCoupling:
     def close(self) -> None:
         """Stop following the events (before the cluster's containers are removed)."""
         self._closing = True
-        for s in self._streams:
-            try:
-                s.close()
-            except Exception:  # noqa: BLE001
-                pass
-        for t in self._threads:
-            t.join(timeout=5)
+        close_streams(self._streams, self._threads)
         self._streams.clear()
         self._threads.clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import HostError
 
-__all__ = ["docker_client", "docker_errors", "LABEL", "ROLE_LABEL"]
+__all__ = ["docker_client", "docker_errors", "close_streams", "LABEL", "ROLE_LABEL"]
 
 #: every container and network of a cluster carries ``org.ibsim.cluster=<name>``
 LABEL = "org.ibsim.cluster"
@@ -42,3 +42,14 @@ def docker_client(timeout: float = 120.0):
         raise HostError(f"Docker is not reachable ({str(exc).splitlines()[0][:160]}); start the "
                         "Docker daemon or set DOCKER_HOST") from None
     return client
+
+
+def close_streams(streams, threads, timeout: float = 5.0) -> None:
+    """Close the SDK's blocking streams (events, logs) and join the threads that read them."""
+    for s in streams:
+        try:
+            s.close()
+        except Exception:  # noqa: BLE001 - a stream the engine already closed
+            pass
+    for t in threads:
+        t.join(timeout=timeout)

@@ -23,7 +23,7 @@ import re
 import threading
 import time
 
-from .engine import docker_errors
+from .engine import close_streams, docker_errors
 
 __all__ = ["LogFollower", "parse_log_line"]
 
@@ -155,11 +155,5 @@ class LogFollower:
         self._closing = True
         with self._lock:
             streams = list(self._streams.values())
-        for s in streams:
-            try:
-                s.close()
-            except Exception:  # noqa: BLE001
-                pass
-        for t in self._threads:
-            t.join(timeout=5)
+        close_streams(streams, self._threads)
         self._threads.clear()

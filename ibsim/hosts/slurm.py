@@ -179,6 +179,7 @@ class SlurmBridge:
         self.poll_s = float(poll_s)
         self.port: int | None = None
         self.runs: list[SlurmRun] = []
+        self._seen: set[tuple[int, int]] = set()        # (job id, run) of every run in ``runs``
         self.active: dict[int, SlurmRun] = {}          # job id -> its current run
         self.ending: dict[tuple, SlurmRun] = {}        # (job id, run) -> a run whose final state is awaited
         self.nodes: dict[str, dict] = {}
@@ -345,7 +346,7 @@ class SlurmBridge:
 
     def _known(self, job_id: int, run: int) -> bool:
         """This run of the job was started already (it may have ended meanwhile)."""
-        return any(r.job_id == job_id and r.run == run for r in self.runs)
+        return (job_id, run) in self._seen
 
     def _classify(self, r: SlurmRun, j: dict | None, now: float) -> None:
         """An ended run: ``job_requeue`` (it will run again), ``job_end`` (final), or wait."""
@@ -386,6 +387,7 @@ class SlurmBridge:
             self._stop(prev, now, {})
         r = SlurmRun(job_id, run, name, user, comment, list(nodes), seen_wall=now, source=source)
         self.runs.append(r)
+        self._seen.add((job_id, run))
         self.active[job_id] = r
         d = r.details()
         d["hosts"] = len(nodes)

@@ -7,6 +7,8 @@ fixtures' teardown, also after a failure.
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 
@@ -27,3 +29,18 @@ def host_image(docker_client):
     from ibsim.hosts.images import build_image
     tag, _ = build_image(docker_client, "host")
     return tag
+
+
+@contextlib.contextmanager
+def running_cluster(docker_client, scenario_file, name: str):
+    """A Cluster of ``scenario_file`` brought up; down and everything labelled ``name`` removed after."""
+    from ibsim import Cluster
+    from ibsim.hosts import remove_cluster
+    from ibsim.scenario import Scenario
+    c = Cluster(Scenario.from_file(scenario_file))
+    try:
+        c.up()
+        yield c
+    finally:
+        c.down(write=False)
+        remove_cluster(docker_client, name)

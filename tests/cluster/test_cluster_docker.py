@@ -9,11 +9,10 @@ import urllib.request
 
 import pytest
 
-from ibsim import Cluster
 from ibsim.fabric import COUNTER_ROW
 from ibsim.hosts import cluster_objects
 from ibsim.hosts.sysfs import DEVICE
-from ibsim.scenario import Scenario
+from tests.cluster.conftest import running_cluster
 
 NAME = "ibsimtest-docker"
 SCENARIO = f"""
@@ -32,14 +31,8 @@ cluster: {{name: {NAME}, hosts: 4, node_exporter: true, sysfs_every: 1h, mad_por
 def cluster(docker_client, host_image, tmp_path_factory):
     d = tmp_path_factory.mktemp("cluster")
     (d / "c.yml").write_text(SCENARIO + f"output: {d}/runs\n")
-    c = Cluster(Scenario.from_file(d / "c.yml"))
-    try:
-        c.up()
+    with running_cluster(docker_client, d / "c.yml", NAME) as c:
         yield c
-    finally:
-        c.down(write=False)
-        from ibsim.hosts import remove_cluster
-        remove_cluster(docker_client, NAME)
 
 
 class Events:

@@ -13,9 +13,8 @@ import urllib.request
 
 import pytest
 
-from ibsim import Cluster
-from ibsim.hosts import cluster_objects, remove_cluster
-from ibsim.scenario import Scenario
+from ibsim.hosts import cluster_objects
+from tests.cluster.conftest import running_cluster
 from tests.exporters.conftest import Rsyslog, start_graphite_web
 
 NAME = "ibsimtest-slurm"
@@ -58,13 +57,8 @@ cluster:
   slurm: {{poll: 1s, health_check: 2s, slurmd_timeout: 10s}}
 output: {d}/runs
 """)
-    c = Cluster(Scenario.from_file(d / "c.yml"))
-    try:
-        c.up()
+    with running_cluster(docker_client, d / "c.yml", NAME) as c:
         yield c
-    finally:
-        c.down(write=False)
-        remove_cluster(docker_client, NAME)
 
 
 # ---------------------------------------------------------------------- helpers

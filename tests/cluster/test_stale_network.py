@@ -16,9 +16,8 @@ STALE, OTHER = "ibsimtest-stale", "ibsimtest-holder"
 def held_network(docker_client, host_image):
     """``ibsimtest-stale-net`` with an endpoint of a container of another (test) cluster."""
     net = docker_client.networks.create(f"{STALE}-net", driver="bridge", internal=True, labels={LABEL: STALE})
-    holder = None
     try:
-        holder = docker_client.containers.run(host_image, ["sleep", "120"], detach=True, init=True,
+        docker_client.containers.run(host_image, ["sleep", "120"], detach=True, init=True,
                                               name=f"{OTHER}-x", labels={LABEL: OTHER}, network=net.name)
         yield net
     finally:
